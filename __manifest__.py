@@ -1,0 +1,28 @@
+# Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+{
+    "name": "G2P Encryption",
+    "summary": "Encrypt registrant data and sign vouchers with local keys or MOSIP KeyManager",
+    "version": "17.0.1.0.0",
+    "category": "G2P",
+    "website": "https://github.com/OpenG2P/openg2p-registry",
+    "author": "OpenG2P",
+    "license": "LGPL-3",
+    "depends": ["base"],
+    "external_dependencies": {"python": ["cryptography", "jwcrypto", "requests"]},
+    "data": [
+        "security/res_groups.xml",
+        "security/ir.model.access.csv",
+        "data/encryption_provider_data.xml",
+        "data/encryption_job_data.xml",
+        "views/encryption_provider_views.xml",
+        "views/encryption_key_views.xml",
+        "views/decryption_log_views.xml",
+        "views/res_config_settings_views.xml",
+        "views/res_partner_views.xml",
+        "views/menus.xml",
+    ],
+    "demo": [
+        "demo/res_partner_demo.xml",
+    ],
+    "installable": True,
+}

@@ -1,0 +1,87 @@
+"""Exceptions of the pure-Python layer.
+
+The Odoo layer turns them into ``UserError`` with the message as is, so every message names its
+cause (service, endpoint, HTTP status, error code) and never carries data, keys or tokens.
+"""
+
+
+class G2PCryptoError(Exception):
+    """Base class of every error raised by ``core``."""
+
+
+class MasterKeyError(G2PCryptoError):
+    """The local master key is missing, unreadable, malformed or not the one that wrapped a key."""
+
+
+class DecryptionError(G2PCryptoError):
+    """A ciphertext cannot be decrypted: tampered, wrong AAD, wrong key or malformed."""
+
+
+class InvalidCiphertextError(DecryptionError):
+    """The value is not a ciphertext of a known format or version."""
+
+
+class UnknownKeyError(DecryptionError):
+    """The ciphertext names a key id that the keyring does not hold."""
+
+
+class SignatureError(G2PCryptoError):
+    """A JWS is malformed, signed by an unknown key, badly signed, or expired."""
+
+
+class RemoteServiceError(G2PCryptoError):
+    """A call to Keycloak or KeyManager failed.
+
+    ``service`` is ``"Keycloak"`` or ``"KeyManager"``; ``endpoint`` the path called;
+    ``http_status`` the HTTP status (``None`` when no answer came); ``error_code`` the service's own
+    code (``KER-CRY-011``, ``invalid_client``, ...) when it gave one; ``request_id`` the id logged
+    with the call. ``retryable`` says whether trying again may help.
+    """
+
+    retryable = False
+
+    def __init__(
+        self,
+        message,
+        *,
+        service,
+        endpoint="",
+        http_status=None,
+        error_code=None,
+        request_id=None,
+        retryable=None,
+    ):
+        self.service = service
+        self.endpoint = endpoint
+        self.http_status = http_status
+        self.error_code = error_code
+        self.request_id = request_id
+        self.detail = message
+        if retryable is not None:
+            self.retryable = retryable
+        super().__init__(self._format())
+
+    def _format(self):
+        where = f"{self.service} {self.endpoint}".strip()
+        parts = []
+        if self.http_status is not None:
+            parts.append(f"HTTP {self.http_status}")
+        if self.error_code:
+            parts.append(self.error_code)
+        cause = f" ({', '.join(parts)})" if parts else ""
+        request = f" [request {self.request_id}]" if self.request_id else ""
+        return f"{where}{cause}: {self.detail}{request}"
+
+
+class ServiceUnavailableError(RemoteServiceError):
+    """No usable answer: connection refused, timeout, or HTTP 5xx. Worth retrying."""
+
+    retryable = True
+
+
+class AuthenticationError(RemoteServiceError):
+    """Credentials were rejected (Keycloak 401/400, KeyManager 401 after a token renewal, 403)."""
+
+
+class KeyManagerError(RemoteServiceError):
+    """KeyManager answered with an ``errors`` list (HTTP 200) or without a ``response``."""

@@ -1,0 +1,393 @@
+"""Signing keys, JWS and JWKS, built on jwcrypto.
+
+Vouchers and credentials are signed as compact JWS so that anyone holding the published JWKS can
+verify them offline. The rules that matter for security are enforced here rather than left to
+the callers:
+
+* the verifier picks the key by ``kid`` from the JWKS it was given, never from a key or
+  certificate carried by the token itself (``x5c`` in a token header is informative only);
+* the ``alg`` of the token must be the key's own algorithm: ``none``, HMAC with a public key,
+  or any other algorithm confusion is refused;
+* published JWKs never carry private members, whatever the caller passed in.
+"""
+
+import base64
+import datetime
+import json
+import time
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from jwcrypto import jwk as jwcrypto_jwk
+from jwcrypto import jws as jwcrypto_jws
+
+from .errors import G2PCryptoError, SignatureError
+
+SUPPORTED_ALGS = ("RS256", "ES256")
+CERTIFICATE_VALIDITY = datetime.timedelta(days=3 * 365)
+# Members of a JWK that hold secret material (RFC 7518 section 6): never published.
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+# The algorithm each public key can verify, when its JWK does not state one.
+_DEFAULT_ALG = {("RSA", None): "RS256", ("EC", "P-256"): "ES256", ("EC", "P-384"): "ES384"}
+
+
+class SigningKey:
+    """A private key for RS256 (RSA-2048) or ES256 (P-256) with its X.509 certificate.
+
+    ``kid`` is the RFC 7638 thumbprint of the public key, so it is stable wherever the key is
+    loaded and needs no registry. The private key never appears in ``repr``.
+    """
+
+    def __init__(self, private_key, alg, certificate=None):
+        _check_key_for_alg(private_key, alg)
+        if certificate is not None and _spki(certificate.public_key()) != _spki(private_key.public_key()):
+            raise G2PCryptoError("the certificate does not belong to this signing key")
+        self.alg = alg
+        self._private_key = private_key
+        self._certificate = certificate
+        self._jwk = jwcrypto_jwk.JWK.from_pyca(private_key)
+        self.kid = self._jwk.thumbprint()
+
+    def __repr__(self):
+        return f"<SigningKey {self.alg} {self.kid}>"
+
+    @classmethod
+    def generate(cls, alg="RS256", common_name="g2p_encryption"):
+        """Create a new key and a self-signed certificate (SHA-256, three years) for it."""
+        if alg == "RS256":
+            private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        elif alg == "ES256":
+            private_key = ec.generate_private_key(ec.SECP256R1())
+        else:
+            raise G2PCryptoError(f"unsupported signing algorithm {alg!r}: use one of {SUPPORTED_ALGS}")
+        return cls(private_key, alg, _self_signed_certificate(private_key, common_name))
+
+    @classmethod
+    def from_private_pem(cls, pem, alg, certificate_pem=None):
+        """Load a key saved by ``private_pem`` (and its certificate, checked to match it)."""
+        if isinstance(pem, str):
+            pem = pem.encode("ascii")
+        try:
+            private_key = serialization.load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError):
+            raise G2PCryptoError("the signing key is not an unencrypted PEM private key") from None
+        certificate = _load_certificate(certificate_pem) if certificate_pem else None
+        return cls(private_key, alg, certificate)
+
+    @property
+    def certificate_pem(self):
+        """The certificate as PEM text, or None when the key has none."""
+        if self._certificate is None:
+            return None
+        return self._certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+    @property
+    def certificate_der(self):
+        """The certificate as DER bytes (what ``x5c`` carries in base64), or None."""
+        if self._certificate is None:
+            return None
+        return self._certificate.public_bytes(serialization.Encoding.DER)
+
+    def private_pem(self):
+        """The private key as unencrypted PKCS#8 PEM: the caller wraps it before storing it."""
+        return self._private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    def public_jwk(self, use="sig"):
+        """The public JWK to publish: key members, ``kid``, ``alg``, ``use`` and the certificate."""
+        public = self._jwk.export_public(as_dict=True)
+        public.update(kid=self.kid, alg=self.alg, use=use)
+        der = self.certificate_der
+        if der is not None:
+            public["x5c"] = [base64.b64encode(der).decode("ascii")]
+            public["x5t#S256"] = _b64url(_digest(hashes.SHA256(), der))
+        return _strip_private(public)
+
+
+def jws_sign(key, data, include_payload=True, include_certificate=False, include_cert_hash=False):
+    """Sign ``data`` (dict, str or bytes) and return a compact JWS.
+
+    A dict is serialized as compact JSON with sorted keys, so that the same claims always give
+    the same bytes (a detached signature can be checked against claims rebuilt from storage).
+    ``include_payload=False`` returns the detached form ``header..signature``.
+    """
+    payload = _payload_bytes(data)
+    header = {"alg": key.alg, "kid": key.kid}
+    if _json_object(payload) is not None:
+        header["typ"] = "JWT"
+    if include_certificate or include_cert_hash:
+        der = key.certificate_der
+        if der is None:
+            raise G2PCryptoError(f"signing key {key.kid} has no certificate to include")
+        if include_certificate:
+            header["x5c"] = [base64.b64encode(der).decode("ascii")]
+        if include_cert_hash:
+            header["x5t#S256"] = _b64url(_digest(hashes.SHA256(), der))
+    token = jwcrypto_jws.JWS(payload)
+    token.add_signature(key._jwk, alg=key.alg, protected=json.dumps(header, separators=(",", ":")))
+    compact = token.serialize(compact=True)
+    if include_payload:
+        return compact
+    protected, _payload, signature = compact.split(".")
+    return f"{protected}..{signature}"
+
+
+def jws_verify(token, jwks, payload=None, now=None, leeway=0):
+    """Verify a compact JWS against ``jwks`` and return its claims (dict) or payload (str).
+
+    The key is the one of ``jwks`` whose ``kid`` the token names, and the token's ``alg`` must be
+    that key's. A detached token (``header..signature``) needs ``payload`` (bytes, str, or a
+    dict serialized as ``jws_sign`` does). When the payload is a JSON object, ``exp`` and
+    ``nbf`` are checked against ``now`` (default: the current time) with ``leeway`` seconds.
+    A payload that is not UTF-8 text is returned as bytes. Every failure is a ``SignatureError``.
+    """
+    if isinstance(token, bytes):
+        token = token.decode("ascii", "replace")
+    if not isinstance(token, str) or token.count(".") != 2:
+        raise SignatureError("malformed JWS: expected the compact form header.payload.signature")
+    protected_b64, payload_b64, signature_b64 = token.split(".")
+    header = _decode_header(protected_b64)
+
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg.lower() == "none":
+        raise SignatureError("unsigned JWS (alg none) rejected")
+    if "crit" in header or "b64" in header:
+        raise SignatureError("JWS header uses extensions (crit, b64) that are not supported")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise SignatureError("JWS header has no kid: cannot select the verification key")
+    key_dict = _find_key(jwks, kid)
+    verification_key, key_alg = _verification_key(key_dict)
+    if alg != key_alg:
+        raise SignatureError(f"JWS alg {alg} does not match key {kid}, which verifies {key_alg}")
+
+    payload_bytes = _payload_to_verify(payload_b64, payload)
+    full = ".".join((protected_b64, _b64url(payload_bytes), signature_b64))
+    verifier = jwcrypto_jws.JWS()
+    verifier.allowed_algs = [key_alg]
+    try:
+        verifier.deserialize(full)
+        verifier.verify(verification_key, alg=key_alg)
+    except Exception:  # jwcrypto raises several unrelated types for a bad signature or encoding
+        raise SignatureError(f"JWS signature does not verify with key {kid}") from None
+
+    claims = _json_object(payload_bytes)
+    if claims is None:
+        try:
+            return payload_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            return payload_bytes
+    _check_time_claims(claims, time.time() if now is None else now, leeway)
+    return claims
+
+
+def public_jwks(jwk_dicts):
+    """Return ``{"keys": [...]}`` with every private member removed; refuse symmetric keys."""
+    keys = []
+    for jwk_dict in jwk_dicts:
+        if jwk_dict.get("kty") not in ("RSA", "EC", "OKP"):
+            raise G2PCryptoError(
+                f"key {jwk_dict.get('kid')} of type {jwk_dict.get('kty')} cannot be published"
+            )
+        public = _strip_private(jwk_dict)
+        if public not in keys:
+            keys.append(public)
+    return {"keys": keys}
+
+
+def jwk_from_certificate(cert_pem_or_der, kid, use, alg="RS256"):
+    """Build the public JWK of a certificate (e.g. a KeyManager signing certificate).
+
+    ``cert_pem_or_der`` is PEM (str or bytes), DER bytes, or base64 DER as found in ``x5c``.
+    """
+    certificate = _load_certificate(cert_pem_or_der)
+    public_key = certificate.public_key()
+    _check_key_for_alg(public_key, alg, expected_rsa_bits=None)
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    public = jwcrypto_jwk.JWK.from_pyca(public_key).export_public(as_dict=True)
+    public.update(kid=kid, alg=alg, use=use)
+    public["x5c"] = [base64.b64encode(der).decode("ascii")]
+    public["x5t"] = _b64url(_digest(hashes.SHA1(), der))  # SHA-1 names the cert; not a security use
+    public["x5t#S256"] = _b64url(_digest(hashes.SHA256(), der))
+    return public
+
+
+# Helpers ------------------------------------------------------------------------------------
+
+
+def _check_key_for_alg(key, alg, expected_rsa_bits=2048):
+    if alg not in SUPPORTED_ALGS:
+        raise G2PCryptoError(f"unsupported signing algorithm {alg!r}: use one of {SUPPORTED_ALGS}")
+    if alg == "RS256":
+        if not isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+            raise G2PCryptoError("RS256 needs an RSA key")
+        if expected_rsa_bits and key.key_size < expected_rsa_bits:
+            raise G2PCryptoError(f"RS256 needs an RSA key of at least {expected_rsa_bits} bits")
+    elif not isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) or not isinstance(
+        key.curve, ec.SECP256R1
+    ):
+        raise G2PCryptoError("ES256 needs a P-256 elliptic-curve key")
+
+
+def _self_signed_certificate(private_key, common_name):
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    public_key = private_key.public_key()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))  # tolerate clock skew
+        .not_valid_after(now + CERTIFICATE_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+    return builder.sign(private_key, hashes.SHA256())
+
+
+def _load_certificate(data):
+    if isinstance(data, str):
+        data = data.encode("ascii", "replace")
+    data = bytes(data)
+    try:
+        if data.startswith(b"\x30"):  # DER: an ASN.1 SEQUENCE (never strip it: any byte may end it)
+            return x509.load_der_x509_certificate(data)
+        data = data.strip()
+        if data.startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(base64.b64decode(data, validate=True))  # as in x5c
+    except ValueError:
+        raise G2PCryptoError("not an X.509 certificate (PEM, DER or base64 DER expected)") from None
+
+
+def _spki(public_key):
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _strip_private(jwk_dict):
+    return {name: value for name, value in jwk_dict.items() if name not in PRIVATE_MEMBERS}
+
+
+def _digest(algorithm, data):
+    digest = hashes.Hash(algorithm)
+    digest.update(data)
+    return digest.finalize()
+
+
+def _b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _payload_bytes(data):
+    if isinstance(data, dict):
+        return json.dumps(data, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8")
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, bytes | bytearray):
+        return bytes(data)
+    raise TypeError(f"can only sign a dict, str or bytes, not {type(data).__name__}")
+
+
+def _json_object(payload):
+    """Return the payload as a dict when it is a JSON object, else None."""
+    if not payload.lstrip().startswith(b"{"):
+        return None
+    try:
+        value = json.loads(payload.decode("utf-8"))
+    except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _decode_header(protected_b64):
+    try:
+        header = json.loads(_b64url_decode(protected_b64).decode("utf-8"))
+    except (ValueError, TypeError):
+        raise SignatureError("malformed JWS: the header is not base64url JSON") from None
+    if not isinstance(header, dict):
+        raise SignatureError("malformed JWS: the header is not a JSON object")
+    return header
+
+
+def _find_key(jwks, kid):
+    keys = jwks.get("keys", []) if isinstance(jwks, dict) else jwks
+    for key_dict in keys or ():
+        if isinstance(key_dict, dict) and key_dict.get("kid") == kid:
+            return key_dict
+    raise SignatureError(f"JWS signed by unknown key {kid}")
+
+
+def _verification_key(key_dict):
+    """Return (jwcrypto public JWK, the one alg it verifies) for a JWKS entry."""
+    kid = key_dict.get("kid")
+    public = _strip_private(key_dict)
+    if public.get("kty") not in ("RSA", "EC"):
+        raise SignatureError(f"key {kid} is not an RSA or EC public key")
+    try:
+        if not any(member in public for member in ("n", "x")) and public.get("x5c"):
+            # A JWKS entry that only carries its certificate: take the key from it.
+            key = jwcrypto_jwk.JWK.from_pyca(_load_certificate(public["x5c"][0]).public_key())
+        else:
+            key = jwcrypto_jwk.JWK(**public)
+    except Exception:  # jwcrypto's and cryptography's errors for a malformed key
+        raise SignatureError(f"key {kid} in the JWKS is malformed") from None
+    alg = public.get("alg") or _DEFAULT_ALG.get((key.get("kty"), key.get("crv")))
+    if not alg:
+        raise SignatureError(f"key {kid} states no alg and none can be inferred")
+    return key, alg
+
+
+def _payload_to_verify(payload_b64, payload):
+    if payload is not None:
+        given = _payload_bytes(payload)
+        if payload_b64 and _b64url_decode_or_error(payload_b64) != given:
+            raise SignatureError("the payload given differs from the one inside the JWS")
+        return given
+    if not payload_b64:
+        raise SignatureError("detached JWS: the payload must be given to verify it")
+    return _b64url_decode_or_error(payload_b64)
+
+
+def _b64url_decode_or_error(text):
+    try:
+        return _b64url_decode(text)
+    except ValueError:
+        raise SignatureError("malformed JWS: the payload is not base64url") from None
+
+
+def _check_time_claims(claims, now, leeway):
+    for claim in ("exp", "nbf"):
+        value = claims.get(claim)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise SignatureError(f"JWS claim {claim} is not a number")
+    if claims.get("exp") is not None and claims["exp"] <= now - leeway:
+        raise SignatureError("token expired")
+    if claims.get("nbf") is not None and claims["nbf"] > now + leeway:
+        raise SignatureError("token not yet valid (nbf)")

@@ -1,0 +1,126 @@
+# Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+"""Shared fixtures of the Odoo tests: users, the default provider, and database scans."""
+
+import base64
+import contextlib
+import os
+import tempfile
+from unittest.mock import patch
+
+from odoo.tests.common import TransactionCase, new_test_user
+from odoo.tools import config
+
+from ..models.encryption_provider import clear_data_key_cache
+from ..models.encryption_provider_local import forget_master_keys
+
+
+def database_text(cr):
+    """Every row of every table in the public schema, as text, as this transaction sees it.
+
+    Unlike ``pg_dump`` this also sees the rows a test has not committed, so a test can assert
+    that a value never reached any column.
+    """
+    cr.execute(
+        """SELECT quote_ident(table_name) FROM information_schema.tables
+           WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"""
+    )
+    chunks = []
+    for (table,) in cr.fetchall():
+        # The table names come from the catalogue, not from user input.
+        cr.execute(f"SELECT string_agg(t::text, E'\\n') FROM {table} t")  # pylint: disable=sql-injection
+        chunks.append(cr.fetchone()[0] or "")
+    return "\n".join(chunks)
+
+
+@contextlib.contextmanager
+def master_key_file(key=None):
+    """Point the server configuration at a fresh key file (a new master key unless ``key``)."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "master.key")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(base64.b64encode(key or os.urandom(32)).decode())
+        with patch.dict(config.options, {"g2p_encryption_master_key_file": path}):
+            forget_master_keys()
+            clear_data_key_cache()
+            try:
+                yield path
+            finally:
+                forget_master_keys()
+                clear_data_key_cache()
+
+
+class G2PEncryptionCase(TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.provider = cls.env.ref("g2p_encryption.encryption_provider_default")
+        cls.crypto_admin = new_test_user(
+            cls.env,
+            login="g2p_crypto_admin",
+            groups="base.group_user,base.group_partner_manager,g2p_encryption.crypto_admin",
+        )
+        cls.clerk = new_test_user(cls.env, login="g2p_clerk", groups="base.group_user")
+
+    def setUp(self):
+        super().setUp()
+        # Each test starts cold, as a new worker would.
+        clear_data_key_cache()
+        self.addCleanup(clear_data_key_cache)
+
+
+ENCRYPTED_FIELDS = ("name", "email", "phone", "mobile", "street", "street2", "city", "zip")
+
+
+def marker_values(number):
+    """Registrant values with a distinctive marker in every encrypted field."""
+    return {
+        "name": f"Zmarker{number:04d} Name",
+        "email": f"zmarker{number:04d}@example.org",
+        "phone": f"+254 70{number:07d}",
+        "mobile": f"+254 71{number:07d}",
+        "street": f"Zmarker{number:04d} Street",
+        "street2": f"Zmarker{number:04d} Block",
+        "city": f"Zmarker{number:04d}ville",
+        "zip": f"Z{number:04d}Q",
+    }
+
+
+def marker_fragments(number):
+    """Substrings that betray any of the marker values of ``number``."""
+    return (f"marker{number:04d}", f"70{number:07d}", f"71{number:07d}", f"Z{number:04d}Q")
+
+
+class RegistryCase(G2PEncryptionCase):
+    """Encryption of the registry on, as an admin would set it in Settings."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.set_registry(encrypt=True, decrypt=False)
+
+    @classmethod
+    def set_registry(cls, encrypt=None, decrypt=None):
+        params = cls.env["ir.config_parameter"].sudo()
+        if encrypt is not None:
+            params.set_param("g2p_encryption.encrypt_registry", encrypt and "True" or "")
+        if decrypt is not None:
+            params.set_param("g2p_encryption.decrypt_registry", decrypt and "True" or "")
+
+    def create_registrant(self, number, **values):
+        vals = dict(marker_values(number), is_registrant=True, **values)
+        return self.env["res.partner"].create(vals)
+
+    def raw_column(self, record, field_name):
+        """The value stored in PostgreSQL, bypassing the ORM."""
+        record.flush_recordset()
+        self.env.cr.execute(
+            f'SELECT "{field_name}" FROM "{record._table}" WHERE id = %s',  # pylint: disable=sql-injection
+            (record.id,),
+        )
+        return self.env.cr.fetchone()[0]
+
+    def assertNoMarker(self, text, numbers):
+        for number in numbers:
+            for fragment in marker_fragments(number):
+                self.assertNotIn(fragment.lower(), text.lower())
