@@ -17,6 +17,7 @@ used for another purpose, does not unwrap.
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import os
@@ -180,10 +181,9 @@ def resolve_master_key(config_key, config_file, env_file, default_path):
         return MasterKey.from_file(path), f"file {path} (environment)", False
     path = os.path.abspath(os.path.expanduser(default_path))
     if not os.path.lexists(path):
-        try:
+        # Another worker may create it meanwhile: then load that one.
+        with contextlib.suppress(MasterKeyFileExistsError):
             return MasterKey.generate_file(path), f"file {path} (generated)", True
-        except MasterKeyFileExistsError:
-            pass  # another worker created it meanwhile: load that one
     return MasterKey.from_file(path), f"file {path}", False
 
 
@@ -213,10 +213,8 @@ def _make_private_dirs(directory):
         missing.append(directory)
         directory = os.path.dirname(directory)
     for new_directory in reversed(missing):
-        try:
+        with contextlib.suppress(FileExistsError):  # created meanwhile by another worker
             os.mkdir(new_directory, 0o700)
-        except FileExistsError:
-            pass  # created meanwhile by another worker
 
 
 def _wrap_aad(key_id, purpose):

@@ -24,6 +24,7 @@ class ResConfigSettings(models.TransientModel):
 
     def set_values(self):
         was_encrypting = self.env["g2p.encrypted.mixin"]._encryption_enabled()
-        super().set_values()
+        result = super().set_values()
         if self.encrypt_registry and not was_encrypting:
             self.env["g2p.encryption.job"]._start_registry_encryption()
+        return result

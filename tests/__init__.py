@@ -5,3 +5,5 @@ from . import test_jwks_endpoint
 from . import test_registry_write
 from . import test_registry_read
 from . import test_registry_search
+from . import test_registry_no_leak
+from . import test_registry_jobs

@@ -1,0 +1,168 @@
+"""The one place where ``core`` talks HTTP: pooled sessions, timing, logging, transport errors.
+
+``core.keycloak`` and ``core.keymanager`` send every request through :func:`send` and report its
+outcome with :func:`report`, so each exchange is timed, logged on one line
+("KeyManager /encrypt answered 200 in 12 ms (request 3f2a...)") and counted in
+``core.monitoring``. Nothing here logs bodies, headers, tokens or secrets.
+"""
+
+import http.cookiejar
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from . import monitoring
+from .errors import RemoteServiceError, ServiceUnavailableError
+
+_logger = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+_sessions_lock = threading.Lock()
+_sessions = {}
+
+
+def new_request_id():
+    return uuid.uuid4().hex
+
+
+def pooled_session(base_url):
+    """The ``requests.Session`` of this process for the server at ``base_url``.
+
+    One session per server keeps connections alive between calls. Sessions hold sockets, so a
+    forked worker gets its own (see ``_after_fork_in_child``).
+    """
+    parts = urlsplit(base_url)
+    key = (parts.scheme, parts.netloc)
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None:
+            session = _sessions[key] = _new_session()
+        return session
+
+
+def _new_session():
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=16, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    # The token travels in a Cookie header set per request; cookies set by a server must not be
+    # kept and sent along with later calls of other tokens.
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return session
+
+
+def send(session, method, url, *, service, endpoint, stats_key, request_id, timeout, **kwargs):
+    """Send one request; return ``(response, elapsed_ms)`` whatever its status.
+
+    A request that gets no answer (connection refused or reset, timeout) is logged, counted and
+    raised as :class:`ServiceUnavailableError`.
+    """
+    started = time.monotonic()
+    try:
+        response = session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
+    except requests.Timeout:
+        error = ServiceUnavailableError(
+            f"no answer from {urlsplit(url).netloc} within {timeout} s",
+            service=service,
+            endpoint=endpoint,
+            request_id=request_id,
+        )
+    except requests.ConnectionError as exc:
+        error = ServiceUnavailableError(
+            f"cannot reach {urlsplit(url).netloc}: {_connection_failure(exc)}",
+            service=service,
+            endpoint=endpoint,
+            request_id=request_id,
+        )
+    except requests.RequestException as exc:
+        # Invalid URL, unsupported scheme...: a configuration error, not worth retrying.
+        error = RemoteServiceError(
+            f"cannot send the request: {type(exc).__name__}",
+            service=service,
+            endpoint=endpoint,
+            request_id=request_id,
+        )
+    else:
+        return response, _elapsed_ms(started)
+    report(service, stats_key, endpoint, None, _elapsed_ms(started), request_id, error)
+    raise error
+
+
+def report(service, stats_key, endpoint, status, elapsed_ms, request_id, error=None):
+    """Log the one line of an exchange and count it in ``core.monitoring``."""
+    monitoring.record(service, stats_key, endpoint, elapsed_ms, error)
+    if status is None:
+        _logger.warning(
+            "%s %s failed in %d ms: %s (request %s)",
+            service,
+            endpoint,
+            elapsed_ms,
+            error.detail,
+            request_id,
+        )
+    elif error is None:
+        _logger.info(
+            "%s %s answered %s in %d ms (request %s)", service, endpoint, status, elapsed_ms, request_id
+        )
+    else:
+        _logger.warning(
+            "%s %s answered %s in %d ms with %s (request %s)",
+            service,
+            endpoint,
+            status,
+            elapsed_ms,
+            error.error_code or type(error).__name__,
+            request_id,
+        )
+
+
+def backoff_delay(attempt, backoff):
+    """Seconds to wait before retry number ``attempt + 1``: exponential, with jitter.
+
+    The jitter spreads the retries of many workers that failed at the same moment.
+    """
+    return backoff * (2**attempt) * random.uniform(0.5, 1.0)
+
+
+def json_body(response):
+    """The decoded JSON body, or ``None`` when there is none or it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _elapsed_ms(started):
+    return (time.monotonic() - started) * 1000.0
+
+
+def _connection_failure(exc):
+    # requests wraps urllib3 wraps socket errors; their texts hold object reprs and URLs. Say the
+    # cause in a few words instead.
+    text = str(exc)
+    if "Connection refused" in text:
+        return "connection refused"
+    if "RemoteDisconnected" in text or "Connection aborted" in text or "Connection reset" in text:
+        return "connection closed without an answer"
+    if "Name or service not known" in text or "Temporary failure in name resolution" in text:
+        return "unknown host name"
+    return "connection failed"
+
+
+def _after_fork_in_child():
+    # A forked worker must not share the parent's sockets, nor inherit a lock held by a thread
+    # that does not exist in the child.
+    global _sessions_lock, _sessions
+    _sessions_lock = threading.Lock()
+    _sessions = {}
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,280 @@
+"""Keycloak client-credentials tokens, cached in the memory of the worker process.
+
+``TokenFetcher.get_token()`` returns an access token for a confidential client (KEYMANAGER_API.md
+§13). Tokens are cached per process, keyed by (token URL, client id), shared by every fetcher of
+the process, and renewed ahead of their expiry. When several threads need a token at the same
+time, one of them fetches it and the others wait for its result. The token is never written
+anywhere but memory, and neither it nor the secret is ever logged or put in an error message.
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import threading
+import time
+from urllib.parse import quote
+
+from . import http
+from .errors import AuthenticationError, RemoteServiceError, ServiceUnavailableError
+
+SERVICE = "Keycloak"
+ENDPOINT = "token"
+AUTH_METHODS = ("client_secret_post", "client_secret_basic")
+# The error codes with which Keycloak refuses a client's credentials (§13); not worth retrying.
+CREDENTIAL_ERRORS = {"invalid_client", "unauthorized_client"}
+
+# Renew a token after RENEW_FRACTION of its lifetime, or RENEW_MARGIN seconds before it expires,
+# whichever comes first; but never before MIN_FRACTION of its lifetime, so that short-lived
+# tokens (a realm configured with 30 s) are still reused.
+RENEW_FRACTION = 0.8
+RENEW_MARGIN = 30.0
+MIN_FRACTION = 0.5
+# Lifetime assumed when Keycloak states none (it always does; a proxy in between may not).
+DEFAULT_LIFETIME = 60.0
+
+# The per-process cache: (token URL, client id) -> _CachedToken, and one lock per key so that
+# a single fetch runs at a time for a client.
+_cache = {}
+_key_locks = {}
+_cache_lock = threading.Lock()
+# Cache entries remember an HMAC of the secret that obtained them (keyed with a per-process
+# random key), so that a changed secret is not served a token of the old one.
+_secret_hmac_key = os.urandom(32)
+
+
+class _CachedToken:
+    __slots__ = ("token", "renew_at", "secret_digest")
+
+    def __init__(self, token, renew_at, secret_digest):
+        self.token = token
+        self.renew_at = renew_at
+        self.secret_digest = secret_digest
+
+
+class TokenFetcher:
+    """Gets and caches access tokens of one Keycloak client (client-credentials grant).
+
+    ``token_url`` is the full token endpoint, ``{keycloak}/realms/{realm}/protocol/openid-connect/token``.
+    ``auth_method`` says how the client authenticates: form fields (``client_secret_post``) or an
+    HTTP Basic header (``client_secret_basic``). ``timeout`` bounds each HTTP request (seconds);
+    5xx answers, timeouts and refused connections are retried ``retries`` times with exponential
+    ``backoff``. ``clock`` is the monotonic clock of the cache (tests move it).
+    """
+
+    def __init__(
+        self,
+        token_url,
+        client_id,
+        client_secret,
+        *,
+        auth_method="client_secret_post",
+        timeout=10,
+        retries=2,
+        backoff=0.2,
+        session=None,
+        clock=time.monotonic,
+    ):
+        if auth_method not in AUTH_METHODS:
+            raise ValueError(f"auth_method must be one of {', '.join(AUTH_METHODS)}, not {auth_method!r}")
+        if not token_url or not client_id:
+            raise ValueError("token_url and client_id are required")
+        self.token_url = token_url
+        self.client_id = client_id
+        self._client_secret = client_secret or ""
+        self.auth_method = auth_method
+        self.timeout = timeout
+        self.retries = max(0, int(retries))
+        self.backoff = backoff
+        self._session = session
+        self._clock = clock
+        self._key = (token_url, client_id)
+        self._secret_digest = hmac.new(
+            _secret_hmac_key, self._client_secret.encode(), hashlib.sha256
+        ).digest()
+
+    def __repr__(self):
+        # No secret, no token.
+        return f"<TokenFetcher {self.client_id} at {self.token_url}>"
+
+    @property
+    def realm_url(self):
+        """The realm's URL, as named in error messages."""
+        return self.token_url.split("/protocol/openid-connect/", 1)[0]
+
+    def get_token(self, force_refresh=False):
+        """A valid access token, from the cache unless it is due for renewal or ``force_refresh``."""
+        seen = _cache.get(self._key)
+        if not force_refresh and self._usable(seen):
+            return seen.token
+        with _lock_for(self._key):
+            current = _cache.get(self._key)
+            # Another thread may have fetched a token while this one waited for the lock: that
+            # one is fresh, also for a forced refresh (it replaced the entry this thread saw).
+            if self._usable(current) and (not force_refresh or current is not seen):
+                return current.token
+            token, lifetime = self._fetch()
+            _cache[self._key] = _CachedToken(
+                token, self._clock() + _renewal_delay(lifetime), self._secret_digest
+            )
+            return token
+
+    def invalidate(self, token=None):
+        """Drop the cached token (only if it is ``token``, when given: e.g. one a server rejected).
+
+        Passing the rejected token keeps a fresh token that another thread fetched meanwhile.
+        """
+        with _lock_for(self._key):
+            current = _cache.get(self._key)
+            if current is not None and (token is None or hmac.compare_digest(current.token, token)):
+                del _cache[self._key]
+
+    def _usable(self, entry):
+        return (
+            entry is not None
+            and self._clock() < entry.renew_at
+            and hmac.compare_digest(entry.secret_digest, self._secret_digest)
+        )
+
+    def _fetch(self):
+        """One token from Keycloak, retrying transient failures; returns ``(token, lifetime_s)``."""
+        attempt = 0
+        while True:
+            try:
+                return self._fetch_once()
+            except ServiceUnavailableError:
+                if attempt >= self.retries:
+                    raise
+                time.sleep(http.backoff_delay(attempt, self.backoff))
+                attempt += 1
+
+    def _fetch_once(self):
+        request_id = http.new_request_id()
+        form = {"grant_type": "client_credentials"}
+        headers = {"Accept": "application/json", http.REQUEST_ID_HEADER: request_id}
+        if self.auth_method == "client_secret_basic":
+            # RFC 6749 §2.3.1: id and secret are form-urlencoded before being joined.
+            pair = f"{quote(self.client_id, safe='')}:{quote(self._client_secret, safe='')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        else:
+            form["client_id"] = self.client_id
+            form["client_secret"] = self._client_secret
+        session = self._session or http.pooled_session(self.token_url)
+        response, elapsed_ms = http.send(
+            session,
+            "POST",
+            self.token_url,
+            service=SERVICE,
+            endpoint=ENDPOINT,
+            stats_key=self.token_url,
+            request_id=request_id,
+            timeout=self.timeout,
+            data=form,
+            headers=headers,
+        )
+        try:
+            result = self._interpret(response, request_id)
+        except RemoteServiceError as error:
+            http.report(
+                SERVICE, self.token_url, ENDPOINT, response.status_code, elapsed_ms, request_id, error
+            )
+            raise
+        http.report(SERVICE, self.token_url, ENDPOINT, response.status_code, elapsed_ms, request_id)
+        return result
+
+    def _interpret(self, response, request_id):
+        status = response.status_code
+        body = http.json_body(response)
+        body = body if isinstance(body, dict) else {}
+        error_code = body.get("error") if isinstance(body.get("error"), str) else None
+
+        def failure(cls, detail):
+            return cls(
+                detail,
+                service=SERVICE,
+                endpoint=ENDPOINT,
+                http_status=status,
+                error_code=error_code,
+                request_id=request_id,
+            )
+
+        if status == 200:
+            token = body.get("access_token")
+            token_type = str(body.get("token_type") or "bearer")
+            if not isinstance(token, str) or not token or token_type.lower() != "bearer":
+                raise failure(
+                    RemoteServiceError, f"the answer of {self.token_url} holds no bearer access token"
+                )
+            return token, _lifetime(body.get("expires_in"), token)
+        if status >= 500:
+            raise failure(ServiceUnavailableError, f"Keycloak at {self.realm_url} is failing")
+        if status == 404:
+            raise failure(
+                RemoteServiceError,
+                f"no realm at {self.realm_url} (unknown realm, or a Keycloak 16 or older that needs "
+                "/auth before /realms)",
+            )
+        if error_code in CREDENTIAL_ERRORS or status == 401:
+            raise failure(
+                AuthenticationError,
+                f"Keycloak rejected the client credentials of {self.client_id!r} at {self.realm_url}",
+            )
+        if status == 403:
+            raise failure(
+                AuthenticationError, f"Keycloak refused access at {self.realm_url} (realm disabled?)"
+            )
+        raise failure(RemoteServiceError, f"Keycloak refused the token request at {self.realm_url}")
+
+
+def clear_token_cache():
+    """Forget every cached token of this process (tests; a changed Keycloak configuration)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _lock_for(key):
+    with _cache_lock:
+        lock = _key_locks.get(key)
+        if lock is None:
+            lock = _key_locks[key] = threading.Lock()
+        return lock
+
+
+def _lifetime(expires_in, token):
+    """Seconds the token is good for: ``expires_in``, shortened by the JWT ``exp`` if earlier."""
+    lifetimes = []
+    if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
+        lifetimes.append(float(expires_in))
+    expiry = _jwt_expiry(token)
+    if expiry is not None:
+        lifetimes.append(expiry - time.time())
+    return min(lifetimes) if lifetimes else DEFAULT_LIFETIME
+
+
+def _renewal_delay(lifetime):
+    if lifetime <= 0:
+        return 0.0
+    return max(min(lifetime * RENEW_FRACTION, lifetime - RENEW_MARGIN), lifetime * MIN_FRACTION)
+
+
+def _jwt_expiry(token):
+    """The ``exp`` claim of a JWT, read without verifying it (it only tunes the cache)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, binascii.Error):
+        return None
+    expiry = claims.get("exp") if isinstance(claims, dict) else None
+    return float(expiry) if isinstance(expiry, int | float) and not isinstance(expiry, bool) else None
+
+
+def _after_fork_in_child():
+    # Locks held at fork time by threads that do not exist in the child would never be released.
+    global _cache_lock, _key_locks
+    _cache_lock = threading.Lock()
+    _key_locks = {}
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
