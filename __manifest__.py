@@ -15,6 +15,7 @@
         "data/encryption_provider_data.xml",
         "data/encryption_job_data.xml",
         "views/encryption_provider_views.xml",
+        "views/encryption_provider_keymanager_views.xml",
         "views/encryption_key_views.xml",
         "views/decryption_log_views.xml",
         "views/res_config_settings_views.xml",

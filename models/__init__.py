@@ -7,3 +7,4 @@ from . import blind_index
 from . import decryption_log
 from . import res_partner
 from . import res_config_settings
+from . import encryption_provider_keymanager

@@ -26,7 +26,11 @@ class EncryptionJob(models.Model):
     provider_id = fields.Many2one("g2p.encryption.provider", required=True, ondelete="cascade", index=True)
     res_model = fields.Char(string="Model", required=True, default="res.partner")
     kind = fields.Selection(
-        [("encrypt", "Encrypt plaintext records"), ("reencrypt", "Re-encrypt under the active key")],
+        [
+            ("encrypt", "Encrypt plaintext records"),
+            ("reencrypt", "Re-encrypt under the active key"),
+            ("migrate_openg2p", "Migrate OpenG2P encrypted values"),
+        ],
         required=True,
     )
     state = fields.Selection(
@@ -68,7 +72,10 @@ class EncryptionJob(models.Model):
         if running:
             return running
         job = self.create({"provider_id": provider.id, "kind": kind, "res_model": res_model})
-        job.total = self.env[res_model].sudo().search_count(job._remaining_domain())
+        if kind == "migrate_openg2p":
+            job.total = len(self.env[res_model]._openg2p_blob_ids(0, None))
+        else:
+            job.total = self.env[res_model].sudo().search_count(job._remaining_domain())
         self.env.ref("g2p_encryption.ir_cron_encryption_jobs")._trigger()
         return job
 
@@ -90,11 +97,16 @@ class EncryptionJob(models.Model):
         """Do one batch; return whether records remain."""
         self.ensure_one()
         model = self.env[self.res_model].sudo().with_context(active_test=False)
-        records = model.search(self._remaining_domain(), order="id", limit=self.batch_size)
-        if self.kind == "encrypt":
-            records._encrypt_existing()
+        if self.kind == "migrate_openg2p":
+            # The job's provider is the one that reads OpenG2P's blobs (KeyManager, direct).
+            records = model.browse(model._openg2p_blob_ids(self.last_id, self.batch_size))
+            records._migrate_openg2p_blobs(self.provider_id)
         else:
-            records._reencrypt()
+            records = model.search(self._remaining_domain(), order="id", limit=self.batch_size)
+            if self.kind == "encrypt":
+                records._encrypt_existing()
+            else:
+                records._reencrypt()
         values = {"done": self.done + len(records)}
         if records:
             values["last_id"] = records[-1].id

@@ -102,16 +102,13 @@ class EncryptionKey(models.Model):
         return self.with_context(g2p_key_material=True).create(vals)
 
     def _rotate(self, provider):
-        """Retire the active data and signing keys of ``provider`` and make new ones."""
+        """Retire the active keys of ``provider`` that it rotates, and make new ones."""
+        usages = provider._rotated_key_usages()
         active = self.search(
-            [
-                ("provider_id", "=", provider.id),
-                ("state", "=", "active"),
-                ("usage", "in", ("encrypt", "sign")),
-            ]
+            [("provider_id", "=", provider.id), ("state", "=", "active"), ("usage", "in", usages)]
         )
         active.write({"state": "retired", "retired_date": fields.Datetime.now()})
-        for usage in ("encrypt", "sign"):
+        for usage in usages:
             self._generate(provider, usage)
 
     def _signing_jwks(self, provider):

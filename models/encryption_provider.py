@@ -170,6 +170,13 @@ class EncryptionProvider(models.Model):
         self.env["g2p.encryption.job"]._start(self, "reencrypt")
         return True
 
+    def action_migrate_openg2p_registry(self):
+        """Read registrants encrypted by OpenG2P's g2p_registry_encryption with this provider and
+        store them encrypted by the registry provider, in batches."""
+        self.ensure_one()
+        self.env["g2p.encryption.job"]._start(self, "migrate_openg2p")
+        return True
+
     def encrypt_data_local(self, data, aad=b"", **kwargs):
         return self.encrypt_values([data], aad)[0].encode()
 
@@ -242,6 +249,11 @@ class EncryptionProvider(models.Model):
     def _data_key_cache_limits(self):
         """(seconds, uses) an unwrapped data key may stay in the worker cache."""
         return 3600.0, 10**9
+
+    def _rotated_key_usages(self):
+        """Usages of the keys that "Rotate key" renews (the blind-index key never: its digests
+        would no longer match)."""
+        return ("encrypt", "sign")
 
     def _wrap_key(self, key_id, secret, purpose):
         return self._dispatch("_wrap_key", key_id, secret, purpose)

@@ -6,9 +6,17 @@ Companies and ordinary contacts are untouched. Stored values derived from an enc
 mask instead of being computed from ciphertext.
 """
 
-from odoo import api, fields, models
+import base64
+import json
 
-from .encrypted_mixin import MASK
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+
+from .encrypted_mixin import MASK, WRITE_MARKER
+
+# Column in which OpenG2P's g2p_registry_encryption kept a JSON blob of the encrypted fields,
+# encrypted by its (KeyManager, direct) provider; its columns held a placeholder.
+OPENG2P_BLOB_COLUMN = "encrypted_val"
 
 
 class ResPartner(models.Model):
@@ -106,3 +114,59 @@ class ResPartner(models.Model):
         if self.is_encrypted:
             return MASK
         return super()._display_address(without_company=without_company)
+
+    # Migration from OpenG2P's g2p_registry_encryption ----------------------------------------
+    @api.model
+    def _openg2p_blob_ids(self, after_id, limit):
+        """Ids of registrants that still hold an OpenG2P ``encrypted_val`` blob, in id order."""
+        self.env.cr.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'res_partner' AND column_name = %s",
+            (OPENG2P_BLOB_COLUMN,),
+        )
+        if not self.env.cr.fetchone():
+            return []
+        self.env.cr.execute(
+            """SELECT id FROM res_partner WHERE encrypted_val IS NOT NULL AND id > %s
+               ORDER BY id LIMIT %s""",
+            (after_id, limit),
+        )
+        return [row[0] for row in self.env.cr.fetchall()]
+
+    def _migrate_openg2p_blobs(self, legacy_provider):
+        """Read the OpenG2P blobs of ``self`` with ``legacy_provider`` (KeyManager, direct mode,
+        with the salt and aad OpenG2P's provider had) and store the values encrypted the way
+        this module does; the blob is then cleared. Plaintext never reaches a column."""
+        if not self:
+            return
+        self.flush_recordset()
+        self.env.cr.execute("SELECT id, encrypted_val FROM res_partner WHERE id IN %s", (tuple(self.ids),))
+        blobs = dict(self.env.cr.fetchall())
+        names = self._get_encrypted_fields()
+        records = self.browse([record_id for record_id in self.ids if blobs.get(record_id)])
+        plaintexts = {name: [] for name in names}
+        for record in records:
+            # A Binary column stores its value base64-encoded.
+            raw = base64.b64decode(bytes(blobs[record.id]))
+            try:
+                values = json.loads(legacy_provider.decrypt_data(raw).decode())
+            except ValueError as error:
+                raise UserError(
+                    _(
+                        "The OpenG2P value of registrant %(id)s is not readable: %(error)s",
+                        id=record.id,
+                        error=error,
+                    )
+                ) from error
+            for name in names:
+                plaintexts[name].append(values.get(name, False))
+        encrypted = records._encrypt_columns(records._encryption_provider(), plaintexts)
+        writer = records.with_context(tracking_disable=True, mail_notrack=True, **{WRITE_MARKER: True})
+        for index, record in enumerate(writer):
+            values = {name: encrypted[name][index] for name in names}
+            values["is_encrypted"] = True
+            super(ResPartner, record).write(values)
+        records._update_blind_index(
+            {record.id: {name: plaintexts[name][i] for name in names} for i, record in enumerate(records)}
+        )
+        self.flush_recordset()
+        self.env.cr.execute("UPDATE res_partner SET encrypted_val = NULL WHERE id IN %s", (tuple(self.ids),))

@@ -7,3 +7,7 @@ from . import test_registry_read
 from . import test_registry_search
 from . import test_registry_no_leak
 from . import test_registry_jobs
+from . import test_keymanager_provider
+from . import test_keymanager_faults
+from . import test_keymanager_signing
+from . import test_registry_migration

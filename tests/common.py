@@ -124,3 +124,76 @@ class RegistryCase(G2PEncryptionCase):
         for number in numbers:
             for fragment in marker_fragments(number):
                 self.assertNotIn(fragment.lower(), text.lower())
+
+
+class KeyManagerCase(G2PEncryptionCase):
+    """A keymanager provider (envelope mode) talking over real HTTP to the emulator on 127.0.0.1.
+
+    Each test starts with a healthy emulator, zeroed counters and cold caches (tokens, data keys,
+    certificates), as a new worker would. Timeouts, retries and backoff are small so that fault
+    tests stay fast.
+    """
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # Imported here: the emulator is a test tool, not a dependency of the addon's models.
+        from ..emulator import DEFAULT_CLIENT_SECRET, Emulator
+
+        cls.emulator = Emulator().start()
+        cls.addClassCleanup(cls.emulator.stop)
+        cls.km_provider = cls.make_keymanager_provider(name="KeyManager (envelope)")
+        cls.client_secret = DEFAULT_CLIENT_SECRET
+
+    @classmethod
+    def keymanager_values(cls, **values):
+        from ..emulator import DEFAULT_CLIENT_SECRET
+
+        vals = {
+            "type": "keymanager",
+            "keymanager_api_base_url": cls.emulator.keymanager_url,
+            "keymanager_auth_url": cls.emulator.token_url,
+            "keymanager_auth_client_secret": DEFAULT_CLIENT_SECRET,
+            "keymanager_api_timeout": 3,
+            "keymanager_api_retries": 1,
+            "keymanager_api_retry_backoff": 0.01,
+        }
+        vals.update(values)
+        return vals
+
+    @classmethod
+    def make_keymanager_provider(cls, name="KeyManager", **values):
+        return cls.env["g2p.encryption.provider"].create(cls.keymanager_values(name=name, **values))
+
+    @classmethod
+    def make_direct_provider(cls, name="KeyManager (direct)", **values):
+        return cls.make_keymanager_provider(name=name, keymanager_mode="direct", **values)
+
+    def setUp(self):
+        super().setUp()
+        from ..core import monitoring
+        from ..core.keycloak import clear_token_cache
+        from ..models.encryption_provider_keymanager import clear_keymanager_cache
+
+        self.emulator.faults.clear()
+        self.emulator.reset_counts()
+        clear_token_cache()
+        clear_keymanager_cache()
+        monitoring.reset_stats()
+        self.addCleanup(self.emulator.faults.clear)
+        self.addCleanup(clear_token_cache)
+        self.addCleanup(clear_keymanager_cache)
+
+    def km_counts(self):
+        """Requests the emulator received per endpoint since the test started (or the last reset)."""
+        return self.emulator.counts
+
+    def km_calls(self):
+        """KeyManager calls (not Keycloak ones) received."""
+        return sum(count for endpoint, count in self.km_counts().items() if endpoint.startswith("/"))
+
+    def use_as_registry_provider(self, provider):
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param("g2p_encryption.registry_encryption_provider_id", str(provider.id))
+        params.set_param("g2p_encryption.encrypt_registry", "True")
+        self.env.registry.clear_cache()

@@ -67,6 +67,8 @@ class TestCommittedDump(G2PEncryptionCase):
         # pg_dump sees only committed rows: commit in a cursor of our own, then clean up.
         with self.registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
+            cr.execute("SELECT max(id) FROM g2p_encryption_key")
+            last_key_id = cr.fetchone()[0] or 0
             records = edit_as_crypto_admin(env, env.ref("base.user_admin"))
             cr.commit()  # pylint: disable=invalid-commit
             try:
@@ -83,6 +85,12 @@ class TestCommittedDump(G2PEncryptionCase):
                         self.assertNotIn(fragment.lower(), dump.lower())
             finally:
                 records.sudo().unlink()
+                # Keys are never deleted through Odoo; this test's own are, so that it leaves the
+                # database as it found it.
+                cr.execute("DELETE FROM g2p_encryption_key WHERE id > %s", (last_key_id,))
+                cr.execute(
+                    "DELETE FROM g2p_decryption_log WHERE user_id = %s", (env.ref("base.user_admin").id,)
+                )
                 params = env["ir.config_parameter"].sudo()
                 params.set_param("g2p_encryption.encrypt_registry", "")
                 params.set_param("g2p_encryption.decrypt_registry", "")
