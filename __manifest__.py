@@ -25,5 +25,10 @@
     "demo": [
         "demo/res_partner_demo.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "g2p_encryption/static/tests/tours/*.js",
+        ],
+    },
     "installable": True,
 }

@@ -116,7 +116,7 @@ def jws_sign(key, data, include_payload=True, include_certificate=False, include
     the same bytes (a detached signature can be checked against claims rebuilt from storage).
     ``include_payload=False`` returns the detached form ``header..signature``.
     """
-    payload = _payload_bytes(data)
+    payload = encode_payload(data)
     header = {"alg": key.alg, "kid": key.kid}
     if _json_object(payload) is not None:
         header["typ"] = "JWT"
@@ -305,7 +305,8 @@ def _b64url_decode(text):
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _payload_bytes(data):
+def encode_payload(data):
+    """The bytes signed for ``data``: a dict as compact JSON with sorted keys, str as UTF-8."""
     if isinstance(data, dict):
         return json.dumps(data, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8")
     if isinstance(data, str):
@@ -366,7 +367,7 @@ def _verification_key(key_dict):
 
 def _payload_to_verify(payload_b64, payload):
     if payload is not None:
-        given = _payload_bytes(payload)
+        given = encode_payload(payload)
         if payload_b64 and _b64url_decode_or_error(payload_b64) != given:
             raise SignatureError("the payload given differs from the one inside the JWS")
         return given

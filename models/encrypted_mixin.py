@@ -22,6 +22,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.osv import expression
 
 from ..core import blind_index
+from ..core.errors import RemoteServiceError
 
 _logger = logging.getLogger(__name__)
 
@@ -169,20 +170,26 @@ class EncryptedMixin(models.AbstractModel):
         if not records:
             return records
         names = self._get_encrypted_fields()
-        provider = self._encryption_provider()
-        plaintexts = {name: [record[name] for record in records] for name in names}
-        encrypted = self._encrypt_columns(provider, plaintexts)
-        writer = records.with_context(
+        records._store_encrypted({name: [record[name] for record in records] for name in names})
+        return records
+
+    def _store_encrypted(self, plaintexts):
+        """Encrypt {field: [one value per record of ``self``]} and store it, marking the records
+        encrypted. Not tracked: the values replace plaintext (or legacy data) that must not be
+        copied into tracking values."""
+        names = list(plaintexts)
+        encrypted = self._encrypt_columns(self._encryption_provider(), plaintexts)
+        writer = self.with_context(
             tracking_disable=True, mail_notrack=True, mail_create_nolog=True, **{WRITE_MARKER: True}
         )
         for index, record in enumerate(writer):
             values = {name: encrypted[name][index] for name in names}
             values["is_encrypted"] = True
             super(EncryptedMixin, record).write(values)
-        records._update_blind_index(
-            {record.id: {name: plaintexts[name][i] for name in names} for i, record in enumerate(records)}
+        self._update_blind_index(
+            {record.id: {name: plaintexts[name][i] for name in names} for i, record in enumerate(self)}
         )
-        return records
+        return True
 
     def _reencrypt(self):
         """Re-encrypt, under the active data key, the values of ``self`` under older keys."""
@@ -382,8 +389,9 @@ class EncryptedMixin(models.AbstractModel):
     def _decrypt_fields(self, names):
         """{record id: {field: plaintext}} for the encrypted records of ``self``.
 
-        One provider batch per field; a value that does not decrypt is shown as unreadable and
-        logged (record and field, never the value) rather than breaking the whole list.
+        One provider batch per field. A value that does not decrypt (tampered, moved) is shown as
+        unreadable and logged (record and field, never the value) rather than breaking the whole
+        list; a failure of the remote service fails the request with its cause.
         """
         provider = self._encryption_provider()
         result = {record.id: {} for record in self}
@@ -394,7 +402,9 @@ class EncryptedMixin(models.AbstractModel):
             aad = self._field_aad(name)
             try:
                 values = [v.decode() for v in provider.decrypt_values([t for _id, t in pairs], aad)]
-            except UserError:
+            except UserError as error:
+                if _is_remote_failure(error):
+                    raise  # KeyManager or Keycloak failed: the request fails, naming the cause
                 values = [
                     self._decrypt_one(provider, record_id, name, token, aad) for record_id, token in pairs
                 ]
@@ -406,6 +416,8 @@ class EncryptedMixin(models.AbstractModel):
         try:
             return provider.decrypt_values([token], aad)[0].decode()
         except UserError as error:
+            if _is_remote_failure(error):
+                raise
             _logger.warning("%s(%s).%s does not decrypt: %s", self._name, record_id, name, error)
             return UNREADABLE
 
@@ -440,6 +452,11 @@ class EncryptedMixin(models.AbstractModel):
         result = super().unlink()
         self.env["g2p.blind.index"]._forget(self._name, ids)
         return result
+
+
+def _is_remote_failure(error):
+    """Whether ``error`` comes from a remote service rather than from the ciphertext itself."""
+    return isinstance(error.__cause__, RemoteServiceError)
 
 
 def _index_kind(field_name):

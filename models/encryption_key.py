@@ -26,7 +26,8 @@ class EncryptionKey(models.Model):
     _order = "provider_id, create_date desc, id desc"
     _rec_name = "key_id"
 
-    provider_id = fields.Many2one("g2p.encryption.provider", required=True, ondelete="restrict", index=True)
+    # Cascade only serves uninstallation: the provider refuses deletion while it has keys.
+    provider_id = fields.Many2one("g2p.encryption.provider", required=True, ondelete="cascade", index=True)
     key_id = fields.Char(string="Key ID", required=True, readonly=True, index=True, copy=False)
     usage = fields.Selection(
         [("encrypt", "Data encryption"), ("sign", "Signing"), ("index", "Blind index")],
@@ -81,6 +82,11 @@ class EncryptionKey(models.Model):
         return key or self._generate(provider, usage)
 
     def _generate(self, provider, usage):
+        # Two workers making a provider's first key at once would make two: the row update
+        # makes the second transaction wait, then fail to serialize, and Odoo retries it.
+        self.env.cr.execute(
+            "UPDATE g2p_encryption_provider SET write_date = now() WHERE id = %s", (provider.id,)
+        )
         key_id = envelope.new_key_id()
         vals = {"provider_id": provider.id, "key_id": key_id, "usage": usage, "state": "active"}
         if usage == "sign":

@@ -299,6 +299,16 @@ class EncryptionProvider(models.Model):
             self.env.registry.clear_cache()
         return super().write(vals)
 
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_with_keys(self):
+        if self.key_ids:
+            raise UserError(
+                _(
+                    "A provider with keys is never deleted: data encrypted under its keys would be "
+                    "lost. Archive it instead."
+                )
+            )
+
     def unlink(self):
         self.env.registry.clear_cache()
         return super().unlink()

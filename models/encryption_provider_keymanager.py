@@ -86,8 +86,15 @@ class EncryptionProviderKeyManager(models.Model):
     )
     keymanager_auth_client_id = fields.Char("Client ID", default="openg2p-admin-client")
     keymanager_auth_client_secret = fields.Char(
-        "Client secret", groups="g2p_encryption.crypto_admin", copy=False
+        "Client secret",
+        groups="g2p_encryption.crypto_admin",
+        copy=False,
+        compute="_compute_keymanager_auth_client_secret",
+        inverse="_inverse_keymanager_auth_client_secret",
     )
+    # The secret grants decryption through KeyManager: the database holds it only wrapped by the
+    # server's master key, so that a dump of the database alone decrypts nothing.
+    keymanager_auth_client_secret_wrapped = fields.Char(groups="base.group_system", copy=False)
     keymanager_auth_grant_type = fields.Char("Grant type", default="client_credentials")
     keymanager_auth_method = fields.Selection(
         [
@@ -170,7 +177,7 @@ class EncryptionProviderKeyManager(models.Model):
         fetcher = TokenFetcher(
             provider.keymanager_auth_url,
             provider.keymanager_auth_client_id or "",
-            provider.keymanager_auth_client_secret or "",
+            provider.sudo().keymanager_auth_client_secret or "",
             auth_method=provider.keymanager_auth_method or "client_secret_post",
             timeout=timeout,
             retries=retries,
@@ -204,6 +211,32 @@ class EncryptionProviderKeyManager(models.Model):
         if self.type == "keymanager":
             return ("encrypt",)  # signing keys live in KeyManager: /generateMasterKey rotates them
         return super()._rotated_key_usages()
+
+    @api.depends("keymanager_auth_client_secret_wrapped")
+    def _compute_keymanager_auth_client_secret(self):
+        for provider in self:
+            wrapped = provider.sudo().keymanager_auth_client_secret_wrapped
+            provider.keymanager_auth_client_secret = (
+                provider._local_master_key()
+                .unwrap(provider._client_secret_key_id(), wrapped, "client-secret")
+                .decode()
+                if wrapped
+                else False
+            )
+
+    def _inverse_keymanager_auth_client_secret(self):
+        for provider in self:
+            secret = provider.keymanager_auth_client_secret
+            provider.sudo().keymanager_auth_client_secret_wrapped = (
+                provider._local_master_key().wrap(
+                    provider._client_secret_key_id(), secret.encode(), "client-secret"
+                )
+                if secret
+                else False
+            )
+
+    def _client_secret_key_id(self):
+        return f"provider{self.id}"
 
     def _data_key_cache_limits(self):
         if self.type != "keymanager":
@@ -380,7 +413,7 @@ class EncryptionProviderKeyManager(models.Model):
         application_id, reference_id = self._keymanager_sign_ids()
         with self._keymanager_logged("/jwtSign"):
             return self._keymanager_client().jwt_sign(
-                _payload_bytes(data),
+                jose.encode_payload(data),
                 application_id,
                 reference_id,
                 include_payload=include_payload,
@@ -647,16 +680,6 @@ def _b64_any(text):
     return base64.b64decode(padded, validate=True)
 
 
-def _payload_bytes(data):
-    if isinstance(data, dict):
-        return json.dumps(data, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8")
-    if isinstance(data, str):
-        return data.encode("utf-8")
-    if isinstance(data, bytes | bytearray):
-        return bytes(data)
-    raise TypeError(f"can only sign a dict, str or bytes, not {type(data).__name__}")
-
-
 def _parse_jws(token, payload):
     """(token, header, payload bytes, whether the payload is attached) of a compact JWS."""
     if isinstance(token, bytes):
@@ -672,7 +695,7 @@ def _parse_jws(token, payload):
     if not isinstance(header, dict):
         raise SignatureError("malformed JWS: the header is not a JSON object")
     if payload is not None:
-        given = _payload_bytes(payload)
+        given = jose.encode_payload(payload)
         if payload_b64 and payload_bytes != given:
             raise SignatureError("the payload given differs from the one inside the JWS")
         payload_bytes = given

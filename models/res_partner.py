@@ -12,7 +12,7 @@ import json
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
-from .encrypted_mixin import MASK, WRITE_MARKER
+from .encrypted_mixin import MASK
 
 # Column in which OpenG2P's g2p_registry_encryption kept a JSON blob of the encrypted fields,
 # encrypted by its (KeyManager, direct) provider; its columns held a placeholder.
@@ -159,14 +159,6 @@ class ResPartner(models.Model):
                 ) from error
             for name in names:
                 plaintexts[name].append(values.get(name, False))
-        encrypted = records._encrypt_columns(records._encryption_provider(), plaintexts)
-        writer = records.with_context(tracking_disable=True, mail_notrack=True, **{WRITE_MARKER: True})
-        for index, record in enumerate(writer):
-            values = {name: encrypted[name][index] for name in names}
-            values["is_encrypted"] = True
-            super(ResPartner, record).write(values)
-        records._update_blind_index(
-            {record.id: {name: plaintexts[name][i] for name in names} for i, record in enumerate(records)}
-        )
+        records._store_encrypted(plaintexts)
         self.flush_recordset()
         self.env.cr.execute("UPDATE res_partner SET encrypted_val = NULL WHERE id IN %s", (tuple(self.ids),))

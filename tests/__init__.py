@@ -11,3 +11,4 @@ from . import test_keymanager_provider
 from . import test_keymanager_faults
 from . import test_keymanager_signing
 from . import test_registry_migration
+from . import test_admin_tour

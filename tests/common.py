@@ -7,7 +7,7 @@ import os
 import tempfile
 from unittest.mock import patch
 
-from odoo.tests.common import TransactionCase, new_test_user
+from odoo.tests.common import TransactionCase, new_test_user, tagged
 from odoo.tools import config
 
 from ..models.encryption_provider import clear_data_key_cache
@@ -50,6 +50,8 @@ def master_key_file(key=None):
                 clear_data_key_cache()
 
 
+# After the whole registry is loaded: tests use web_search_read (web) and mail tracking (contacts).
+@tagged("post_install", "-at_install")
 class G2PEncryptionCase(TransactionCase):
     @classmethod
     def setUpClass(cls):

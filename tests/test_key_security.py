@@ -60,3 +60,10 @@ class TestKeySecurity(G2PEncryptionCase):
         self.assertEqual(key_id, self.data_key.key_id)
         self.assertNotIn(key.hex(), self.data_key.wrapped_key)
         self.assertTrue(self.data_key.wrapped_key.startswith("g2pw1."))
+
+    def test_a_provider_with_keys_is_never_deleted(self):
+        with self.assertRaisesRegex(UserError, "never deleted"):
+            self.provider.unlink()
+        empty = self.env["g2p.encryption.provider"].create({"name": "Unused"})
+        empty.unlink()
+        self.assertFalse(empty.exists())

@@ -189,3 +189,18 @@ class TestKeyManagerFaults(KeyManagerCase):
         self.assertNotIn("eyJ", text)  # no JWT of any kind
         self.assertNotIn("Zsecretvalue", text)
         self.assertIn("KeyManager /encrypt answered 200", text)
+
+    def test_a_list_read_during_an_outage_fails_with_the_cause(self):
+        # Not "[unreadable]" for every row after one timeout per record: one clear failure.
+        self.use_as_registry_provider(self.km_provider)
+        partners = self.env["res.partner"].create(
+            [dict(marker_values(i), is_registrant=True) for i in range(700, 710)]
+        )
+        self.env["ir.config_parameter"].sudo().set_param("g2p_encryption.decrypt_registry", "True")
+        clear_data_key_cache()
+        self.emulator.faults.go_down("503")
+        self.emulator.reset_counts()
+        with self.assertRaisesRegex(UserError, "KeyManager /decrypt"):
+            partners.with_user(self.crypto_admin).read(["name", "email"])
+        # One data key to unwrap, tried once and retried once by the client: not once per record.
+        self.assertLessEqual(self.emulator.counts.get("/decrypt", 0), 2)

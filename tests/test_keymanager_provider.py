@@ -13,10 +13,11 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from odoo.exceptions import AccessError, UserError
 
 from ..core import envelope
+from ..core.errors import G2PCryptoError
 from ..core.keymanager import b64url_decode
 from ..models.encryption_provider import clear_data_key_cache
 from ..models.encryption_provider_keymanager import DIRECT_PREFIX, clear_keymanager_cache
-from .common import KeyManagerCase, database_text, marker_fragments, marker_values
+from .common import KeyManagerCase, database_text, marker_fragments, marker_values, master_key_file
 
 SIZES = (0, 1, 15, 16, 17, 255, 4096, 65_536)
 UNICODE = "Zoë Ñúñez — 山田太郎 — Ахмед — 🇰🇪 — عائشة".encode()
@@ -319,6 +320,19 @@ class TestKeyManagerConfiguration(KeyManagerCase):
         self.assertEqual(provider.decrypt_data(provider.encrypt_data(b"x")), b"x")
         token_requests = [r for r in self.emulator.requests if r["endpoint"] == "token"]
         self.assertEqual(token_requests[-1]["client_auth"], "basic")
+
+    def test_client_secret_is_stored_wrapped_by_the_master_key(self):
+        secret = "Zsecret-" + os.urandom(8).hex()
+        provider = self.make_keymanager_provider(name="Wrapped secret", keymanager_auth_client_secret=secret)
+        wrapped = provider.sudo().keymanager_auth_client_secret_wrapped
+        self.assertTrue(wrapped.startswith("g2pw1."))
+        self.assertEqual(provider.sudo().keymanager_auth_client_secret, secret)
+        provider.flush_recordset()
+        self.assertNotIn(secret, database_text(self.env.cr))
+        with master_key_file():  # the database restored elsewhere: the secret is unusable
+            provider.invalidate_recordset()
+            with self.assertRaises(G2PCryptoError):
+                provider.sudo()._compute_keymanager_auth_client_secret()
 
     def test_client_secret_is_readable_only_by_crypto_admin(self):
         field = self.km_provider._fields["keymanager_auth_client_secret"]

@@ -8,7 +8,8 @@
 #   2. makes a virtualenv there with Odoo's pinned requirements (python-ldap left out: only
 #      auth_ldap needs it) and this addon's runtime and dev requirements;
 #   3. starts PostgreSQL when it is not running and gives the current OS user a role;
-#   4. writes an Odoo configuration for this clone (addons path, data dir, master key file).
+#   4. writes an Odoo configuration for this clone (addons path, data dir, master key file);
+#   5. installs Debian's chromium, for the browser tour, when no Chrome/Chromium is on PATH.
 # Everything it makes lives under $G2P_CACHE (default ~/.cache/g2p_encryption).
 
 set -euo pipefail
@@ -118,12 +119,39 @@ g2p_encryption_master_key_file = $key_file
 EOF
 }
 
+_find_chrome() {
+    local bin
+    for bin in google-chrome chromium chromium-browser google-chrome-stable; do
+        command -v "$bin" >/dev/null && return 0
+    done
+    return 1
+}
+
+# The browser tour (tests/test_admin_tour.py) needs a Chrome or Chromium on PATH: Odoo looks for
+# google-chrome, chromium, chromium-browser, google-chrome-stable. Without one, that test skips.
+_install_chromium() {
+    _find_chrome && return 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        log "no Chrome/Chromium on PATH and cannot apt-get install chromium (not root, or no apt):
+         the browser tour test will be skipped. Install Debian's 'chromium' to run it."
+        return 0
+    fi
+    log "installing Debian's chromium for the browser tour test"
+    # Waits for a concurrent apt-get (another set-up on this machine) rather than failing.
+    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o DPkg::Lock::Timeout=600)
+    # The package lists may be missing or stale: update them once when the first try fails.
+    "${apt[@]}" install --no-install-recommends chromium >/dev/null 2>&1 ||
+        { "${apt[@]}" update >/dev/null && "${apt[@]}" install --no-install-recommends chromium >/dev/null; } ||
+        log "apt-get install chromium failed: the browser tour test will be skipped."
+}
+
 g2p_setup() {
     mkdir -p "$G2P_CACHE"
     _fetch_odoo
     _make_venv
     _start_postgresql
     _write_config
+    _install_chromium
 }
 
 odoo_bin() {
