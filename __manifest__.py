@@ -8,7 +8,7 @@
     "author": "OpenG2P",
     "license": "LGPL-3",
     "depends": ["base"],
-    "external_dependencies": {"python": ["cryptography", "jwcrypto", "requests"]},
+    "external_dependencies": {"python": ["cryptography", "jwcrypto", "requests", "shamir_mnemonic"]},
     "data": [
         "security/res_groups.xml",
         "security/ir.model.access.csv",
@@ -21,6 +21,9 @@
         "views/res_config_settings_views.xml",
         "views/res_partner_views.xml",
         "views/menus.xml",
+        "data/ir_cron_data.xml",
+        "wizards/custody_wizard_views.xml",
+        "views/key_custody_views.xml",
     ],
     "demo": [
         "demo/res_partner_demo.xml",

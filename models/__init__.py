@@ -7,4 +7,8 @@ from . import blind_index
 from . import decryption_log
 from . import res_partner
 from . import res_config_settings
+from . import key_custody
+from . import custody_server
+from . import custody_log
+from . import custody_key_rotation
 from . import encryption_provider_keymanager

@@ -7,6 +7,10 @@ from . import test_registry_read
 from . import test_registry_search
 from . import test_registry_no_leak
 from . import test_registry_jobs
+from . import test_custody
+from . import test_custody_security
+from . import test_custody_wizards
+from . import test_key_rotation_age
 from . import test_keymanager_provider
 from . import test_keymanager_faults
 from . import test_keymanager_signing

@@ -1,0 +1,142 @@
+# Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+"""Age-based rotation: a daily scheduled action replaces keys older than the provider's limit."""
+
+from datetime import timedelta
+
+from freezegun import freeze_time
+from psycopg2 import IntegrityError
+
+from odoo import fields
+from odoo.tools import mute_logger
+
+from ..core import envelope
+from ..models.encryption_provider import clear_data_key_cache
+from .test_custody import CustodyCase
+
+
+class TestKeyRotationByAge(CustodyCase):
+    def setUp(self):
+        super().setUp()
+        self.sealed_provider.jwt_sign({"voucher": "V-1"})
+        self.start = fields.Datetime.now()
+
+    def active(self, usage="encrypt", provider=None):
+        provider = provider or self.sealed_provider
+        return provider.key_ids.filtered(lambda k: k.usage == usage and k.state == "active")
+
+    def run_cron_at(self, days):
+        with freeze_time(self.start + timedelta(days=days)):
+            self.env.ref("g2p_encryption.ir_cron_rotate_aged_keys").method_direct_trigger()
+            self.sealed_provider.invalidate_recordset()
+            clear_data_key_cache()
+
+    def test_default_is_ninety_days(self):
+        self.assertEqual(self.sealed_provider.rotate_after_days, 90)
+        cron = self.env.ref("g2p_encryption.ir_cron_rotate_aged_keys")
+        self.assertEqual((cron.interval_number, cron.interval_type, cron.active), (1, "days", True))
+
+    def test_nothing_is_rotated_before_its_time(self):
+        keys = self.active() | self.active("sign")
+        self.run_cron_at(89)
+        self.assertEqual(self.active() | self.active("sign"), keys)
+        self.assertEqual(set(keys.mapped("state")), {"active"})
+
+    def test_aged_keys_are_replaced_and_old_data_still_reads(self):
+        old_data_key, old_sign_key = self.active(), self.active("sign")
+        self.run_cron_at(91)
+        new_data_key = self.active()
+        self.assertEqual(len(new_data_key), 1)
+        self.assertNotEqual(new_data_key, old_data_key)
+        self.assertNotEqual(self.active("sign"), old_sign_key)
+        self.assertEqual((old_data_key.state, old_sign_key.state), ("retired", "retired"))
+        with freeze_time(self.start + timedelta(days=91)):
+            self.assertEqual(
+                self.sealed_provider.decrypt_data(self.old_token, aad=b"res.partner|name"), b"Amina Wanjiru"
+            )
+            token = self.sealed_provider.encrypt_data(b"after rotation")
+        self.assertEqual(envelope.key_id_of(token.decode()), new_data_key.key_id)
+        logs = self.env["g2p.encryption.custody.log"].search(
+            [("provider_id", "=", self.sealed_provider.id), ("event", "=", "rotation")]
+        )
+        self.assertEqual(len(logs), 2)
+        self.assertTrue(all(logs.mapped("automatic")))
+        self.assertIn(old_data_key.key_id, " ".join(logs.mapped("detail")))
+
+    def test_a_fresh_key_is_not_rotated_again_the_next_day(self):
+        self.run_cron_at(91)
+        key = self.active()
+        self.run_cron_at(92)
+        self.assertEqual(self.active(), key)
+        self.run_cron_at(91 + 91)
+        self.assertNotEqual(self.active(), key)
+
+    def test_the_limit_is_per_provider(self):
+        self.sealed_provider.rotate_after_days = 30
+        key = self.active()
+        default_key = self.active(provider=self.provider) if self.active(provider=self.provider) else None
+        self.run_cron_at(31)
+        self.assertNotEqual(self.active(), key)
+        if default_key:
+            self.assertEqual(self.active(provider=self.provider), default_key)
+
+    def test_zero_means_never(self):
+        self.sealed_provider.rotate_after_days = 0
+        key = self.active()
+        self.run_cron_at(3650)
+        self.assertEqual(self.active(), key)
+
+    def test_negative_limit_is_refused(self):
+        with self.assertRaises(IntegrityError), mute_logger("odoo.sql_db"), self.env.cr.savepoint():
+            self.sealed_provider.rotate_after_days = -1
+            self.sealed_provider.flush_recordset()
+
+    def test_a_sealed_provider_is_skipped_and_the_others_rotated(self):
+        other = self.env["g2p.encryption.provider"].create({"name": "Other", "type": "local"})
+        other.encrypt_data(b"x")
+        self.initialise()
+        self.restart()
+        sealed_key, other_key = self.active(), self.active(provider=other)
+        self.run_cron_at(100)
+        self.assertEqual(self.active(), sealed_key)
+        self.assertNotEqual(self.active(provider=other), other_key)
+        failure = self.env["g2p.encryption.custody.log"].search(
+            [("provider_id", "=", self.sealed_provider.id), ("event", "=", "rotation_failed")]
+        )
+        self.assertIn("is sealed", failure.detail)
+        self.assertFalse(failure.success)
+
+    def test_an_unsealed_provider_rotates_under_its_sealed_master_key(self):
+        self.initialise()
+        self.run_cron_at(91)
+        new_key = self.active()
+        self.assertEqual(new_key.wrapped_by, self.sealed_provider.custody_master_key_id)
+
+    def test_key_list_shows_age(self):
+        key = self.active()
+        self.assertEqual(key.age_days, 0)
+        self.assertTrue(key.activated_date)
+        with freeze_time(self.start + timedelta(days=12, hours=1)):
+            key.invalidate_recordset(["age_days"])
+            self.assertEqual(key.age_days, 12)
+
+    def test_rotation_by_hand_is_audited(self):
+        self.sealed_provider.action_rotate_key()
+        log = self.env["g2p.encryption.custody.log"].search(
+            [("provider_id", "=", self.sealed_provider.id), ("event", "=", "rotation")]
+        )
+        self.assertEqual((log.user_id, log.automatic), (self.env.user, False))
+
+    def test_key_form_counts_the_records_still_under_a_key(self):
+        self.env["ir.config_parameter"].sudo().set_param("g2p_encryption.encrypt_registry", "True")
+        registry_provider = self.env["g2p.encryption.provider"]._get_registry_provider()
+        people = self.env["res.partner"].create(
+            [{"name": f"Zrotation{i} Person", "is_registrant": True} for i in range(3)]
+        )
+        people.flush_recordset()
+        key = self.active(provider=registry_provider)
+        self.assertEqual(key.record_count, 3)
+        registry_provider.action_rotate_key()
+        self.env["res.partner"].create({"name": "Zrotation new", "is_registrant": True}).flush_recordset()
+        new_key = self.active(provider=registry_provider)
+        key.invalidate_recordset(["record_count"])
+        self.assertEqual((key.record_count, new_key.record_count), (3, 1))
