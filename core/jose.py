@@ -176,12 +176,19 @@ def jws_verify(token, jwks, payload=None, now=None, leeway=0):
     except Exception:  # jwcrypto raises several unrelated types for a bad signature or encoding
         raise SignatureError(f"JWS signature does not verify with key {kid}") from None
 
-    claims = _json_object(payload_bytes)
+    return verified_claims(payload_bytes, now, leeway)
+
+
+def verified_claims(payload, now=None, leeway=0):
+    """What a verified JWS carries: its claims when the payload is a JSON object (``exp`` and
+    ``nbf`` checked: ``SignatureError`` when out of time), else the payload as text (bytes when it
+    is not UTF-8)."""
+    claims = _json_object(payload)
     if claims is None:
         try:
-            return payload_bytes.decode("utf-8")
+            return payload.decode("utf-8")
         except UnicodeDecodeError:
-            return payload_bytes
+            return payload
     _check_time_claims(claims, time.time() if now is None else now, leeway)
     return claims
 

@@ -112,24 +112,28 @@ class EncryptedMixin(models.AbstractModel):
         encrypted_fields = self._get_encrypted_fields()
         if not encrypted_fields or not self._encryption_enabled():
             return super().create(vals_list)
-        to_encrypt = [vals for vals in vals_list if self._vals_are_encryptable(vals)]
-        if not to_encrypt:
+        to_encrypt = [self._vals_are_encryptable(vals) for vals in vals_list]
+        if not any(to_encrypt):
             return super().create(vals_list)
-        provider = self._encryption_provider()
-        plaintexts = {name: [vals.get(name) for vals in to_encrypt] for name in encrypted_fields}
-        encrypted = self._encrypt_columns(provider, plaintexts)
-        vals_list = [dict(vals) for vals in vals_list]
-        encrypted_vals = [vals for vals in vals_list if self._vals_are_encryptable(vals)]
-        for index, vals in enumerate(encrypted_vals):
-            vals["is_encrypted"] = True
-            for name in encrypted_fields:
-                if name in vals:
-                    vals[name] = encrypted[name][index]
-        records = super(EncryptedMixin, self.with_context(**{WRITE_MARKER: True})).create(vals_list)
+        # One provider batch per field for all the records created.
+        plaintexts = {
+            name: [vals.get(name) for vals, encrypt in zip(vals_list, to_encrypt, strict=True) if encrypt]
+            for name in encrypted_fields
+        }
+        encrypted = self._encrypt_columns(self._encryption_provider(), plaintexts)
+        new_vals_list, index_values, position = [], [], 0
+        for vals, encrypt in zip(vals_list, to_encrypt, strict=True):
+            vals = dict(vals)
+            if encrypt:
+                given = [name for name in encrypted_fields if name in vals]
+                vals.update({name: encrypted[name][position] for name in given}, is_encrypted=True)
+                index_values.append({name: plaintexts[name][position] for name in given})
+                position += 1
+            new_vals_list.append(vals)
+        records = super(EncryptedMixin, self.with_context(**{WRITE_MARKER: True})).create(new_vals_list)
         records = records.with_env(self.env)
-        records.filtered("is_encrypted")._update_blind_index(
-            plaintexts_by_record(records, vals_list, plaintexts)
-        )
+        encrypted_records = records.filtered("is_encrypted")
+        encrypted_records._update_blind_index(dict(zip(encrypted_records.ids, index_values, strict=True)))
         return records
 
     def write(self, vals):
@@ -465,16 +469,3 @@ def _index_kind(field_name):
     if "phone" in field_name or "mobile" in field_name:
         return "phone"
     return "text"
-
-
-def plaintexts_by_record(records, vals_list, plaintexts):
-    """{record id: {field: plaintext}} for the created records that are encrypted, in the order
-    in which ``create`` received them."""
-    result = {}
-    position = 0
-    for record, vals in zip(records, vals_list, strict=True):
-        if not vals.get("is_encrypted"):
-            continue
-        result[record.id] = {name: values[position] for name, values in plaintexts.items() if name in vals}
-        position += 1
-    return result

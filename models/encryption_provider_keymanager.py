@@ -455,7 +455,7 @@ class EncryptionProviderKeyManager(models.Model):
             )
             message = verdict.get("message") or "no message"
             raise SignatureError(f"KeyManager /jwtVerify: the signature is not valid ({message})")
-        return _claims_or_payload(payload_bytes)
+        return jose.verified_claims(payload_bytes)
 
     def get_jwks_keymanager(self, **kwargs):
         """The encryption (``enc``) and signing (``sig``) keys of ``/getAllCertificates``, cached."""
@@ -702,30 +702,3 @@ def _parse_jws(token, payload):
     elif not payload_b64:
         raise SignatureError("detached JWS: the payload must be given to verify it")
     return token, header, payload_bytes, bool(payload_b64)
-
-
-def _claims_or_payload(payload_bytes):
-    """The claims of a verified JWS (``exp`` checked), or its payload as text (or bytes)."""
-    claims = _json_object(payload_bytes)
-    if claims is None:
-        try:
-            return payload_bytes.decode("utf-8")
-        except UnicodeDecodeError:
-            return payload_bytes
-    expiry = claims.get("exp")
-    if expiry is not None:
-        if isinstance(expiry, bool) or not isinstance(expiry, int | float):
-            raise SignatureError("JWS claim exp is not a number")
-        if expiry <= time.time():
-            raise SignatureError("token expired")
-    return claims
-
-
-def _json_object(payload):
-    if not payload.lstrip().startswith(b"{"):
-        return None
-    try:
-        value = json.loads(payload.decode("utf-8"))
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
