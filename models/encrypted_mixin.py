@@ -256,6 +256,9 @@ class EncryptedMixin(models.AbstractModel):
             for name in searchable:
                 if name in values:
                     value = values[name]
+                    if value and provider.is_ciphertext(value):
+                        # Copied as ciphertext (a duplicated record): index what it holds.
+                        value = provider.decrypt_values([value], self._field_aad(name))[0].decode()
                     digest = (
                         blind_index.blind_index(index_key, name, value, _index_kind(name)) if value else None
                     )

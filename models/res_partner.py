@@ -61,6 +61,13 @@ class ResPartner(models.Model):
             self.filtered(lambda partner: not partner.is_encrypted)._encrypt_existing()
         return result
 
+    def copy(self, default=None):
+        # The base appends " (copy)" to the name, which for an encrypted registrant would be
+        # appended to the ciphertext: a duplicate keeps the (encrypted) name as it is.
+        if self.is_encrypted and not (default or {}).get("name"):
+            default = dict(default or {}, name=self.name)
+        return super().copy(default)
+
     def update_address(self, vals):
         # The ORM copies address fields between parents and contacts with a bare write that
         # skips write overrides: encrypt them here for the encrypted contacts.

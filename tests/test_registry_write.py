@@ -110,3 +110,16 @@ class TestRegistryWrite(RegistryCase):
         self.assertTrue(partner.is_encrypted)
         for name in ENCRYPTED_FIELDS:
             self.assertTrue(envelope.is_token(self.raw_column(partner, name)), name)
+
+    def test_a_duplicated_registrant_stays_encrypted_and_searchable(self):
+        partner = self.create_registrant(13)
+        duplicate = partner.copy()
+        self.assertTrue(duplicate.is_encrypted)
+        self.assertTrue(envelope.is_token(self.raw_column(duplicate, "name")))
+        self.set_registry(decrypt=True)
+        (row,) = duplicate.with_user(self.crypto_admin).read(["name"])
+        self.assertEqual(row["name"], "Zmarker0013 Name")
+        found = self.env["res.partner"].search(
+            [("email", "=", "zmarker0013@example.org"), ("is_registrant", "=", True)]
+        )
+        self.assertEqual(found, partner | duplicate)
