@@ -68,32 +68,23 @@ def send(session, method, url, *, service, endpoint, stats_key, request_id, time
     started = time.monotonic()
     try:
         response = session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
-    except requests.Timeout:
-        error = ServiceUnavailableError(
-            f"no answer from {urlsplit(url).netloc} within {timeout} s",
-            service=service,
-            endpoint=endpoint,
-            request_id=request_id,
-        )
-    except requests.ConnectionError as exc:
-        error = ServiceUnavailableError(
-            f"cannot reach {urlsplit(url).netloc}: {_connection_failure(exc)}",
-            service=service,
-            endpoint=endpoint,
-            request_id=request_id,
-        )
     except requests.RequestException as exc:
-        # Invalid URL, unsupported scheme...: a configuration error, not worth retrying.
-        error = RemoteServiceError(
-            f"cannot send the request: {type(exc).__name__}",
-            service=service,
-            endpoint=endpoint,
-            request_id=request_id,
-        )
+        error = _transport_error(exc, url, timeout, service=service, endpoint=endpoint, request_id=request_id)
     else:
         return response, _elapsed_ms(started)
     report(service, stats_key, endpoint, None, _elapsed_ms(started), request_id, error)
     raise error
+
+
+def _transport_error(exc, url, timeout, **where):
+    """The error of a request that got no usable answer; ``where`` names service, endpoint, id."""
+    host = urlsplit(url).netloc
+    if isinstance(exc, requests.Timeout):
+        return ServiceUnavailableError(f"no answer from {host} within {timeout} s", **where)
+    if isinstance(exc, requests.ConnectionError):
+        return ServiceUnavailableError(f"cannot reach {host}: {_connection_failure(exc)}", **where)
+    # Invalid URL, unsupported scheme...: a configuration error, not worth retrying.
+    return RemoteServiceError(f"cannot send the request: {type(exc).__name__}", **where)
 
 
 def report(service, stats_key, endpoint, status, elapsed_ms, request_id, error=None):
