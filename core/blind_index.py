@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import unicodedata
 
-KINDS = ("email", "phone", "text")
+KINDS = ("email", "phone", "text", "identifier")
 MIN_KEY_SIZE = 16
 
 
@@ -27,7 +27,9 @@ def normalize(value, kind):
     * ``email``: Unicode NFKC, surrounding whitespace removed, case folded;
     * ``phone``: decimal digits only (any script's digits become ASCII), with a ``+`` kept when
       the number starts with one: ``"+1 (555) 010-0199"`` gives ``"+15550100199"``;
-    * ``text``: Unicode NFKC, case folded, runs of whitespace collapsed to one space, trimmed.
+    * ``text``: Unicode NFKC, case folded, runs of whitespace collapsed to one space, trimmed;
+    * ``identifier`` (national IDs, account numbers): Unicode NFKC, case folded, letters and digits
+      only: ``"ab-12 34"`` gives ``"ab1234"``.
     """
     if not isinstance(value, str):
         raise TypeError(f"can only normalize str, not {type(value).__name__}")
@@ -39,6 +41,8 @@ def normalize(value, kind):
         return f"+{digits}" if stripped.startswith("+") else digits
     if kind == "text":
         return " ".join(_fold(value).split())
+    if kind == "identifier":
+        return "".join(char for char in _fold(value) if char.isalnum())
     raise ValueError(f"unknown blind index kind {kind!r}: use one of {KINDS}")
 
 

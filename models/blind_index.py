@@ -1,13 +1,22 @@
 # Part of OpenG2P. See LICENSE file for full copyright and licensing details.
 """Blind indexes of the searchable encrypted fields.
 
-One row per (model, record, field) with the HMAC of the normalised value, so that ``=`` and
-``in`` find encrypted records without decrypting anything. Rows are written and read only by
-the encrypted-field mixin, with SQL in batches (a registry import writes thousands at once);
-nobody has ORM access to them.
+One row per (model, record, field) with the HMAC of the normalised value under an index key of the
+registry provider (``core/blind_index.py``), so that exact searches find encrypted records without
+decrypting anything. Each row names the index key that made it: after the registry provider
+changed, searches hash the value under every index key still in use, until the re-encryption job
+has moved the rows. Rows are written and read only by the addon's code, with SQL in batches (a
+registry import writes thousands at once); nobody has ORM access to them.
 """
 
-from odoo import fields, models, tools
+import time
+
+from odoo import api, fields, models, tools
+
+from ..core import blind_index
+
+KEYS_IN_USE_SECONDS = 60
+_KEYS_IN_USE = {}  # {(dbname, model, field): (expires at, [index key ids])}, per worker
 
 
 class BlindIndex(models.Model):
@@ -19,6 +28,7 @@ class BlindIndex(models.Model):
     res_id = fields.Integer(required=True)
     field_name = fields.Char(required=True)
     digest = fields.Char(required=True)
+    index_key_id = fields.Char(help="The index key (of the provider) that made the digest.")
 
     _sql_constraints = [
         ("record_field_unique", "unique(res_model, res_id, field_name)", "One blind index per field."),
@@ -28,37 +38,76 @@ class BlindIndex(models.Model):
         tools.create_index(
             self.env.cr, "g2p_blind_index_lookup", self._table, ["res_model", "field_name", "digest"]
         )
+        tools.create_index(self.env.cr, "g2p_blind_index_key", self._table, ["res_model", "index_key_id"])
 
+    @api.model
     def _store(self, res_model, rows):
-        """Set the index of [(record id, field, digest or None)]; None removes it."""
-        self.flush_model()
-        removed = [(res_id, name) for res_id, name, digest in rows if digest is None]
-        kept = [(res_model, res_id, name, digest) for res_id, name, digest in rows if digest is not None]
+        """Index [(record id, field, kind, plaintext or empty)]; an empty value removes the row."""
+        provider = self.env["g2p.encryption.provider"]._get_registry_provider()
+        removed = [(res_id, name) for res_id, name, _kind, value in rows if not value]
+        kept = [row for row in rows if row[3]]
         for res_id, name in removed:
             self.env.cr.execute(
                 "DELETE FROM g2p_blind_index WHERE res_model = %s AND res_id = %s AND field_name = %s",
                 (res_model, res_id, name),
             )
-        for chunk in tools.split_every(1000, kept):
-            placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
+        if not kept:
+            return
+        key_id, key = provider._blind_index_key()
+        values = [
+            (res_model, res_id, name, blind_index.blind_index(key, name, str(value), kind), key_id)
+            for res_id, name, kind, value in kept
+        ]
+        for chunk in tools.split_every(1000, values):
+            placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
             self.env.cr.execute(
-                f"""INSERT INTO g2p_blind_index (res_model, res_id, field_name, digest)
+                f"""INSERT INTO g2p_blind_index (res_model, res_id, field_name, digest, index_key_id)
                     VALUES {placeholders}
-                    ON CONFLICT (res_model, res_id, field_name) DO UPDATE SET digest = EXCLUDED.digest""",  # pylint: disable=sql-injection
+                    ON CONFLICT (res_model, res_id, field_name)
+                    DO UPDATE SET digest = EXCLUDED.digest, index_key_id = EXCLUDED.index_key_id""",  # pylint: disable=sql-injection
                 [value for row in chunk for value in row],
             )
-        self.invalidate_model()
+        _KEYS_IN_USE.pop((self.env.cr.dbname, res_model), None)
 
-    def _lookup(self, res_model, field_name, digests):
+    @api.model
+    def _lookup(self, res_model, field_name, kind, values):
+        """Ids of the records whose ``field_name`` equals one of ``values`` (normalised)."""
+        providers = self.env["g2p.encryption.provider"].sudo()
+        digests = []
+        for key_id in self._keys_in_use(res_model, field_name):
+            provider = providers._providers_of_keys({key_id})
+            key = next(iter(provider))._keyring().key(key_id)
+            digests.extend(blind_index.blind_index(key, field_name, value, kind) for value in values)
         if not digests:
             return []
-        self.flush_model()
         self.env.cr.execute(
             "SELECT res_id FROM g2p_blind_index WHERE res_model = %s AND field_name = %s AND digest IN %s",
             (res_model, field_name, tuple(digests)),
         )
         return [row[0] for row in self.env.cr.fetchall()]
 
+    @api.model
+    def _keys_in_use(self, res_model, field_name):
+        """Index keys that made rows of ``res_model`` (and the registry provider's), cached briefly."""
+        cache_key = (self.env.cr.dbname, res_model)
+        now = time.monotonic()
+        cached = _KEYS_IN_USE.get(cache_key)
+        if cached is None or cached[0] < now:
+            # A handful of index keys exist (one per provider): ask which ones made rows here.
+            self.env.cr.execute("SELECT key_id FROM g2p_encryption_key WHERE usage = 'index'")
+            in_use = []
+            for (key_id,) in self.env.cr.fetchall():
+                self.env.cr.execute(
+                    "SELECT 1 FROM g2p_blind_index WHERE res_model = %s AND index_key_id = %s LIMIT 1",
+                    (res_model, key_id),
+                )
+                if self.env.cr.fetchone():
+                    in_use.append(key_id)
+            cached = _KEYS_IN_USE[cache_key] = (now + KEYS_IN_USE_SECONDS, in_use)
+        registry_key = self.env["g2p.encryption.provider"]._get_registry_provider()._active_key("index").key_id
+        return list(dict.fromkeys([registry_key, *cached[1]]))
+
+    @api.model
     def _forget(self, res_model, res_ids):
         if res_ids:
             self.env.cr.execute(

@@ -66,7 +66,7 @@ class EncryptionKeyAge(models.Model):
                 for table, provider, columns in tables:
                     if provider != key.provider_id:
                         continue
-                    prefix = envelope.PREFIX + key.key_id + ".%"
+                    prefix = "g2pe_." + key.key_id + ".%"
                     # Table and column names come from the ORM's own models, not from input.
                     where = " OR ".join(f'"{column}" LIKE %s' for column in columns)
                     self.env.cr.execute(
@@ -79,19 +79,13 @@ class EncryptionKeyAge(models.Model):
     def _encrypted_tables(self):
         """[(table, provider, stored encrypted columns)] of the models using the encrypted mixin."""
         result = []
-        if "g2p.encrypted.mixin" not in self.env.registry:
-            return result
-        for name in self.env.registry.descendants(["g2p.encrypted.mixin"], "_inherit"):
-            model = self.env[name]
-            if model._abstract or not model._auto:
+        provider = self.env["g2p.encryption.provider"]._get_registry_provider()
+        for name, model in self.env.registry.models.items():
+            if model._abstract or not model._auto or not model._g2p_encrypted:
                 continue
-            columns = [
-                field_name
-                for field_name in model._get_encrypted_fields()
-                if field_name in model._fields and model._fields[field_name].store
-            ]
+            columns = [field_name for field_name in model._g2p_encrypted if model._fields[field_name].store]
             if columns:
-                result.append((model._table, model._encryption_provider(), columns))
+                result.append((model._table, provider, columns))
         return result
 
     def _rotate_usage(self, provider, usage):

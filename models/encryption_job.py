@@ -1,20 +1,34 @@
 # Part of OpenG2P. See LICENSE file for full copyright and licensing details.
-"""Resumable batch jobs over the registry: encrypt records stored in plaintext, and re-encrypt
-records under the active data key after a rotation.
+"""Resumable batch jobs over the registry.
 
-A job walks the records in id order, one batch at a time, and remembers the last id done. The
-cron commits after each batch, so a job stopped half way (a restart, a killed worker) resumes
-where it was and loses nothing: each batch is all or nothing.
+* ``encrypt``: encrypt the values of records in scope still stored in the clear (existing
+  registrants when "Encrypt registry" is turned on, and their chatter history);
+* ``reencrypt``: move values to the registry provider's active data key, in the current format:
+  after a key rotation, after a change of registry provider, and for values written by 1.x;
+* ``migrate_openg2p``: read what OpenG2P's ``g2p_registry_encryption`` stored (``encrypted_val``)
+  and store it encrypted the way this addon does.
+
+A job walks one model's rows in id order, one batch at a time, remembers the last id done and
+commits after each batch, so a job stopped half way (a restart, a killed worker) resumes where it
+was. Values are moved with SQL (they do not change, so nothing is validated, tracked or
+recomputed): a record that a constraint dislikes cannot stop a job. A record whose value does not
+decrypt is reported on the job and skipped.
 """
 
 import logging
 import time
 
 from odoo import _, api, fields, models
+from odoo.exceptions import AccessError
+from odoo.tools import SQL
+
+from ..core import envelope
+from .encrypted_field import Unreadable, decrypt_stored, is_ciphertext
 
 _logger = logging.getLogger(__name__)
 
 CRON_TIME_BUDGET = 50  # seconds per cron run; the cron triggers itself again to continue
+MAX_REPORTED = 200
 
 
 class EncryptionJob(models.Model):
@@ -27,7 +41,7 @@ class EncryptionJob(models.Model):
     res_model = fields.Char(string="Model", required=True, default="res.partner")
     kind = fields.Selection(
         [
-            ("encrypt", "Encrypt plaintext records"),
+            ("encrypt", "Encrypt values stored in the clear"),
             ("reencrypt", "Re-encrypt under the active key"),
             ("migrate_openg2p", "Migrate OpenG2P encrypted values"),
         ],
@@ -40,6 +54,10 @@ class EncryptionJob(models.Model):
     last_id = fields.Integer(help="Records up to this id are done.", readonly=True)
     total = fields.Integer(readonly=True)
     done = fields.Integer(readonly=True)
+    changed = fields.Integer(readonly=True, help="Records whose values were encrypted or moved.")
+    skipped_ids = fields.Text(
+        string="Skipped records", readonly=True, help="Records whose values do not decrypt, left as they are."
+    )
     progress = fields.Float(compute="_compute_progress")
     message = fields.Text(readonly=True)
     finished_at = fields.Datetime(readonly=True)
@@ -59,7 +77,7 @@ class EncryptionJob(models.Model):
 
     # Starting ------------------------------------------------------------------------------------
     @api.model
-    def _start(self, provider, kind, res_model="res.partner"):
+    def _start(self, provider, kind, res_model):
         running = self.search(
             [
                 ("provider_id", "=", provider.id),
@@ -72,26 +90,57 @@ class EncryptionJob(models.Model):
         if running:
             return running
         job = self.create({"provider_id": provider.id, "kind": kind, "res_model": res_model})
-        if kind == "migrate_openg2p":
-            job.total = len(self.env[res_model]._openg2p_blob_ids(0, None))
-        else:
-            job.total = self.env[res_model].sudo().search_count(job._remaining_domain())
+        job.total = job._count_remaining()
         self.env.ref("g2p_encryption.ir_cron_encryption_jobs")._trigger()
         return job
 
     @api.model
-    def _start_registry_encryption(self):
+    def _start_registry(self, kind):
+        """One job of ``kind`` per model with encrypted fields."""
         provider = self.env["g2p.encryption.provider"]._get_registry_provider()
-        return self._start(provider, "encrypt")
+        return self.browse().union(
+            *(self._start(provider, kind, model_name) for model_name in encrypted_models(self.env))
+        )
+
+    @api.model
+    def _start_registry_encryption(self):
+        return self._start_registry("encrypt")
 
     # Running -------------------------------------------------------------------------------------
-    def _remaining_domain(self):
-        self.ensure_one()
+    def _columns(self):
         model = self.env[self.res_model]
-        domain = [("id", ">", self.last_id)]
+        return [name for name in model._g2p_encrypted if model._fields[name].store]
+
+    def _candidates_sql(self, limit):
+        """Ids after ``last_id`` whose columns hold what this job converts, in id order."""
+        model = self.env[self.res_model]
+        columns = self._columns()
         if self.kind == "encrypt":
-            return domain + [("is_encrypted", "=", False)] + model._encryptable_domain()
-        return domain + [("is_encrypted", "=", True)]
+            condition = SQL(" OR ").join(
+                SQL("(%s <> '' AND %s NOT LIKE 'g2pe%%' AND %s NOT LIKE 'g2pkm%%')", *[SQL.identifier(c)] * 3)
+                for c in columns
+            )
+        else:
+            current = f"{envelope.PREFIX_V2}{self.provider_id._active_key('encrypt').key_id}.%"
+            condition = SQL(" OR ").join(
+                SQL("(%s LIKE 'g2p%%' AND %s NOT LIKE %s)", SQL.identifier(c), SQL.identifier(c), current)
+                for c in columns
+            )
+        return SQL(
+            "SELECT id FROM %s WHERE id > %s AND (%s) ORDER BY id %s",
+            SQL.identifier(model._table),
+            self.last_id,
+            condition,
+            SQL("LIMIT %s", limit) if limit else SQL(""),
+        )
+
+    def _count_remaining(self):
+        if self.kind == "migrate_openg2p":
+            return len(self.env["res.partner"]._openg2p_blob_ids(0, None))
+        if not self._columns():
+            return 0
+        self.env.cr.execute(SQL("SELECT count(*) FROM (%s) AS candidates", self._candidates_sql(None)))
+        return self.env.cr.fetchone()[0]
 
     def _run_batch(self):
         """Do one batch; return whether records remain."""
@@ -101,13 +150,18 @@ class EncryptionJob(models.Model):
             # The job's provider is the one that reads OpenG2P's blobs (KeyManager, direct).
             records = model.browse(model._openg2p_blob_ids(self.last_id, self.batch_size))
             records._migrate_openg2p_blobs(self.provider_id)
+            changed, skipped = len(records), []
         else:
-            records = model.search(self._remaining_domain(), order="id", limit=self.batch_size)
+            self.env.cr.execute(self._candidates_sql(self.batch_size))
+            records = model.browse([row[0] for row in self.env.cr.fetchall()])
             if self.kind == "encrypt":
-                records._encrypt_existing()
+                changed, skipped = records._g2p_in_scope()._g2p_encrypt_in_place(), []
             else:
-                records._reencrypt()
-        values = {"done": self.done + len(records)}
+                changed, skipped = self._reencrypt(records)
+        values = {"done": self.done + len(records), "changed": self.changed + changed}
+        if skipped:
+            reported = [part for part in (self.skipped_ids or "").split(",") if part] + list(map(str, skipped))
+            values["skipped_ids"] = ",".join(reported[:MAX_REPORTED])
         if records:
             values["last_id"] = records[-1].id
         if len(records) < self.batch_size:
@@ -115,8 +169,41 @@ class EncryptionJob(models.Model):
         self.write(values)
         return self.state == "running"
 
+    def _reencrypt(self, records):
+        """Decrypt the values of ``records`` not under the active key and store them again."""
+        model = records.browse()
+        columns = self._columns()
+        records.flush_recordset(columns)
+        self.env.cr.execute(
+            SQL(
+                "SELECT id, %s FROM %s WHERE id IN %s",
+                SQL(", ").join(map(SQL.identifier, columns)),
+                SQL.identifier(model._table),
+                tuple(records.ids) or (0,),
+            )
+        )
+        rows = self.env.cr.fetchall()
+        values_by_id, skipped = {}, set()
+        for position, name in enumerate(columns, start=1):
+            pending = [(row[0], row[position]) for row in rows if is_ciphertext(row[position])]
+            if not pending:
+                continue
+            opened = decrypt_stored(self.env, model._fields[name], pending)
+            for record_id, value in opened.items():
+                if isinstance(value, Unreadable):
+                    skipped.add(record_id)
+                else:
+                    values_by_id.setdefault(record_id, {})[name] = str(value)
+        for record_id in skipped:
+            values_by_id.pop(record_id, None)
+        if values_by_id:
+            model.browse(list(values_by_id))._g2p_store(values_by_id)
+            model.browse(list(values_by_id)).invalidate_recordset(columns)
+        return len(values_by_id), sorted(skipped)
+
     @api.model
     def _cron_run_jobs(self, commit=True, time_budget=CRON_TIME_BUDGET):
+        self.env.transaction.g2p_entry_point = "cron: registry encryption jobs"
         deadline = time.monotonic() + time_budget
         for job in self.search([("state", "=", "running")], order="id"):
             while time.monotonic() < deadline:
@@ -144,3 +231,42 @@ class EncryptionJob(models.Model):
                     break
         if self.search_count([("state", "=", "running")]):
             self.env.ref("g2p_encryption.ir_cron_encryption_jobs")._trigger()
+
+
+def encrypted_models(env):
+    """Names of the models with stored encrypted fields, in a stable order."""
+    return sorted(
+        name
+        for name, model in env.registry.models.items()
+        if model._g2p_encrypted and not model._abstract and model._auto
+    )
+
+
+class EncryptionProviderJobs(models.Model):
+    _inherit = "g2p.encryption.provider"
+
+    job_ids = fields.One2many("g2p.encryption.job", "provider_id", string="Registry jobs")
+
+    def action_encrypt_registry(self):
+        """Encrypt, in batches, the values of records in scope still stored in the clear."""
+        self._check_crypto_admin()
+        self.env["g2p.encryption.job"].sudo()._start_registry("encrypt")
+        return True
+
+    def action_reencrypt_registry(self):
+        """Move every encrypted value to the registry provider's active key, in batches."""
+        self._check_crypto_admin()
+        self.env["g2p.encryption.job"].sudo()._start_registry("reencrypt")
+        return True
+
+    def action_migrate_openg2p_registry(self):
+        """Read registrants encrypted by OpenG2P's g2p_registry_encryption with this provider and
+        store them encrypted by the registry provider, in batches."""
+        self.ensure_one()
+        self._check_crypto_admin()
+        self.env["g2p.encryption.job"].sudo()._start(self, "migrate_openg2p", "res.partner")
+        return True
+
+    def _check_crypto_admin(self):
+        if not self.env.user.has_group("g2p_encryption.crypto_admin"):
+            raise AccessError(_("Only a Crypto Admin starts registry jobs."))

@@ -4,8 +4,8 @@
 A record holds a data key (``encrypt``), a signing key (``sign``) or a blind-index key
 (``index``), wrapped by the provider (the local master key, or KeyManager). Keys are never
 deleted: a retired key still decrypts what it encrypted, and a retired signing key still
-verifies. Key material may be written only by the addon's own code (context marker
-``g2p_key_material``); any other write of it raises ``AccessError``.
+verifies. Key material may be written only by the addon's own code (``KEY_MATERIAL``, a marker no
+RPC client can send); any other write of it raises ``AccessError``.
 """
 
 import json
@@ -14,10 +14,12 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 from ..core import envelope, jose
+from .internal_write import WriteMarker
 
 # Fields that only this module's code may write.
 KEY_MATERIAL_FIELDS = {"key_id", "wrapped_key", "wrapped_by", "public_jwk", "certificate", "usage"}
 PURPOSES = {"encrypt": "data-key", "sign": "signing-key", "index": "index-key"}
+KEY_MATERIAL = WriteMarker("key_material")
 
 
 class EncryptionKey(models.Model):
@@ -61,7 +63,7 @@ class EncryptionKey(models.Model):
         return super().write(vals)
 
     def _check_key_material_write(self, field_names):
-        if field_names & KEY_MATERIAL_FIELDS and not self.env.context.get("g2p_key_material"):
+        if field_names & KEY_MATERIAL_FIELDS and not KEY_MATERIAL.granted(self):
             raise AccessError(_("Key material is written only by the encryption provider itself."))
 
     @api.ondelete(at_uninstall=False)
@@ -72,6 +74,10 @@ class EncryptionKey(models.Model):
         return PURPOSES[self.usage]
 
     # Life cycle ------------------------------------------------------------------------------
+    def _find(self, provider, key_id):
+        """The key record ``key_id`` of ``provider`` (any usage), or an empty recordset."""
+        return self.search([("provider_id", "=", provider.id), ("key_id", "=", key_id)], limit=1)
+
     def _active_key(self, provider, usage):
         """The active key of ``provider`` for ``usage``, made on first use."""
         key = self.search(
@@ -103,9 +109,9 @@ class EncryptionKey(models.Model):
             )
         else:
             secret = envelope.new_data_key()
-            vals["algorithm"] = "A256GCM" if usage == "encrypt" else "HS256"
+            vals["algorithm"] = "XChaCha20-Poly1305" if usage == "encrypt" else "HS256"
         vals["wrapped_key"], vals["wrapped_by"] = provider._wrap_key(key_id, secret, PURPOSES[usage])
-        return self.with_context(g2p_key_material=True).create(vals)
+        return KEY_MATERIAL.grant(self).create(vals)
 
     def _rotate(self, provider):
         """Retire the active keys of ``provider`` that it rotates, and make new ones."""

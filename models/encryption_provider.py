@@ -2,36 +2,36 @@
 """The provider of cryptographic operations and its public contract.
 
 Other modules call ``encrypt_data``, ``decrypt_data``, ``jwt_sign``, ``jwt_verify`` and
-``get_jwks``; each dispatches to ``<operation>_<type>`` (``encrypt_data_local``,
-``jwt_sign_keymanager``, ...), so a module adds a provider type with ``selection_add`` and those
-methods. Field values are encrypted with data keys (envelope encryption): a type supplies how a
-data key is wrapped and unwrapped (``_wrap_key_<type>`` / ``_unwrap_key_<type>``), and the
-envelope code here is shared by all types.
+``get_jwks``; each dispatches to ``<operation>_<type>`` (``jwt_sign_local``,
+``get_jwks_keymanager``, ...), so a module adds a provider type with ``selection_add`` and those
+methods, in a small file of its own. Field values are encrypted with data keys (envelope
+encryption, ``core/keyring.py``): a type supplies how a data key is wrapped and unwrapped
+(``_wrap_key_<type>`` / ``_unwrap_key_<type>``), the keyring does the rest.
 """
 
 import contextlib
 import logging
-import time
 
 from odoo import _, api, fields, models, tools
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 
 from ..core import envelope
-from ..core.errors import G2PCryptoError
+from ..core.errors import DecryptionError, G2PCryptoError, InvalidCiphertextError, UnknownKeyError
+from ..core.keyring import KeyCache, Keyring
 
 _logger = logging.getLogger(__name__)
 
-# Unwrapped data keys, per worker process: {(dbname, provider id, key id): (key, expires at, uses left)}.
-# Safe to lose: a miss unwraps the key again from its record.
-_DATA_KEY_CACHE = {}
+# Unwrapped data keys of this worker process, all providers and databases. Safe to lose.
+DATA_KEYS = KeyCache()
+CRYPTO_ADMIN = "g2p_encryption.crypto_admin"
 
 
 def clear_data_key_cache():
     """Forget every unwrapped key of this process (tests, sealing, a changed key file)."""
-    _DATA_KEY_CACHE.clear()
+    DATA_KEYS.clear()
 
 
-class EncryptionProvider(models.Model):
+class G2PEncryptionProvider(models.Model):
     _name = "g2p.encryption.provider"
     _description = "Encryption Provider"
     _order = "sequence, id"
@@ -41,25 +41,17 @@ class EncryptionProvider(models.Model):
     active = fields.Boolean(default=True)
     type = fields.Selection([("local", "Local keys")], required=True, default="local")
     key_ids = fields.One2many("g2p.encryption.key", "provider_id", string="Keys")
-    job_ids = fields.One2many("g2p.encryption.job", "provider_id", string="Registry jobs")
     active_key_count = fields.Integer(compute="_compute_key_counts")
     retired_key_count = fields.Integer(compute="_compute_key_counts")
-    registrant_encrypted_fields = fields.Char(
-        default="name,email,phone,mobile,street,street2,city,zip",
-        required=True,
-        help="Comma-separated fields of registrants that this provider encrypts when it is the "
-        "registry provider.",
-    )
-    registrant_searchable_fields = fields.Char(
-        default="email,phone,mobile",
-        help="Encrypted fields that get a blind index, so that an exact value (= or in) finds them. "
-        "A blind index reveals which records share a value; see the README.",
-    )
     signing_algorithm = fields.Selection(
         [("RS256", "RS256 (RSA 2048, SHA-256)"), ("ES256", "ES256 (ECDSA P-256, SHA-256)")],
         default="RS256",
         required=True,
         help="Algorithm of the signing keys made from now on; existing keys keep theirs.",
+    )
+    is_registry_provider = fields.Boolean(
+        compute="_compute_is_registry_provider",
+        help="Its keys encrypt the registry's new values (Settings ‣ G2P Encryption).",
     )
 
     @api.depends("key_ids.state")
@@ -69,16 +61,30 @@ class EncryptionProvider(models.Model):
             provider.active_key_count = states.count("active")
             provider.retired_key_count = states.count("retired")
 
+    def _compute_is_registry_provider(self):
+        registry_provider_id = self._registry_provider_id()
+        for provider in self:
+            provider.is_registry_provider = provider.id == registry_provider_id
+
     # ------------------------------------------------------------------------------------------
     # Public contract (OpenG2P's g2p_encryption names and signatures)
     # ------------------------------------------------------------------------------------------
     def encrypt_data(self, data: bytes, **kwargs) -> bytes:
         """Encrypt ``data``; ``aad`` (bytes) binds the ciphertext to its context."""
+        self._check_crypto_admin_or_server()
         return self._dispatch("encrypt_data", data, **kwargs)
 
     def decrypt_data(self, data: bytes, **kwargs) -> bytes:
-        """Decrypt what ``encrypt_data`` returned, with the same ``aad``."""
-        return self._dispatch("decrypt_data", data, **kwargs)
+        """Decrypt what ``encrypt_data`` returned, with the same ``aad``.
+
+        Server code (``sudo``) or a Crypto Admin; a Crypto Admin's call is written to the
+        decryption log, as any other plaintext that leaves the server.
+        """
+        self._check_crypto_admin_or_server()
+        plaintext = self._dispatch("decrypt_data", data, **kwargs)
+        if not self.env.su:
+            self.env["g2p.decryption.log"]._log_exit(self, self.ids, ["decrypt_data"])
+        return plaintext
 
     def jwt_sign(
         self,
@@ -89,6 +95,7 @@ class EncryptionProvider(models.Model):
         **kwargs,
     ) -> str:
         """Sign ``data`` (dict, str or bytes) and return a compact JWS."""
+        self._check_crypto_admin_or_server()
         return self._dispatch(
             "jwt_sign",
             data,
@@ -105,6 +112,12 @@ class EncryptionProvider(models.Model):
     def get_jwks(self, **kwargs) -> dict:
         """Public keys of this provider as a JWK set (``{"keys": [...]}``)."""
         return self._dispatch("get_jwks", **kwargs)
+
+    def _check_crypto_admin_or_server(self):
+        """Server code (``sudo``) signs and encrypts for vouchers and credentials; otherwise only a
+        Crypto Admin uses the keys (as OpenG2P's module, whose providers only they may read)."""
+        if not self.env.su and not self.env.user.has_group(CRYPTO_ADMIN):
+            raise AccessError(_("Only server code may use the keys of an encryption provider this way."))
 
     def _dispatch(self, operation, *args, **kwargs):
         self.ensure_one()
@@ -124,136 +137,169 @@ class EncryptionProvider(models.Model):
 
     @contextlib.contextmanager
     def _errors_as_user_errors(self):
-        """Show errors of the pure-Python layer to users as ``UserError`` naming the cause."""
+        """Errors of ``core`` inside the block reach people as ``UserError`` naming their cause."""
         try:
             yield
         except G2PCryptoError as error:
-            raise UserError(_("%(provider)s: %(cause)s", provider=self.display_name, cause=error)) from error
+            raise self._user_error(error) from error
+
+    # The envelope serves encrypt_data/decrypt_data of every type that wraps data keys.
+    def _envelope_encrypt_data(self, data, aad=b"", **kwargs):
+        return self._encrypt_values([bytes(data)], [aad])[0].encode()
+
+    def _envelope_decrypt_data(self, data, aad=b"", **kwargs):
+        return self._decrypt_tokens([data], [aad])[0]
+
+    encrypt_data_local = _envelope_encrypt_data
+    decrypt_data_local = _envelope_decrypt_data
+
+    def _optional_dispatch(self, operation, default, *args):
+        """``<operation>_<type>(*args)`` when the type defines it, else ``default``."""
+        method = getattr(self, f"{operation}_{self.type}", None)
+        return method(*args) if method else default
+
+    def _user_error(self, error):
+        """A ``G2PCryptoError`` of ``core`` as the ``UserError`` people see, naming its cause.
+
+        The typed error stays reachable as ``.g2p_error``: callers decide on it, not on text.
+        """
+        user_error = UserError(_("%(provider)s: %(cause)s", provider=self.sudo().display_name, cause=error))
+        user_error.g2p_error = error
+        return user_error
 
     # ------------------------------------------------------------------------------------------
-    # Envelope encryption shared by all types
+    # Values (field encryption) through the keyring
     # ------------------------------------------------------------------------------------------
-    def encrypt_values(self, values, aad=b""):
-        """Encrypt a batch of byte strings with the active data key; return tokens (str).
+    def _encrypt_values(self, plaintexts, aads):
+        """Tokens (str) of a batch of byte strings, each bound to its AAD.
 
         One key look-up per batch, whatever its size: this is what keeps a write of a thousand
         records from costing a thousand remote calls.
         """
         self.ensure_one()
-        key_id, key = self._active_data_key()
-        with self._errors_as_user_errors():
-            return envelope.seal_many(key_id, key, list(values), aad)
+        direct = getattr(self, f"_encrypt_values_{self.type}", None)
+        try:
+            if direct is not None and self._direct_mode():
+                return direct(list(plaintexts), list(aads))
+            key_record = self._active_key("encrypt")
+            return self._keyring().encrypt(key_record.key_id, plaintexts, aads)
+        except G2PCryptoError as error:
+            raise self._user_error(error) from error
 
-    def decrypt_values(self, tokens, aad=b""):
-        """Decrypt a batch of tokens made by ``encrypt_values``; return byte strings."""
+    @api.model
+    def _decrypt_tokens(self, tokens, aads):
+        """Plaintexts (bytes) of envelope tokens of any provider, each checked against its AAD.
+
+        The key id of each token names its key, hence its provider: data written under a previous
+        registry provider stays readable. Raises ``UserError`` (with ``.g2p_error``) on the first
+        failure; ``_decrypt_tokens_each`` isolates bad values.
+        """
+        tokens, aads = list(tokens), list(aads)
+        providers = self._providers_of_keys({envelope.key_id_of(token) for token in tokens})
+        results = [None] * len(tokens)
+        for provider, key_ids in providers.items():
+            positions = [i for i, token in enumerate(tokens) if envelope.key_id_of(token) in key_ids]
+            try:
+                plaintexts = provider._keyring().decrypt(
+                    [tokens[i] for i in positions], [aads[i] for i in positions]
+                )
+            except G2PCryptoError as error:
+                raise provider._user_error(error) from error
+            for i, plaintext in zip(positions, plaintexts, strict=True):
+                results[i] = plaintext
+        return results
+
+    @api.model
+    def _decrypt_stored_values(self, tokens, aads):
+        """Plaintexts of stored values of any format, None for each that fails authentication.
+
+        Envelope tokens go through the keyrings (one batch per provider); tokens of KeyManager's
+        direct mode through KeyManager. A failure of a provider itself (sealed, KeyManager down)
+        raises: the read fails with its cause rather than showing data as unreadable.
+        """
+        tokens, aads = list(tokens), list(aads)
+        results = [None] * len(tokens)
+        local = [i for i, token in enumerate(tokens) if envelope.is_token(token)]
+        remote = [i for i in range(len(tokens)) if i not in set(local)]
+        for positions, decrypt in ((local, self._decrypt_tokens), (remote, self._decrypt_direct)):
+            if not positions:
+                continue
+            batch_tokens, batch_aads = [tokens[i] for i in positions], [aads[i] for i in positions]
+            try:
+                plaintexts = decrypt(batch_tokens, batch_aads)
+            except UserError as error:
+                if not isinstance(getattr(error, "g2p_error", None), DecryptionError):
+                    raise
+                plaintexts = [
+                    _none_if_unreadable(decrypt, token, aad)
+                    for token, aad in zip(batch_tokens, batch_aads, strict=True)
+                ]
+            for i, plaintext in zip(positions, plaintexts, strict=True):
+                results[i] = plaintext
+        return results
+
+    @api.model
+    def _decrypt_direct(self, tokens, aads):
+        """Values encrypted by KeyManager itself (direct mode), through a direct-mode provider."""
+        registry_provider = self._get_registry_provider()
+        providers = registry_provider | self.sudo().search([("type", "!=", "local")])
+        for provider in providers.filtered(lambda p: p._direct_mode()):
+            try:
+                return provider._dispatch("_decrypt_values", tokens, aads)
+            except G2PCryptoError as error:
+                raise provider._user_error(error) from error
+        error = InvalidCiphertextError("no provider in KeyManager direct mode reads these values")
+        user_error = UserError(str(error))
+        user_error.g2p_error = error
+        raise user_error
+
+    @api.model
+    def _providers_of_keys(self, key_ids):
+        """{provider: {key ids}} of data keys ``key_ids``; unknown ids fail with a clear error."""
+        self.env.cr.execute(
+            """SELECT key_id, provider_id FROM g2p_encryption_key
+               WHERE key_id IN %s AND usage IN ('encrypt', 'index')""",
+            (tuple(key_ids),),
+        )
+        found = dict(self.env.cr.fetchall())
+        unknown = set(key_ids) - set(found)
+        if unknown:
+            error = UnknownKeyError(
+                f"no data key {', '.join(sorted(unknown))} in this database: the ciphertext was made "
+                "by another database, or its key record was removed"
+            )
+            user_error = UserError(str(error))
+            user_error.g2p_error = error
+            raise user_error
+        grouped = {}
+        for key_id, provider_id in found.items():
+            grouped.setdefault(provider_id, set()).add(key_id)
+        return {self.sudo().browse(provider_id): ids for provider_id, ids in grouped.items()}
+
+    def _keyring(self):
+        """The keyring of this provider: its data keys, unwrapped through its type."""
         self.ensure_one()
-        tokens = list(tokens)
-        with self._errors_as_user_errors():
-            keys = self._data_keys({envelope.key_id_of(token) for token in tokens})
-            return envelope.open_many(tokens, keys.__getitem__, aad)
+        provider = self.sudo()
+        provider._optional_dispatch("_assert_keys_usable", None)
+        ttl, uses = provider._optional_dispatch("_data_key_cache_limits", (3600.0, 10**9))
+        return Keyring(provider._unwrap_data_key, DATA_KEYS, (self.env.cr.dbname, provider.id), ttl, uses)
 
-    def is_ciphertext(self, value):
-        """Whether ``value`` is ciphertext of a format this provider decrypts."""
-        return envelope.is_token(value)
+    def _unwrap_data_key(self, key_id):
+        key_record = self.env["g2p.encryption.key"].sudo()._find(self, key_id)
+        return self._unwrap_key(key_record) if key_record else None
 
-    def _is_stale_ciphertext(self, token, active_key_id):
-        """Whether ``token`` should be re-encrypted to move to the active data key."""
-        return envelope.is_token(token) and envelope.key_id_of(token) != active_key_id
-
-    def action_encrypt_registry(self):
-        self.ensure_one()
-        self.env["g2p.encryption.job"]._start(self, "encrypt")
-        return True
-
-    def action_reencrypt_registry(self):
-        self.ensure_one()
-        self.env["g2p.encryption.job"]._start(self, "reencrypt")
-        return True
-
-    def action_migrate_openg2p_registry(self):
-        """Read registrants encrypted by OpenG2P's g2p_registry_encryption with this provider and
-        store them encrypted by the registry provider, in batches."""
-        self.ensure_one()
-        self.env["g2p.encryption.job"]._start(self, "migrate_openg2p")
-        return True
-
-    def encrypt_data_local(self, data, aad=b"", **kwargs):
-        return self.encrypt_values([data], aad)[0].encode()
-
-    def decrypt_data_local(self, data, aad=b"", **kwargs):
-        return self.decrypt_values([data], aad)[0]
-
-    def _active_data_key(self):
-        """(key id, key) of the active data key, made on first use."""
-        key_record = self.env["g2p.encryption.key"].sudo()._active_key(self, "encrypt")
-        return key_record.key_id, self._data_keys({key_record.key_id})[key_record.key_id]
+    def _active_key(self, usage):
+        """The active key record of this provider for ``usage``, made on first use."""
+        return self.env["g2p.encryption.key"].sudo()._active_key(self, usage)
 
     def _blind_index_key(self):
-        """The key of this provider's blind indexes (never rotated: the indexes would break)."""
-        key_record = self.env["g2p.encryption.key"].sudo()._active_key(self, "index")
-        return self._data_keys({key_record.key_id}, usage="index")[key_record.key_id]
+        """(key id, key) of this provider's blind indexes (never rotated: they would break)."""
+        key_record = self._active_key("index")
+        return key_record.key_id, self._keyring().key(key_record.key_id)
 
-    def _registrant_fields(self, kind, model_fields):
-        """Names of the registrant fields this provider encrypts (``kind`` "encrypted") or
-        indexes ("searchable"), keeping only stored character fields of the model."""
-        encrypted = _field_list(self.registrant_encrypted_fields)
-        names = (
-            encrypted
-            if kind == "encrypted"
-            else [name for name in _field_list(self.registrant_searchable_fields) if name in encrypted]
-        )
-        return tuple(
-            name
-            for name in names
-            if name in model_fields
-            and model_fields[name].type in ("char", "text")
-            and model_fields[name].store
-        )
-
-    def _data_keys(self, key_ids, usage="encrypt"):
-        """{key id: key} for ``key_ids``, from the worker cache or unwrapped from their records."""
-        now = time.monotonic()
-        dbname = self.env.cr.dbname
-        keys, missing = {}, []
-        for key_id in key_ids:
-            cached = _DATA_KEY_CACHE.get((dbname, self.id, key_id))
-            if cached and cached[1] > now and cached[2] > 0:
-                _DATA_KEY_CACHE[(dbname, self.id, key_id)] = (cached[0], cached[1], cached[2] - 1)
-                keys[key_id] = cached[0]
-            else:
-                missing.append(key_id)
-        if missing:
-            records = (
-                self.env["g2p.encryption.key"]
-                .sudo()
-                .search([("provider_id", "=", self.id), ("key_id", "in", missing), ("usage", "=", usage)])
-            )
-            found = {record.key_id: record for record in records}
-            unknown = set(missing) - set(found)
-            if unknown:
-                raise UserError(
-                    _(
-                        "%(provider)s has no data key %(key_ids)s: the ciphertext was made by "
-                        "another provider or database.",
-                        provider=self.display_name,
-                        key_ids=", ".join(sorted(unknown)),
-                    )
-                )
-            max_age, max_uses = self._data_key_cache_limits()
-            for key_id, record in found.items():
-                key = self._unwrap_key(record)
-                _DATA_KEY_CACHE[(dbname, self.id, key_id)] = (key, now + max_age, max_uses)
-                keys[key_id] = key
-        return keys
-
-    def _data_key_cache_limits(self):
-        """(seconds, uses) an unwrapped data key may stay in the worker cache."""
-        return 3600.0, 10**9
-
-    def _rotated_key_usages(self):
-        """Usages of the keys that "Rotate key" renews (the blind-index key never: its digests
-        would no longer match)."""
-        return ("encrypt", "sign")
+    def _direct_mode(self):
+        """Whether every value goes through the remote service (KeyManager's direct mode)."""
+        return bool(self._optional_dispatch("_direct_mode", False))
 
     def _wrap_key(self, key_id, secret, purpose):
         return self._dispatch("_wrap_key", key_id, secret, purpose)
@@ -263,16 +309,14 @@ class EncryptionProvider(models.Model):
             "_unwrap_key", key_record.key_id, key_record.wrapped_key, key_record._wrap_purpose()
         )
 
-    # ------------------------------------------------------------------------------------------
-    # Actions
-    # ------------------------------------------------------------------------------------------
-    def action_rotate_key(self):
-        """Retire the active keys and make new ones; data under retired keys stays readable."""
-        for provider in self:
-            provider.env["g2p.encryption.key"].sudo()._rotate(provider)
-            _logger.info("Keys of encryption provider %s (id %s) rotated", provider.name, provider.id)
-        return True
+    def _rotated_key_usages(self):
+        """Usages of the keys that rotation renews (the blind-index key never: its digests would
+        no longer match)."""
+        return self._optional_dispatch("_rotated_usages", ("encrypt", "sign"))
 
+    # ------------------------------------------------------------------------------------------
+    # The registry provider
+    # ------------------------------------------------------------------------------------------
     @api.model
     def _get_registry_provider(self):
         """The provider chosen in Settings, or the default one."""
@@ -281,8 +325,8 @@ class EncryptionProvider(models.Model):
     @api.model
     @tools.ormcache()
     def _registry_provider_id(self):
-        # Cached per worker: asked on every search and write of an encrypted model. Setting the
-        # parameter clears the cache (ir.config_parameter does), so does changing providers.
+        # Cached per worker: asked on every write of an encrypted field. Setting the parameter
+        # clears the cache (ir.config_parameter does), so does changing providers.
         param = (
             self.env["ir.config_parameter"].sudo().get_param("g2p_encryption.registry_encryption_provider_id")
         )
@@ -314,5 +358,10 @@ class EncryptionProvider(models.Model):
         return super().unlink()
 
 
-def _field_list(text):
-    return [name.strip() for name in (text or "").split(",") if name.strip()]
+def _none_if_unreadable(decrypt, token, aad):
+    try:
+        return decrypt([token], [aad])[0]
+    except UserError as error:
+        if not isinstance(getattr(error, "g2p_error", None), DecryptionError):
+            raise
+        return None

@@ -1,5 +1,19 @@
 # Part of OpenG2P. See LICENSE file for full copyright and licensing details.
-from odoo import fields, models
+"""Settings ‣ G2P Encryption: registry provider, "Encrypt registry", "Decrypt registry".
+
+Only a Crypto Admin changes them, and turning "Decrypt registry" on asks for the password again
+(as Odoo asks before showing API keys). The values live in ``ir.config_parameter`` under
+``g2p_encryption.*``, which only a Crypto Admin may write directly too.
+"""
+
+from odoo import _, api, fields, models
+from odoo.addons.base.models.res_users import check_identity
+from odoo.exceptions import AccessError
+
+from .encryption_exits import PARAM_DECRYPT, PARAM_ENCRYPT, PARAM_READER_GROUP
+
+PARAM_PREFIX = "g2p_encryption."
+CRYPTO_ADMIN = "g2p_encryption.crypto_admin"
 
 
 class ResConfigSettings(models.TransientModel):
@@ -9,22 +23,95 @@ class ResConfigSettings(models.TransientModel):
         "g2p.encryption.provider",
         string="Registry provider",
         config_parameter="g2p_encryption.registry_encryption_provider_id",
-        help="Provider whose keys encrypt registrant data.",
+        help="Provider whose keys encrypt registrant data from now on. Data encrypted under another "
+        "provider stays readable; the re-encryption job moves it.",
     )
     encrypt_registry = fields.Boolean(
-        config_parameter="g2p_encryption.encrypt_registry",
-        help="Encrypt the configured fields of registrants; registrants stored in plaintext are "
-        "encrypted in the background, in batches.",
+        config_parameter=PARAM_ENCRYPT,
+        help="Store the encrypted fields of registrants as ciphertext; registrants stored in the clear "
+        "are encrypted in the background, in batches.",
     )
     decrypt_registry = fields.Boolean(
-        config_parameter="g2p_encryption.decrypt_registry",
-        help="Let members of Crypto Admin read registrant data in the clear. Every such read is "
-        "recorded in the decryption log.",
+        config_parameter=PARAM_DECRYPT,
+        help="Let the members of the plaintext readers' group see registrant data in the clear. "
+        "Every such read is recorded in the decryption log.",
+    )
+    plaintext_group_id = fields.Many2one(
+        "res.groups",
+        string="Plaintext readers",
+        config_parameter=PARAM_READER_GROUP,
+        help="Who reads registrant data in the clear while Decrypt registry is on (default: Crypto Admin).",
     )
 
+    def execute(self):
+        self.ensure_one()
+        if self._g2p_settings_changed():
+            if not self.env.user.has_group(CRYPTO_ADMIN):
+                raise AccessError(_("Only a Crypto Admin changes the registry encryption settings."))
+            turning_on = self.decrypt_registry and not self.env["ir.config_parameter"].sudo().get_param(PARAM_DECRYPT)
+            if turning_on:
+                return self._execute_after_identity_check()
+        return super().execute()
+
+    @check_identity
+    def _execute_after_identity_check(self):
+        return super().execute()
+
+    def _g2p_settings_changed(self):
+        params = self.env["ir.config_parameter"].sudo()
+        current = {
+            "registry_encryption_provider_id": int(
+                params.get_param("g2p_encryption.registry_encryption_provider_id") or 0
+            ),
+            "encrypt_registry": bool(params.get_param(PARAM_ENCRYPT)),
+            "decrypt_registry": bool(params.get_param(PARAM_DECRYPT)),
+            "plaintext_group_id": int(params.get_param(PARAM_READER_GROUP) or 0),
+        }
+        wanted = {
+            "registry_encryption_provider_id": self.registry_encryption_provider_id.id,
+            "encrypt_registry": self.encrypt_registry,
+            "decrypt_registry": self.decrypt_registry,
+            "plaintext_group_id": self.plaintext_group_id.id,
+        }
+        if not wanted["registry_encryption_provider_id"]:
+            wanted["registry_encryption_provider_id"] = current["registry_encryption_provider_id"]
+        return wanted != current
+
     def set_values(self):
-        was_encrypting = self.env["g2p.encrypted.mixin"]._encryption_enabled()
+        params = self.env["ir.config_parameter"].sudo()
+        was_encrypting = bool(params.get_param(PARAM_ENCRYPT))
+        old_provider = params.get_param("g2p_encryption.registry_encryption_provider_id")
         result = super().set_values()
+        jobs = self.env["g2p.encryption.job"].sudo()
         if self.encrypt_registry and not was_encrypting:
-            self.env["g2p.encryption.job"]._start_registry_encryption()
+            jobs._start_registry("encrypt")
+        new_provider = params.get_param("g2p_encryption.registry_encryption_provider_id")
+        if old_provider and new_provider != old_provider:
+            self.env.registry.clear_cache()
+            jobs._start_registry("reencrypt")
         return result
+
+
+class IrConfigParameter(models.Model):
+    _inherit = "ir.config_parameter"
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        self._check_g2p_parameters([vals.get("key") or "" for vals in vals_list])
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._check_g2p_parameters(self.mapped("key") + [vals.get("key") or ""])
+        return super().write(vals)
+
+    def unlink(self):
+        self._check_g2p_parameters(self.mapped("key"))
+        return super().unlink()
+
+    def _check_g2p_parameters(self, keys):
+        """The encryption settings are a Crypto Admin's (Settings writes them in sudo after its
+        own check); a Settings admin cannot switch decryption on through System Parameters."""
+        if self.env.su or not any(key.startswith(PARAM_PREFIX) for key in keys):
+            return
+        if not self.env.user.has_group(CRYPTO_ADMIN):
+            raise AccessError(_("Only a Crypto Admin changes the g2p_encryption parameters."))

@@ -1,9 +1,10 @@
 # Part of OpenG2P. See LICENSE file for full copyright and licensing details.
-"""Registrants (``res.partner`` with ``is_registrant``) encrypt the fields their provider names.
+"""Registrants (``res.partner`` with ``is_registrant``) are the records in scope.
 
-Companies and ordinary contacts are untouched. Stored values derived from an encrypted field
-(``complete_name``, ``commercial_company_name``, the inline address that mail tracks) show the
-mask instead of being computed from ciphertext.
+Which fields are encrypted is the list of ``g2p.encrypted.field`` (Odoo's contact fields, and
+OpenG2P's personal fields when its modules are installed); companies and ordinary contacts are
+stored in the clear. A partner that becomes a registrant has its values encrypted at once.
+Where a person may not read them, a registrant is "Registrant #12" (a group "Group #12").
 """
 
 import base64
@@ -12,115 +13,29 @@ import json
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
-from .encrypted_mixin import MASK
-
 # Column in which OpenG2P's g2p_registry_encryption kept a JSON blob of the encrypted fields,
 # encrypted by its (KeyManager, direct) provider; its columns held a placeholder.
 OPENG2P_BLOB_COLUMN = "encrypted_val"
 
 
 class ResPartner(models.Model):
-    _name = "res.partner"
-    _inherit = ["res.partner", "g2p.encrypted.mixin"]
+    _inherit = "res.partner"
 
     # OpenG2P's g2p_registry_base defines the same field; either definition serves.
     is_registrant = fields.Boolean(string="Registrant", index=True)
 
-    # Configuration hooks of the mixin ----------------------------------------------------------
-    @api.model
-    def _get_encrypted_fields(self):
-        return self._encryption_provider()._registrant_fields("encrypted", self._fields)
+    def _g2p_label(self):
+        self.ensure_one()
+        record_id = getattr(self.id, "origin", None) or self.id
+        if "is_group" in self._fields and self.is_group:
+            return _("Group #%(id)s", id=record_id)
+        return _("Registrant #%(id)s", id=record_id)
 
-    @api.model
-    def _get_searchable_fields(self):
-        return self._encryption_provider()._registrant_fields("searchable", self._fields)
-
-    @api.model
-    def _vals_are_encryptable(self, vals):
-        return bool(vals.get("is_registrant", self.env.context.get("default_is_registrant")))
-
-    def _filter_encryptable(self):
-        return self.filtered("is_registrant")
-
-    @api.model
-    def _encryptable_domain(self):
-        return [("is_registrant", "=", True)]
-
-    @api.model
-    def _encrypted_search_is_strict(self, domain):
-        # Ordinary contacts are searched by name and email all over Odoo (many2one completion,
-        # the contacts app): there an unsupported condition leaves encrypted registrants out. A
-        # search of registrants, though, would silently find nothing: it raises.
-        return any(
-            isinstance(leaf, list | tuple) and tuple(leaf) == ("is_registrant", "=", True) for leaf in domain
-        )
-
-    def write(self, vals):
-        result = super().write(vals)
-        if vals.get("is_registrant") and self._encryption_enabled():
-            self.filtered(lambda partner: not partner.is_encrypted)._encrypt_existing()
-        return result
-
-    def copy(self, default=None):
-        # The base appends " (copy)" to the name, which for an encrypted registrant would be
-        # appended to the ciphertext: a duplicate keeps the (encrypted) name as it is.
-        if self.is_encrypted and not (default or {}).get("name"):
-            default = dict(default or {}, name=self.name)
-        return super().copy(default)
-
-    def update_address(self, vals):
-        # The ORM copies address fields between parents and contacts with a bare write that
-        # skips write overrides: encrypt them here for the encrypted contacts.
-        encrypted = self.filtered("is_encrypted")
-        plain = self - encrypted
-        address_fields = set(self._address_fields()) & set(vals)
-        encrypted_fields = set(self._get_encrypted_fields()) & address_fields
-        if encrypted and encrypted_fields:
-            provider = self._encryption_provider()
-            columns = encrypted._encrypt_columns(provider, {name: [vals[name]] for name in encrypted_fields})
-            super(ResPartner, encrypted).update_address(
-                dict(vals, **{name: columns[name][0] for name in encrypted_fields})
-            )
-            encrypted._update_blind_index({p.id: {n: vals[n] for n in encrypted_fields} for p in encrypted})
-        elif encrypted:
-            super(ResPartner, encrypted).update_address(vals)
-        if plain:
-            return super(ResPartner, plain).update_address(vals)
-        return None
-
-    # Derived values never computed from ciphertext ---------------------------------------------
-    @api.depends("is_encrypted")
-    def _compute_display_name(self):
-        result = super()._compute_display_name()
-        for partner in self.filtered("is_encrypted"):
-            partner.display_name = MASK
-        return result
-
-    @api.depends("is_encrypted", "parent_id.is_encrypted")
-    def _compute_complete_name(self):
-        return super()._compute_complete_name()
-
-    def _get_complete_name(self):
-        if self.is_encrypted:
-            return MASK
-        name = super()._get_complete_name()
-        parent = self.sudo().parent_id
-        if parent.is_encrypted and parent.name:
-            name = name.replace(parent.name, MASK)
-        return name
-
-    @api.depends("commercial_partner_id.is_encrypted")
-    def _compute_commercial_company_name(self):
-        result = super()._compute_commercial_company_name()
-        for partner in self:
-            if partner.commercial_partner_id.is_encrypted and partner.commercial_company_name:
-                partner.commercial_company_name = MASK
-        return result
-
-    def _display_address(self, without_company=False):
-        if self.is_encrypted:
-            return MASK
-        return super()._display_address(without_company=without_company)
+    def _write(self, vals):
+        super()._write(vals)
+        if vals.get("is_registrant") and self._g2p_encrypting():
+            # Values stored in the clear while the partner was no registrant are encrypted now.
+            self._g2p_encrypt_in_place(flush=False)
 
     # Migration from OpenG2P's g2p_registry_encryption ----------------------------------------
     @api.model
@@ -148,24 +63,25 @@ class ResPartner(models.Model):
         self.flush_recordset()
         self.env.cr.execute("SELECT id, encrypted_val FROM res_partner WHERE id IN %s", (tuple(self.ids),))
         blobs = dict(self.env.cr.fetchall())
-        names = self._get_encrypted_fields()
-        records = self.browse([record_id for record_id in self.ids if blobs.get(record_id)])
-        plaintexts = {name: [] for name in names}
-        for record in records:
+        names = [name for name in self._g2p_encrypted if self._fields[name].store]
+        values_by_id = {}
+        for record_id in self.ids:
+            if not blobs.get(record_id):
+                continue
             # A Binary column stores its value base64-encoded.
-            raw = base64.b64decode(bytes(blobs[record.id]))
+            raw = base64.b64decode(bytes(blobs[record_id]))
             try:
-                values = json.loads(legacy_provider.decrypt_data(raw).decode())
+                values = json.loads(legacy_provider.sudo().decrypt_data(raw).decode())
             except ValueError as error:
                 raise UserError(
                     _(
                         "The OpenG2P value of registrant %(id)s is not readable: %(error)s",
-                        id=record.id,
+                        id=record_id,
                         error=error,
                     )
                 ) from error
-            for name in names:
-                plaintexts[name].append(values.get(name, False))
-        records._store_encrypted(plaintexts)
-        self.flush_recordset()
+            values_by_id[record_id] = {name: values.get(name) or False for name in names if name in values}
+        if values_by_id:
+            self.browse(list(values_by_id))._g2p_store(values_by_id)
         self.env.cr.execute("UPDATE res_partner SET encrypted_val = NULL WHERE id IN %s", (tuple(self.ids),))
+        self.invalidate_recordset()

@@ -1,0 +1,196 @@
+# Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+"""The behaviour of an encrypted field: plaintext in the server, ciphertext at rest.
+
+At registry set-up every field declared encrypted (``encrypted_model.py``) becomes an instance of
+a subclass of its own class (``Char`` or ``Text``) with ``EncryptedField`` first in its MRO:
+
+* **at rest** the column holds a token (``core/envelope.py``) bound to model, field and record;
+  ``_create`` and ``_write`` encrypt (``encrypted_model.py``), the cache never does;
+* **in the server** ``record.field`` is plaintext: a value fetched from the database enters the
+  cache as it is stored, and is decrypted the first time something reads it, together with the
+  same field of the other records being prefetched (one key look-up per batch);
+* **at an exit** (``encryption_exits.py``) the value reaching a person is the plaintext only when
+  the policy allows it (and is then audited); otherwise a mask, or a pseudonymous label for
+  fields that name the record.
+
+The cache tells where each plaintext came from by its type: ``AtRest`` (decrypted from the
+database), ``PlainAtRest`` (stored in the clear: a record out of scope, or not converted yet),
+``Given`` (set by code or typed by a user in this transaction). A plain ``str`` in the cache is a
+value as fetched, not looked at yet. Copies keep the type (``partner.street = parent.street``
+stays ``AtRest``), so values copied from storage into a new record are still gated.
+"""
+
+import logging
+
+from odoo import _
+
+from ..core import envelope
+
+_logger = logging.getLogger(__name__)
+
+
+class AtRest(str):
+    """Plaintext of a value stored encrypted."""
+
+    __slots__ = ()
+
+
+class PlainAtRest(str):
+    """Plaintext of a value stored in the clear (out of scope, or not converted yet)."""
+
+    __slots__ = ()
+
+
+class Given(str):
+    """Plaintext set in this transaction (typed by a user, or set by code)."""
+
+    __slots__ = ()
+
+
+class Masked(str):
+    """A mask or label given at an exit: storing it back is refused (it would replace data)."""
+
+    __slots__ = ()
+
+
+FROM_STORAGE = (AtRest, PlainAtRest)
+KEPT_TYPES = (AtRest, PlainAtRest, Masked)
+
+
+class Unreadable(str):
+    """The placeholder of a stored value that does not decrypt (tampered, moved)."""
+
+    __slots__ = ()
+
+
+class EncryptedField:
+    """Mixin placed before ``fields.Char``/``fields.Text`` in encrypted fields' classes.
+
+    ``g2p_encrypted`` is set on the field objects that are encrypted at rest: the class is also
+    given to the related fields that ``_inherits`` makes of them (``res.users.name``), which are
+    only gated at exits.
+    """
+
+    g2p_encrypted = False  # stored encrypted (set at set-up)
+    g2p_index_kind = None  # blind-index normalisation, or None
+    g2p_names_record = False  # shows a pseudonymous label at exits, rather than the mask
+
+    @property
+    def column_type(self):
+        # Ciphertext is longer than plaintext: a size limit applies to the plaintext only.
+        base = super().column_type
+        return ("varchar", "varchar") if self.g2p_encrypted and base and base[0] == "varchar" else base
+
+    def convert_to_cache(self, value, record, validate=True):
+        cache_value = super().convert_to_cache(value, record, validate)
+        if not isinstance(cache_value, str) or type(cache_value) in (AtRest, PlainAtRest, Given, Masked):
+            return cache_value
+        if isinstance(value, KEPT_TYPES) and cache_value == value:
+            return value  # a copy of a stored (or masked) value keeps its origin
+        if isinstance(value, _Encrypting):
+            return Given(value.plaintext)
+        return Given(cache_value)
+
+    def convert_to_column(self, value, record, values=None, validate=True):
+        if isinstance(value, _Encrypting):
+            return value.token
+        return super().convert_to_column(value, record, values, validate)
+
+    def convert_to_record(self, value, record):
+        if type(value) is str and value and self.g2p_encrypted:
+            value = self._g2p_open(record, value)
+        exit_state = record.env.transaction.__dict__.get("g2p_exit")
+        if exit_state is not None and value:
+            value = exit_state.gate(self, record, value)
+        return super().convert_to_record(value, record)
+
+    def convert_to_record_multi(self, values, records):
+        return [self.convert_to_record(value, record) for value, record in zip(values, records, strict=True)]
+
+    # Lazy decryption ----------------------------------------------------------------------------
+    def _g2p_open(self, record, value):
+        """Decrypt ``value`` of ``record``, with the values of the records prefetched with it."""
+        exit_state = record.env.transaction.__dict__.get("g2p_exit")
+        if exit_state is not None and exit_state.masks(self, record, value):
+            # A masked exit needs no key: nothing is decrypted for it, even while sealed.
+            return AtRest(value) if is_ciphertext(value) else PlainAtRest(value)
+        cache = record.env.cache
+        batch = record.browse(record._prefetch_ids)
+        pending = [(rec.id, cache.get(rec, self, None)) for rec in batch]
+        pending = [(rid, raw) for rid, raw in pending if type(raw) is str and raw]
+        if not any(rid == record.id for rid, _raw in pending):
+            pending.append((record.id, value))
+        opened = decrypt_stored(record.env, self, pending)
+        ids = [rid for rid, _raw in pending]
+        cache.update_raw(record.browse(ids), self, [opened[rid] for rid in ids], check_dirty=False)
+        return opened[record.id]
+
+
+class _Encrypting(str):
+    """A value on its way into a column: its plaintext for the cache, its token for SQL."""
+
+    __slots__ = ("plaintext", "token")
+
+    def __new__(cls, plaintext, token):
+        instance = super().__new__(cls, plaintext)
+        instance.plaintext = plaintext
+        instance.token = token
+        return instance
+
+
+def field_aad(field, record_id):
+    """Associated data of a value: the ciphertext opens only in its model, field and record."""
+    return f"{field.model_name}|{field.name}|{record_id}".encode()
+
+
+def legacy_aad(field):
+    """Associated data of 1.x ciphertext (``g2pe1.``), bound to model and field only."""
+    return f"{field.model_name}|{field.name}".encode()
+
+
+def value_aad(field, record_id, token):
+    return legacy_aad(field) if token.startswith(envelope.PREFIX_V1) else field_aad(field, record_id)
+
+
+def is_ciphertext(value):
+    """Whether a stored value is ciphertext: the addon never stores plaintext of this shape."""
+    return isinstance(value, str) and value.startswith(envelope.TOKEN_MARKS)
+
+
+def decrypt_stored(env, field, pending):
+    """{record id: plaintext} of [(record id, stored value)] of ``field``, typed by origin.
+
+    One batch through the providers' keyrings. Tokens of the KeyManager direct mode go to
+    KeyManager. A value that fails authentication (tampered, or moved from another record) is
+    ``Unreadable`` and logged (record and field, never the value); a failure of a provider
+    (sealed, KeyManager down) fails the whole read with its cause.
+    """
+    result = {}
+    tokens = []
+    for record_id, raw in pending:
+        if is_ciphertext(raw):
+            tokens.append((record_id, raw))
+        else:
+            result[record_id] = PlainAtRest(raw)
+    if tokens:
+        providers = env["g2p.encryption.provider"].sudo()
+        opened = providers._decrypt_stored_values(
+            [raw for _rid, raw in tokens], [value_aad(field, rid, raw) for rid, raw in tokens]
+        )
+        unreadable = []
+        for (record_id, _raw), plaintext in zip(tokens, opened, strict=True):
+            if plaintext is None:
+                unreadable.append(record_id)
+                result[record_id] = Unreadable(_("[unreadable]"))
+            else:
+                result[record_id] = AtRest(plaintext.decode())
+        if unreadable:
+            _logger.warning(
+                "%s.%s of %s record(s) (ids %s) do not decrypt: tampered, or moved from another record",
+                field.model_name,
+                field.name,
+                len(unreadable),
+                ", ".join(map(str, unreadable[:20])),
+            )
+        env["g2p.decryption.log"]._note_decrypted(field, [rid for rid, _raw in tokens])
+    return result

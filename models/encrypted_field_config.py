@@ -1,0 +1,288 @@
+# Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+"""Which fields of which models are encrypted: the admins' list.
+
+Developers declare encrypted fields in code (``g2p.encrypted.mixin``); admins add fields of any
+model here (a stored character or text field, with the kind of blind index it gets, if any). The
+defaults cover Odoo's contact fields and, when OpenG2P's registry modules are installed, their
+personal fields; a default whose model or field is not installed waits, inactive in effect, until
+it is. Rows marked *derived* are stored fields computed from an encrypted field, found from the
+registry's field dependencies and protected the same way.
+
+The list shapes the registry (each listed field becomes an encrypted field at set-up), so a
+change reloads the registry of every worker.
+"""
+
+import logging
+from collections import namedtuple
+
+from odoo import _, api, fields, models, tools
+from odoo.exceptions import ValidationError
+
+from ..core.blind_index import KINDS
+
+_logger = logging.getLogger(__name__)
+
+FieldSpec = namedtuple("FieldSpec", "index_kind names_record scope")
+
+# (model, field, blind-index kind, names the record, scope: records whose values are encrypted)
+DEFAULT_FIELDS = (
+    ("res.partner", "name", "text", True, "is_registrant"),
+    ("res.partner", "email", "email", False, "is_registrant"),
+    ("res.partner", "phone", "phone", False, "is_registrant"),
+    ("res.partner", "mobile", "phone", False, "is_registrant"),
+    ("res.partner", "street", None, False, "is_registrant"),
+    ("res.partner", "street2", None, False, "is_registrant"),
+    ("res.partner", "city", None, False, "is_registrant"),
+    ("res.partner", "zip", None, False, "is_registrant"),
+    # OpenG2P registry (g2p_registry_base, g2p_registry_individual, g2p_bank)
+    ("res.partner", "given_name", "text", False, "is_registrant"),
+    ("res.partner", "family_name", "text", False, "is_registrant"),
+    ("res.partner", "addl_name", None, False, "is_registrant"),
+    ("res.partner", "birth_place", None, False, "is_registrant"),
+    ("res.partner", "address", None, False, "is_registrant"),
+    ("g2p.reg.id", "value", "identifier", False, "partner_id.is_registrant"),
+    ("g2p.phone.number", "phone_no", "phone", False, "partner_id.is_registrant"),
+    ("res.partner.bank", "acc_number", "identifier", False, "partner_id.is_registrant"),
+    # Stored fields computed from the ones above; found again from the dependencies at each
+    # registry load, listed here for the blind index they get.
+    ("res.partner", "complete_name", "text", True, "is_registrant"),
+    ("res.partner", "email_normalized", "email", False, "is_registrant"),
+    ("res.partner", "phone_sanitized", "phone", False, "is_registrant"),
+    ("g2p.phone.number", "phone_sanitized", "phone", False, "partner_id.is_registrant"),
+    ("res.partner.bank", "sanitized_acc_number", "identifier", False, "partner_id.is_registrant"),
+)
+
+
+class EncryptedFieldConfig(models.Model):
+    _name = "g2p.encrypted.field"
+    _description = "Encrypted Field"
+    _order = "model_name, sequence, id"
+    _rec_name = "field_name"
+
+    sequence = fields.Integer(default=10)
+    model_name = fields.Char(string="Model", required=True, index=True)
+    field_name = fields.Char(string="Field", required=True)
+    index_kind = fields.Selection(
+        [(kind, kind.capitalize()) for kind in KINDS],
+        string="Blind index",
+        help="Exact searches (=, in, and ilike of a whole value) find the field through a keyed hash "
+        "of its normalised value. Empty: the field cannot be searched.",
+    )
+    names_record = fields.Boolean(
+        help="The field names the record (a name): where a person may not read it, it shows a "
+        "pseudonymous label (Registrant #12) instead of the mask."
+    )
+    scope = fields.Char(
+        help="Field path that tells which records are encrypted (is_registrant, "
+        "partner_id.is_registrant). Empty: all records of the model."
+    )
+    origin = fields.Selection(
+        [("default", "Default"), ("admin", "Added by an admin"), ("derived", "Derived (computed)")],
+        default="admin",
+        required=True,
+        readonly=True,
+    )
+    active = fields.Boolean(default=True)
+    state = fields.Selection(
+        [("active", "Encrypted"), ("waiting", "Model or field not installed"), ("invalid", "Invalid")],
+        compute="_compute_state",
+    )
+
+    _sql_constraints = [
+        ("model_field_unique", "unique(model_name, field_name)", "A field is listed once."),
+    ]
+
+    def _compute_state(self):
+        for config in self:
+            model = self.env.get(config.model_name)
+            field = model._fields.get(config.field_name) if model is not None else None
+            if field is None:
+                config.state = "waiting"
+            elif getattr(field, "g2p_encrypted", False):
+                config.state = "active"
+            else:
+                config.state = "invalid"
+
+    @api.constrains("model_name", "field_name", "index_kind", "scope")
+    def _check_field(self):
+        for config in self:
+            model = self.env.get(config.model_name)
+            if model is None or config.field_name not in model._fields:
+                continue  # waits for its module (the list shows it as waiting)
+            problem = field_problem(model, config.field_name)
+            if problem:
+                raise ValidationError(problem)
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        records = super().create(vals_list)
+        self._registry_changed()
+        return records
+
+    def write(self, vals):
+        result = super().write(vals)
+        self._registry_changed()
+        return result
+
+    def unlink(self):
+        result = super().unlink()
+        self._registry_changed()
+        return result
+
+    def _registry_changed(self):
+        """Set up the registry again with the new list, here and in every other worker.
+
+        While modules load, the loading sets the registry up anyway: nothing to do then."""
+        registry = self.env.registry
+        if not registry.ready:
+            return
+        self.env.flush_all()
+        registry.setup_models(self.env.cr)  # runs _register_hook, hence _protect_derived_fields
+        registry.registry_invalidated = True
+
+    # Derived fields ------------------------------------------------------------------------------
+    def _register_hook(self):
+        super()._register_hook()
+        self._protect_derived_fields()
+
+    @api.model
+    def _protect_derived_fields(self):
+        """Find, from the registry's field dependencies, the fields computed from encrypted ones.
+
+        A stored character or text field of the same model is listed (origin *derived*) and the
+        registry set up again: it is encrypted from then on. Any other stored one is reported
+        (log and the *Derived fields* report). Non-stored ones are recomputed on each side of an
+        exit (``encryption_exits``), with every model's display name.
+        """
+        registry = self.env.registry
+        listed = set()
+        if tools.sql.table_exists(self.env.cr, self._table):
+            self.env.cr.execute("SELECT model_name, field_name FROM g2p_encrypted_field")
+            listed = set(self.env.cr.fetchall())
+        to_list, unprotected, exit_derived = [], [], set()
+        for model_name in registry.models:
+            model = self.env[model_name]
+            if "display_name" in model._fields:
+                exit_derived.add(model._fields["display_name"])
+            for field in model._fields.values():
+                if getattr(field, "g2p_encrypted", False) or not (field.compute or field.related):
+                    continue
+                if not any(getattr(dep, "g2p_encrypted", False) for dep in _dependencies(registry, field)):
+                    continue
+                if not field.store:
+                    exit_derived.add(field)
+                    continue
+                scope = _derived_scope(registry, model, field)
+                if scope is not False and not field_problem(model, field.name) and (model_name, field.name) not in listed:
+                    to_list.append((model_name, field.name, scope))
+                else:
+                    unprotected.append(f"{model_name}.{field.name}")
+        registry.g2p_exit_derived = tuple(exit_derived)
+        registry.g2p_unprotected_derived = tuple(sorted(unprotected))
+        if unprotected:
+            _logger.warning(
+                "Stored fields computed from encrypted fields, not protected (they hold plaintext of "
+                "registrants): %s. List them in Encryption ‣ Encrypted fields if they are character "
+                "or text fields.",
+                ", ".join(unprotected),
+            )
+        if to_list and listed is not None and tools.sql.table_exists(self.env.cr, self._table):
+            for model_name, field_name, scope in to_list:
+                self.env.cr.execute(
+                    """INSERT INTO g2p_encrypted_field
+                           (model_name, field_name, scope, origin, active, sequence, names_record)
+                       VALUES (%s, %s, %s, 'derived', TRUE, 50, FALSE)
+                       ON CONFLICT (model_name, field_name) DO NOTHING""",
+                    (model_name, field_name, scope),
+                )
+            _logger.info(
+                "Encrypting stored fields computed from encrypted fields: %s",
+                ", ".join(f"{model}.{field}" for model, field, _scope in to_list),
+            )
+            if registry.ready:
+                self._registry_changed()
+            else:
+                # At the end of the loading of modules (hooks run before the registry is ready).
+                registry.setup_models(self.env.cr)
+                registry.registry_invalidated = True
+                self._protect_derived_fields()
+
+    @api.model
+    def _install_defaults(self):
+        """Create the default rows that do not exist yet (install, and each upgrade)."""
+        self.env.cr.execute("SELECT model_name, field_name FROM g2p_encrypted_field")
+        existing = set(self.env.cr.fetchall())
+        missing = [
+            {
+                "model_name": model_name,
+                "field_name": field_name,
+                "index_kind": kind,
+                "names_record": names_record,
+                "scope": scope,
+                "origin": "default",
+            }
+            for model_name, field_name, kind, names_record, scope in DEFAULT_FIELDS
+            if (model_name, field_name) not in existing
+        ]
+        if missing:
+            super().create(missing)  # the registry is set up again once installed
+
+
+def field_problem(model, field_name):
+    """Why ``field_name`` of ``model`` cannot be encrypted, or None."""
+    field = model._fields.get(field_name)
+    if field is None:
+        return _("%(model)s has no field %(field)s.", model=model._name, field=field_name)
+    if field.type not in ("char", "text") or not field.store or field.translate:
+        return _(
+            "%(model)s.%(field)s cannot be encrypted: only stored, untranslated character and text "
+            "fields can.",
+            model=model._name,
+            field=field_name,
+        )
+    return None
+
+
+def load_specs(cr):
+    """{model: {field: FieldSpec}} of the listed, active fields (the defaults before install)."""
+    if not tools.sql.table_exists(cr, "g2p_encrypted_field"):
+        rows = DEFAULT_FIELDS
+    else:
+        cr.execute(
+            """SELECT model_name, field_name, index_kind, names_record, scope
+               FROM g2p_encrypted_field WHERE active ORDER BY model_name, sequence, id"""
+        )
+        rows = cr.fetchall()
+    specs = {}
+    for model_name, field_name, kind, names_record, scope in rows:
+        specs.setdefault(model_name, {})[field_name] = FieldSpec(kind or None, bool(names_record), scope or None)
+    return specs
+
+
+def _dependencies(registry, field):
+    """Every field on the dependency paths of ``field`` (never raises on a wrong path)."""
+    for path in registry.field_depends.get(field, ()):
+        model = registry.get(field.model_name)
+        for name in path.split("."):
+            dependency = model._fields.get(name) if model is not None else None
+            if dependency is None:
+                break
+            yield dependency
+            model = registry.get(dependency.comodel_name) if dependency.relational else None
+
+
+def _derived_scope(registry, model, field):
+    """The scope of a stored field computed from encrypted fields, or False when unknown.
+
+    On the model of its sources it is the model's own scope. A related field copies a value of
+    the record its many2one points to: it is in scope when that record is (``partner_id.`` and the
+    scope of res.partner, for res.company.name)."""
+    if model._g2p_encrypted:
+        return model._g2p_scope_path
+    if field.related:
+        first = model._fields.get(field.related.split(".")[0])
+        comodel = registry.get(first.comodel_name) if first is not None and first.type == "many2one" else None
+        if comodel is not None and comodel._g2p_encrypted:
+            path = comodel._g2p_scope_path
+            return f"{first.name}.{path}" if path else None
+    return False

@@ -1,0 +1,330 @@
+# Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+"""Every model can have encrypted fields: set-up, storage and search (an extension of ``base``).
+
+* **Set-up**: the fields declared encrypted (``g2p.encrypted.mixin`` in code, ``g2p.encrypted.field``
+  for admins) become encrypted fields (``encrypted_field.py``) when the registry is set up; a
+  wrong declaration in code fails there, not at run time.
+* **Storage**: ``_create`` and ``_write``, the two places where the ORM writes columns, store the
+  values of records in scope as tokens bound to model, field and record (``_create`` reserves the
+  ids first, so the row is inserted already encrypted), and keep the blind indexes up to date.
+* **Search**: a condition on an encrypted field matches the plaintext of records stored in the
+  clear, and records stored encrypted through their blind index (exact values only); it never
+  matches ciphertext. Grouping by an encrypted field is refused.
+
+Models without encrypted fields pay one dictionary test per call.
+"""
+
+import logging
+
+from odoo import _, api, models
+from odoo.exceptions import UserError
+from odoo.osv import expression
+from odoo.tools import SQL
+
+from .encrypted_field import EncryptedField, _Encrypting, field_aad, is_ciphertext
+from .encrypted_field_config import FieldSpec, field_problem, load_specs
+from .encryption_exits import PARAM_ENCRYPT, check_not_masked
+
+_logger = logging.getLogger(__name__)
+
+MATCHING_OPERATORS = ("=", "in", "ilike", "like", "=ilike", "=like")
+NEGATIVE_OPERATORS = {"!=": "=", "not in": "in", "not ilike": "ilike", "not like": "like"}
+_ENCRYPTED_CLASSES = {}
+
+
+def encrypted_class(field_class):
+    """The encrypted variant of a field class (``EncryptedChar`` for ``Char``...), made once."""
+    cls = _ENCRYPTED_CLASSES.get(field_class)
+    if cls is None:
+        cls = type(f"Encrypted{field_class.__name__}", (EncryptedField, field_class), {})
+        _ENCRYPTED_CLASSES[field_class] = cls
+    return cls
+
+
+class EncryptedModel(models.AbstractModel):
+    _inherit = "base"
+
+    # {field name: FieldSpec} of the fields stored encrypted, and the field path that tells which
+    # records are in scope; set on each registry class at set-up.
+    _g2p_encrypted = {}
+    _g2p_scope_path = None
+
+    # Set-up ------------------------------------------------------------------------------------
+    @api.model
+    def _prepare_setup(self):
+        super()._prepare_setup()
+        # The list of encrypted fields is read again at each set-up of the registry.
+        self.env.registry.__dict__.pop("g2p_specs", None)
+        self.env.registry.__dict__.pop("g2p_exit_derived", None)
+
+    @api.model
+    def _setup_base(self):
+        super()._setup_base()
+        cls = self.env.registry[self._name]
+        specs = self._g2p_specs()
+        cls._g2p_encrypted = {}
+        cls._g2p_scope_path = None
+        for name, spec in specs.items():
+            field = cls._fields.get(name)
+            problem = field_problem(self, name)
+            if problem:
+                if name in getattr(cls, "_encrypted_fields", {}):
+                    raise ValueError(problem)  # a declaration in code is a programming error
+                if field is not None:
+                    _logger.error("Encrypted field list: %s Not encrypted.", problem)
+                continue
+            if not isinstance(field, EncryptedField):
+                definitions = [
+                    definition
+                    for klass in reversed(cls._model_classes)
+                    if isinstance(klass, models.MetaModel)
+                    for definition in klass._field_definitions
+                    if definition.name == name
+                ]
+                field = encrypted_class(type(field))(_base_fields=definitions)
+                self._add_field(name, field)
+                field.prepare_setup()
+            field.g2p_encrypted = True
+            field.g2p_index_kind = spec.index_kind
+            field.g2p_names_record = spec.names_record
+            cls._g2p_encrypted[name] = spec
+            cls._g2p_scope_path = cls._g2p_scope_path or spec.scope
+
+    @api.model
+    def _g2p_specs(self):
+        """{field: FieldSpec} of this model: its declarations in code and the admins' list."""
+        registry = self.env.registry
+        all_specs = registry.__dict__.get("g2p_specs")
+        if all_specs is None:
+            all_specs = registry.g2p_specs = load_specs(self.env.cr)
+        specs = dict(all_specs.get(self._name, {}))
+        cls = registry[self._name]
+        declared = getattr(cls, "_encrypted_fields", None) or {}
+        for name, kind in dict(declared).items():
+            specs[name] = FieldSpec(kind, name in (cls._rec_name, "name"), getattr(cls, "_encrypted_scope", None))
+        return specs
+
+    # Storage -------------------------------------------------------------------------------------
+    @api.model
+    def _create(self, data_list):
+        specs = self._g2p_encrypted
+        if not specs:
+            return super()._create(data_list)
+        pending = []  # (stored values, {field: plaintext}) of the rows inserted encrypted
+        encrypting = self._g2p_encrypting()
+        for data in data_list:
+            stored = data["stored"]
+            given = {name: stored[name] for name in specs if stored.get(name)}
+            for name, value in given.items():
+                check_not_masked(self._fields[name], value)
+            if given and (
+                (encrypting and self._g2p_vals_in_scope(stored)) or any(map(is_ciphertext, given.values()))
+            ):
+                pending.append((stored, given))
+        if pending:
+            # The ids are reserved first, so that each row is inserted already encrypted and bound
+            # to its record: no plaintext reaches the table, not even within the transaction.
+            self.env.cr.execute(
+                SQL(
+                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                    self._table,
+                    len(pending),
+                )
+            )
+            ids = [row[0] for row in self.env.cr.fetchall()]
+            encrypted = self._g2p_encrypt_rows(
+                [(record_id, given) for record_id, (_stored, given) in zip(ids, pending, strict=True)]
+            )
+            for record_id, (stored, given) in zip(ids, pending, strict=True):
+                stored["id"] = record_id
+                for name, value in given.items():
+                    stored[name] = _Encrypting(value, encrypted[record_id][name])
+            self.browse(ids)._g2p_update_index({record_id: given for record_id, (_s, given) in zip(ids, pending)})
+        return super()._create(data_list)
+
+    def _write(self, vals):
+        specs = self._g2p_encrypted
+        names = [name for name in vals if name in specs] if specs else ()
+        if not names or not self:
+            return super()._write(vals)
+        values = {name: vals[name] for name in names}
+        for name, value in values.items():
+            check_not_masked(self._fields[name], value)
+        forced = any(map(is_ciphertext, values.values()))  # never stored as is
+        if forced:
+            encrypted = self
+        else:
+            encrypted = self._g2p_in_scope() if self._g2p_encrypting() else self.browse()
+        plain = self - encrypted
+        if plain:
+            super(EncryptedModel, plain)._write(vals)
+        if encrypted:
+            super(EncryptedModel, encrypted)._write({name: value for name, value in vals.items() if name not in values})
+            encrypted._g2p_store({record.id: values for record in encrypted})
+
+    def _g2p_store(self, values_by_id):
+        """Store {record id: {field: plaintext}} encrypted, with their blind indexes (SQL, no
+        ORM write: no tracking, no recomputation; the caller keeps the cache right)."""
+        tokens = self._g2p_encrypt_rows(list(values_by_id.items()))
+        names = sorted({name for values in values_by_id.values() for name in values})
+        for name in names:
+            rows = [(record_id, tokens[record_id][name]) for record_id in values_by_id if name in tokens[record_id]]
+            self.env.cr.execute(
+                SQL(
+                    "UPDATE %s AS t SET %s = v.value FROM (VALUES %s) AS v(id, value) WHERE t.id = v.id",
+                    SQL.identifier(self._table),
+                    SQL.identifier(name),
+                    SQL(", ").join(SQL("(%s, %s)", record_id, token) for record_id, token in rows),
+                )
+            )
+        self._g2p_update_index(values_by_id)
+
+    def _g2p_encrypt_in_place(self, flush=True):
+        """Encrypt the values of ``self`` still stored in the clear (read and written with SQL: the
+        values do not change, so nothing is tracked, recomputed or validated). Returns the number
+        of records that had some. ``flush=False`` inside ``_write``, where the cache is current."""
+        names = [name for name in self._g2p_encrypted if self._fields[name].store]
+        if not names or not self:
+            return 0
+        if flush:
+            self.flush_recordset(names)
+        self.env.cr.execute(
+            SQL(
+                "SELECT id, %s FROM %s WHERE id IN %s",
+                SQL(", ").join(map(SQL.identifier, names)),
+                SQL.identifier(self._table),
+                tuple(self.ids),
+            )
+        )
+        values_by_id = {}
+        for row in self.env.cr.fetchall():
+            plain = {name: value for name, value in zip(names, row[1:], strict=True) if value and not is_ciphertext(value)}
+            if plain:
+                values_by_id[row[0]] = plain
+        if values_by_id:
+            self.browse(list(values_by_id))._g2p_store(values_by_id)
+        return len(values_by_id)
+
+    @api.model
+    def _g2p_encrypt_rows(self, rows):
+        """{record id: {field: token or empty}} of [(record id, {field: plaintext})].
+
+        One provider batch per field; empty values stay empty (NULL)."""
+        provider = self.env["g2p.encryption.provider"]._get_registry_provider()
+        result = {record_id: {} for record_id, _values in rows}
+        names = sorted({name for _record_id, values in rows for name in values})
+        for name in names:
+            field = self._fields[name]
+            batch = [(record_id, values[name]) for record_id, values in rows if name in values]
+            filled = [(record_id, str(value)) for record_id, value in batch if value]
+            for record_id, value in batch:
+                if not value:
+                    result[record_id][name] = None
+            if filled:
+                tokens = provider._encrypt_values(
+                    [value.encode() for _id, value in filled], [field_aad(field, record_id) for record_id, _v in filled]
+                )
+                for (record_id, _value), token in zip(filled, tokens, strict=True):
+                    result[record_id][name] = token
+        return result
+
+    def _g2p_update_index(self, values_by_id):
+        """Blind indexes of the searchable fields given in {record id: {field: plaintext}}."""
+        searchable = {name for name, spec in self._g2p_encrypted.items() if spec.index_kind}
+        rows = [
+            (record_id, name, self._g2p_encrypted[name].index_kind, values[name])
+            for record_id, values in values_by_id.items()
+            for name in searchable & set(values)
+        ]
+        if rows:
+            self.env["g2p.blind.index"]._store(self._name, rows)
+
+    @api.model
+    def _g2p_encrypting(self):
+        """Whether values of records in scope are stored encrypted ("Encrypt registry")."""
+        return bool(self.env["ir.config_parameter"].sudo().get_param(PARAM_ENCRYPT))
+
+    @api.model
+    def _g2p_vals_in_scope(self, stored):
+        """Whether a record created with ``stored`` values is in scope (its values are encrypted)."""
+        path = self._g2p_scope_path
+        if not path:
+            return True
+        first, _dot, rest = path.partition(".")
+        value = stored.get(first)
+        if not rest or not value:
+            return bool(value)
+        comodel = self.env[self._fields[first].comodel_name].sudo()
+        return bool(comodel.browse(value).mapped(rest))
+
+    def unlink(self):
+        ids, model_name = self.ids, self._name
+        result = super().unlink()
+        if self._g2p_encrypted and any(spec.index_kind for spec in self._g2p_encrypted.values()):
+            self.env["g2p.blind.index"]._forget(model_name, ids)
+        return result
+
+    # Search ------------------------------------------------------------------------------------------
+    @api.model
+    def _search(self, domain, offset=0, limit=None, order=None, access_rights_uid=None):
+        if self._g2p_encrypted and domain:
+            domain = self._g2p_rewrite_domain(domain)
+        return super()._search(domain, offset, limit, order, access_rights_uid)
+
+    @api.model
+    def _g2p_rewrite_domain(self, domain):
+        rewritten = []
+        for leaf in expression.normalize_domain(domain):
+            if (
+                expression.is_leaf(leaf)
+                and isinstance(leaf[0], str)
+                and leaf[0] in self._g2p_encrypted
+                and leaf[2] is not False
+                and leaf[2] is not None
+            ):
+                rewritten.extend(self._g2p_rewrite_leaf(*leaf))
+            else:
+                rewritten.append(leaf)
+        return rewritten
+
+    @api.model
+    def _g2p_rewrite_leaf(self, name, operator, value):
+        """A domain for ``(name, operator, value)`` on an encrypted field (see the module doc)."""
+        positive = NEGATIVE_OPERATORS.get(operator, operator)
+        not_ciphertext = ["!", (name, "=like", "g2pe%"), "!", (name, "=like", "g2pkm%")]
+        if positive not in MATCHING_OPERATORS:
+            return expression.AND([[(name, operator, value)], not_ciphertext])
+        ids = self._g2p_index_lookup(name, positive, value)
+        if positive == operator:
+            return expression.OR([[("id", "in", ids)], expression.AND([[(name, operator, value)], not_ciphertext])])
+        # Negative: encrypted records outside the hits, plaintext records by the condition.
+        ciphertext = ["|", (name, "=like", "g2pe%"), (name, "=like", "g2pkm%")]
+        return expression.AND([[("id", "not in", ids)], expression.OR([ciphertext, [(name, operator, value)]])])
+
+    @api.model
+    def _g2p_index_lookup(self, name, operator, value):
+        """Ids of the records whose blind index of ``name`` matches ``value`` exactly."""
+        kind = self._g2p_encrypted[name].index_kind
+        if not kind:
+            return []
+        values = value if operator == "in" and isinstance(value, list | tuple) else [value]
+        if operator in ("=like", "=ilike"):
+            values = [v for v in values if isinstance(v, str) and "%" not in v and "_" not in v]
+        values = [v for v in values if isinstance(v, str) and v.strip()]
+        if not values:
+            return []
+        return self.env["g2p.blind.index"]._lookup(self._name, name, kind, values)
+
+    @api.model
+    def _read_group(self, domain, groupby=(), aggregates=(), having=(), offset=0, limit=None, order=None):
+        if self._g2p_encrypted:
+            for spec in list(groupby) + list(aggregates):
+                name = spec.split(":")[0].split(".")[0]
+                if name in self._g2p_encrypted and spec != "__count":
+                    raise UserError(
+                        _(
+                            "%(field)s is encrypted: records cannot be grouped or aggregated by it.",
+                            field=self._fields[name].string,
+                        )
+                    )
+        return super()._read_group(domain, groupby, aggregates, having, offset, limit, order)

@@ -1,0 +1,216 @@
+# Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+"""The exits: where values leave the server towards a person, and are gated there.
+
+Inside the server every module reads plaintext. What a *person* receives (the answer to an RPC
+read of any kind, name search and many2one display names, onchange answers, exports, chatter,
+reports printed from the web client) goes through an **exit**: while one is open on the
+transaction, encrypted values of records in scope reach the person only when the policy allows
+it (Crypto Admin, or the group chosen in Settings, while "Decrypt registry" is on), and are then
+audited; everyone else gets the mask, or a pseudonymous label for fields that name the record.
+A masked exit decrypts nothing, so it works while a provider is sealed or KeyManager is down.
+
+The exit's state lives on the transaction, never in the context: an RPC client can send any
+context key, it cannot reach ``env.transaction``. Computed values that may carry plaintext
+(display names, non-stored computes of encrypted fields) are dropped from the cache when an exit
+opens and when it closes, so that neither side sees the other's.
+"""
+
+import contextlib
+
+from odoo import _, api, http, models
+from odoo.exceptions import UserError
+
+from .encrypted_field import AtRest, Masked, Unreadable
+
+PARAM_ENCRYPT = "g2p_encryption.encrypt_registry"
+PARAM_DECRYPT = "g2p_encryption.decrypt_registry"
+PARAM_READER_GROUP = "g2p_encryption.plaintext_group_id"
+DEFAULT_READER_GROUP = "g2p_encryption.crypto_admin"
+# The external API: a person (or a program acting for one) authenticated by its credentials.
+RPC_PATHS = ("/jsonrpc", "/xmlrpc/2/object", "/xmlrpc/object")
+
+
+class ExitState:
+    """What one exit lets through, and what it let through (for the decryption log)."""
+
+    def __init__(self, allowed, encrypting, entry_point):
+        self.allowed = allowed
+        self.encrypting = encrypting
+        self.entry_point = entry_point
+        self.exposed = {}  # {model: ({fields}, {record ids})}
+        self._scope = {}
+
+    def protected(self, field, record, value):
+        """Whether ``value`` of ``field`` on ``record`` is personal data the exit guards."""
+        if isinstance(value, AtRest | Unreadable):
+            return True
+        record_id = record.id
+        if not record_id or not self.encrypting:
+            # A record being created in a form: its values are what the person typed. And while
+            # the registry is not encrypted, only values that were encrypted are guarded.
+            return False
+        key = (record._name, getattr(record_id, "origin", None) or record_id)
+        in_scope = self._scope.get(key)
+        if in_scope is None:
+            in_scope = self._scope[key] = bool(record._g2p_in_scope())
+        return in_scope
+
+    def masks(self, field, record, value):
+        return not self.allowed and self.protected(field, record, value)
+
+    def gate(self, field, record, value):
+        if not isinstance(value, str) or isinstance(value, Masked) or not self.protected(field, record, value):
+            return value
+        if not self.allowed:
+            return record._g2p_mask(field)
+        fields_, ids = self.exposed.setdefault(record._name, (set(), set()))
+        fields_.add(field.name)
+        ids.add(getattr(record.id, "origin", None) or record.id)
+        return value
+
+
+def reader_allowed(env):
+    """Whether the user of ``env`` may read plaintext at an exit (the policy)."""
+    params = env["ir.config_parameter"].sudo()
+    if not params.get_param(PARAM_DECRYPT):
+        return False
+    group_id = params.get_param(PARAM_READER_GROUP)
+    group = env["res.groups"].sudo().browse(int(group_id)).exists() if group_id else None
+    group = group or env.ref(DEFAULT_READER_GROUP)
+    return group in env.user.sudo().groups_id
+
+
+def person_request(env):
+    """Whether ``env`` serves a person over HTTP (not server code in sudo, not a cron or job)."""
+    request = http.request  # a proxy: false outside a request
+    if env.su or not request or not getattr(request, "db", None):
+        return False
+    session_uid = request.session.uid if request.session else None
+    return session_uid == env.uid if session_uid else request.httprequest.path in RPC_PATHS
+
+
+@contextlib.contextmanager
+def exit_for(env, entry_point):
+    """Open an exit on ``env``'s transaction for the duration of the block (once: nested exits
+    are part of the outer one). Yields the ``ExitState``, or None when one was already open."""
+    transaction = env.transaction
+    if transaction.__dict__.get("g2p_exit") is not None:
+        yield None
+        return
+    # Pending computations run before the exit opens: a stored value computed while values are
+    # masked would store the mask.
+    env.flush_all()
+    encrypting = bool(env["ir.config_parameter"].sudo().get_param(PARAM_ENCRYPT))
+    state = ExitState(reader_allowed(env), encrypting, entry_point)
+    _drop_derived(env)
+    transaction.g2p_exit = state
+    try:
+        yield state
+    finally:
+        transaction.g2p_exit = None
+        _drop_derived(env)
+    if state.exposed:
+        env["g2p.decryption.log"]._log_exposed(state)
+
+
+def _drop_derived(env):
+    """Drop cached computed values that may derive from encrypted fields (display names...)."""
+    derived = env.registry.__dict__.get("g2p_exit_derived", ())
+    if derived:
+        env.cache.invalidate([(field, None) for field in derived])
+
+
+def scan_result(env, result, entry_point):
+    """Mask (or audit) plaintext from storage found in the answer of any other public method.
+
+    A method that returns ``record.name`` hands out an ``AtRest`` string: it is masked for a
+    person the policy does not allow. Values derived by string operations are not recognisable
+    here; the read methods are exits of their own for that reason.
+    """
+    allowed = None
+    found = 0
+
+    def walk(value):
+        nonlocal allowed, found
+        if isinstance(value, AtRest | Unreadable) and not isinstance(value, Masked):
+            found += 1
+            if allowed is None:
+                allowed = reader_allowed(env)
+            return value if allowed else Masked(_("[encrypted]"))
+        if isinstance(value, dict):
+            return {key: walk(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(walk(item) for item in value)
+        return value
+
+    scanned = walk(result)
+    if found and allowed:
+        env["g2p.decryption.log"]._log_values(entry_point, found)
+    return scanned
+
+
+class Base(models.AbstractModel):
+    _inherit = "base"
+
+    # Scope and masks ---------------------------------------------------------------------------
+    def _g2p_in_scope(self):
+        """The records of ``self`` whose encrypted fields are encrypted (all, unless the model or
+        its configuration narrows it: registrants only for res.partner)."""
+        path = self._g2p_scope_path
+        return self.filtered(path) if path else self
+
+    def _g2p_label(self):
+        """A pseudonymous label that identifies the record without revealing anything."""
+        self.ensure_one()
+        record_id = getattr(self.id, "origin", None) or self.id
+        return _("%(model)s #%(id)s", model=self._description, id=record_id)
+
+    def _g2p_mask(self, field):
+        if field.g2p_names_record:
+            return Masked(self._g2p_label())
+        return Masked(_("[encrypted]"))
+
+    # Exits -----------------------------------------------------------------------------------------
+    def read(self, fields=None, load="_classic_read"):
+        if not person_request(self.env):
+            return super().read(fields, load)
+        with exit_for(self.env, f"{self._name}.read"):
+            return super().read(fields, load)
+
+    def web_read(self, specification):
+        if not person_request(self.env):
+            return super().web_read(specification)
+        with exit_for(self.env, f"{self._name}.web_read"):
+            return super().web_read(specification)
+
+    @api.model
+    def name_search(self, name="", args=None, operator="ilike", limit=100):
+        if not person_request(self.env):
+            return super().name_search(name, args, operator, limit)
+        with exit_for(self.env, f"{self._name}.name_search"):
+            return super().name_search(name, args, operator, limit)
+
+    @api.model
+    def read_group(self, domain, fields, groupby, offset=0, limit=None, orderby=False, lazy=True):
+        if not person_request(self.env):
+            return super().read_group(domain, fields, groupby, offset, limit, orderby, lazy)
+        with exit_for(self.env, f"{self._name}.read_group"):
+            return super().read_group(domain, fields, groupby, offset, limit, orderby, lazy)
+
+    def export_data(self, fields_to_export):
+        if not person_request(self.env):
+            return super().export_data(fields_to_export)
+        with exit_for(self.env, f"{self._name}.export_data"):
+            return super().export_data(fields_to_export)
+
+
+def check_not_masked(field, value):
+    """Refuse to store a mask or label an exit gave out: it would replace the data it hides."""
+    if isinstance(value, Masked):
+        raise UserError(
+            _(
+                "%(field)s holds a masked value, which cannot be saved: the real value is "
+                "encrypted and this user may not read it.",
+                field=field.string,
+            )
+        )
