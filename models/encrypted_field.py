@@ -23,6 +23,7 @@ stays ``AtRest``), so values copied from storage into a new record are still gat
 import logging
 
 from odoo import _
+from odoo.exceptions import UserError
 
 from ..core import envelope
 
@@ -94,6 +95,7 @@ class EncryptedField:
     def convert_to_column(self, value, record, values=None, validate=True):
         if isinstance(value, _Encrypting):
             return value.token
+        check_not_masked(self, value)
         return super().convert_to_column(value, record, values, validate)
 
     def convert_to_record(self, value, record):
@@ -194,3 +196,15 @@ def decrypt_stored(env, field, pending):
             )
         env["g2p.decryption.log"]._note_decrypted(field, [rid for rid, _raw in tokens])
     return result
+
+
+def check_not_masked(field, value):
+    """Refuse to store a mask or label an exit gave out: it would replace the data it hides."""
+    if isinstance(value, Masked):
+        raise UserError(
+            _(
+                "%(field)s holds a masked value, which cannot be saved: the real value is "
+                "encrypted and this user may not read it.",
+                field=field.string,
+            )
+        )

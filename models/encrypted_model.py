@@ -21,9 +21,9 @@ from odoo.exceptions import UserError
 from odoo.osv import expression
 from odoo.tools import SQL
 
-from .encrypted_field import EncryptedField, _Encrypting, field_aad, is_ciphertext
+from .encrypted_field import EncryptedField, _Encrypting, check_not_masked, field_aad, is_ciphertext
 from .encrypted_field_config import FieldSpec, field_problem, load_specs
-from .encryption_exits import PARAM_ENCRYPT, check_not_masked
+from .encryption_exits import PARAM_ENCRYPT
 
 _logger = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ opens and when it closes, so that neither side sees the other's.
 import contextlib
 
 from odoo import _, api, http, models
-from odoo.exceptions import UserError
 
 from .encrypted_field import AtRest, Masked, Unreadable
 
@@ -101,7 +100,8 @@ def exit_for(env, entry_point):
     # masked would store the mask.
     env.flush_all()
     encrypting = bool(env["ir.config_parameter"].sudo().get_param(PARAM_ENCRYPT))
-    state = ExitState(reader_allowed(env), encrypting, entry_point)
+    request = http.request
+    state = ExitState(reader_allowed(env), encrypting, request.httprequest.path if request else entry_point)
     _drop_derived(env)
     transaction.g2p_exit = state
     try:
@@ -171,11 +171,12 @@ class Base(models.AbstractModel):
         return Masked(_("[encrypted]"))
 
     # Exits -----------------------------------------------------------------------------------------
-    def read(self, fields=None, load="_classic_read"):
+    def _read_format(self, fnames, load="_classic_read"):
+        # Serves read, search_read, web_read and the chatter's message format.
         if not person_request(self.env):
-            return super().read(fields, load)
+            return super()._read_format(fnames, load)
         with exit_for(self.env, f"{self._name}.read"):
-            return super().read(fields, load)
+            return super()._read_format(fnames, load)
 
     def web_read(self, specification):
         if not person_request(self.env):
@@ -202,15 +203,3 @@ class Base(models.AbstractModel):
             return super().export_data(fields_to_export)
         with exit_for(self.env, f"{self._name}.export_data"):
             return super().export_data(fields_to_export)
-
-
-def check_not_masked(field, value):
-    """Refuse to store a mask or label an exit gave out: it would replace the data it hides."""
-    if isinstance(value, Masked):
-        raise UserError(
-            _(
-                "%(field)s holds a masked value, which cannot be saved: the real value is "
-                "encrypted and this user may not read it.",
-                field=field.string,
-            )
-        )

@@ -2,11 +2,7 @@ from . import test_provider_local
 from . import test_key_security
 from . import test_signing
 from . import test_jwks_endpoint
-from . import test_registry_write
-from . import test_registry_read
-from . import test_registry_search
-from . import test_registry_no_leak
-from . import test_registry_jobs
+from . import test_registry_storage
 from . import test_custody
 from . import test_custody_security
 from . import test_custody_wizards
@@ -14,5 +10,4 @@ from . import test_key_rotation_age
 from . import test_keymanager_provider
 from . import test_keymanager_faults
 from . import test_keymanager_signing
-from . import test_registry_migration
-from . import test_admin_tour
+from . import test_registry_exits

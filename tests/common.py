@@ -7,7 +7,7 @@ import os
 import tempfile
 from unittest.mock import patch
 
-from odoo.tests.common import TransactionCase, new_test_user, tagged
+from odoo.tests.common import HttpCase, TransactionCase, new_test_user, tagged
 from odoo.tools import config
 
 from ..models.encryption_provider import clear_data_key_cache
@@ -62,7 +62,9 @@ class G2PEncryptionCase(TransactionCase):
             login="g2p_crypto_admin",
             groups="base.group_user,base.group_partner_manager,g2p_encryption.crypto_admin",
         )
-        cls.clerk = new_test_user(cls.env, login="g2p_clerk", groups="base.group_user")
+        cls.clerk = new_test_user(
+            cls.env, login="g2p_clerk", groups="base.group_user,base.group_partner_manager"
+        )
 
     def setUp(self):
         super().setUp()
@@ -112,6 +114,22 @@ class RegistryCase(G2PEncryptionCase):
     def create_registrant(self, number, **values):
         vals = dict(marker_values(number), is_registrant=True, **values)
         return self.env["res.partner"].create(vals)
+
+    def create_registrants(self, numbers, **values):
+        return self.env["res.partner"].create(
+            [dict(marker_values(number), is_registrant=True, **values) for number in numbers]
+        )
+
+    def decryption_rows(self, **domain):
+        """Decryption log rows written since the test started, with optional field filters."""
+        self.env.cr.precommit.run()  # rows of server code are written when the transaction commits
+        conditions = [(name, "=", value) for name, value in domain.items()]
+        return self.env["g2p.decryption.log"].sudo().search(conditions + [("id", ">", self.first_log_id)])
+
+    def setUp(self):
+        super().setUp()
+        last = self.env["g2p.decryption.log"].sudo().search([], order="id desc", limit=1)
+        self.first_log_id = last.id or 0
 
     def raw_column(self, record, field_name):
         """The value stored in PostgreSQL, bypassing the ORM."""
@@ -199,3 +217,18 @@ class KeyManagerCase(G2PEncryptionCase):
         params.set_param("g2p_encryption.registry_encryption_provider_id", str(provider.id))
         params.set_param("g2p_encryption.encrypt_registry", "True")
         self.env.registry.clear_cache()
+
+
+@tagged("post_install", "-at_install")
+class RegistryHttpCase(HttpCase, RegistryCase):
+    """Registry tests through the web client's own path: JSON-RPC to /web/dataset/call_kw."""
+
+    def rpc(self, user, model, method, *args, **kwargs):
+        """Call ``model.method(*args, **kwargs)`` over JSON-RPC as ``user`` (password = login)."""
+        if getattr(self, "_rpc_login", None) != user.login:
+            self.authenticate(user.login, user.login)
+            self._rpc_login = user.login
+        return self.make_jsonrpc_request(
+            f"/web/dataset/call_kw/{model}/{method}",
+            {"model": model, "method": method, "args": list(args), "kwargs": kwargs},
+        )

@@ -4,9 +4,16 @@ import re
 import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from nacl import bindings as sodium
+from nacl.exceptions import CryptoError
 
 from ..envelope import (
+    NONCE_SIZE,
     PREFIX,
+    PREFIX_V1,
+    _aead,
+    _header,
+    _seal_with,
     is_token,
     key_id_of,
     new_data_key,
@@ -61,30 +68,49 @@ def test_round_trip_of_unicode_text():
     assert open_token(token, lookup, AAD).decode("utf-8") == text
 
 
+def seal_v1(key_id, key, plaintext, aad):
+    """A token as version 1.x of the addon wrote it (AES-256-GCM, 12-byte nonce)."""
+    return _seal_with(_header(PREFIX_V1, key_id), _aead(key), plaintext, aad)
+
+
 def test_token_layout_is_prefix_key_id_and_nonce_ciphertext_tag():
     plaintext = b"0123456789"
     token = seal(KEY_ID, KEY, plaintext, AAD)
-    assert re.fullmatch(r"g2pe1\.k1\.[A-Za-z0-9_-]+", token)
+    assert re.fullmatch(r"g2pe2\.k1\.[A-Za-z0-9_-]+", token)
     assert token.startswith(PREFIX)
     blob = b64url_decode(token.split(".")[2])
-    assert len(blob) == 12 + len(plaintext) + 16
+    assert len(blob) == 24 + len(plaintext) + 16
 
 
-def test_token_decrypts_with_bare_aes_gcm_and_the_header_as_aad():
-    """The format is what it says: an independent AES-GCM decrypts it with header || aad."""
+def test_token_decrypts_with_bare_xchacha20_poly1305_and_the_header_as_aad():
+    """The format is what it says: an independent libsodium call decrypts it with header || aad."""
     token = seal(KEY_ID, KEY, b"interop", AAD)
     blob = b64url_decode(token.split(".")[2])
-    header = b"g2pe1." + KEY_ID.encode() + b"."
-    assert AESGCM(KEY).decrypt(blob[:12], blob[12:], header + AAD) == b"interop"
-    with pytest.raises(InvalidTag):  # the header is part of the AAD
-        AESGCM(KEY).decrypt(blob[:12], blob[12:], AAD)
+    header = b"g2pe2." + KEY_ID.encode() + b"."
+    decrypt = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt
+    assert decrypt(blob[24:], header + AAD, blob[:24], KEY) == b"interop"
+    with pytest.raises(CryptoError):  # the header is part of the AAD
+        decrypt(blob[24:], AAD, blob[:24], KEY)
+
+
+def test_version_1_tokens_stay_readable():
+    """Values written by 1.x (AES-256-GCM) still decrypt, and still check their AAD."""
+    token = seal_v1(KEY_ID, KEY, b"written by 1.x", AAD)
+    blob = b64url_decode(token.split(".")[2])
+    assert AESGCM(KEY).decrypt(blob[:NONCE_SIZE], blob[NONCE_SIZE:], b"g2pe1.k1." + AAD) == b"written by 1.x"
+    assert open_token(token, lookup, AAD) == b"written by 1.x"
+    assert open_many([token, seal(KEY_ID, KEY, b"new", AAD)], lookup, AAD) == [b"written by 1.x", b"new"]
+    with pytest.raises(DecryptionError):
+        open_token(token, lookup, b"another field")
+    with pytest.raises(InvalidTag):
+        AESGCM(KEY).decrypt(blob[:NONCE_SIZE], blob[NONCE_SIZE:], AAD)
 
 
 def test_two_seals_of_the_same_plaintext_differ():
     first = seal(KEY_ID, KEY, b"same", AAD)
     second = seal(KEY_ID, KEY, b"same", AAD)
     assert first != second
-    assert b64url_decode(first.split(".")[2])[:12] != b64url_decode(second.split(".")[2])[:12]
+    assert b64url_decode(first.split(".")[2])[:24] != b64url_decode(second.split(".")[2])[:24]
 
 
 @pytest.mark.parametrize("wrong_aad", [b"", b"res.partner\x00phone", AAD + b"x"])
@@ -96,7 +122,7 @@ def test_wrong_aad_is_rejected(wrong_aad):
     assert "secret" not in str(raised.value)
 
 
-@pytest.mark.parametrize("index, part", [(0, "nonce"), (11, "nonce"), (12, "ciphertext"), (-1, "tag")])
+@pytest.mark.parametrize("index, part", [(0, "nonce"), (23, "nonce"), (24, "ciphertext"), (-1, "tag")])
 def test_tampering_with_nonce_ciphertext_or_tag_is_rejected(index, part):
     token = seal(KEY_ID, KEY, b"some plaintext", AAD)
     with pytest.raises(DecryptionError):
@@ -112,15 +138,17 @@ def test_changing_any_character_of_a_token_is_rejected():
             open_token(tampered, lookup, AAD)
 
 
-def test_changing_the_version_is_rejected_as_another_format():
+def test_changing_the_version_is_rejected():
     token = seal(KEY_ID, KEY, b"v", AAD)
+    with pytest.raises(DecryptionError):  # read as the other format, it fails authentication
+        open_token("g2pe1." + token[len(PREFIX) :], lookup, AAD)
     with pytest.raises(InvalidCiphertextError):
-        open_token("g2pe2." + token[len(PREFIX) :], lookup, AAD)
+        open_token("g2pe3." + token[len(PREFIX) :], lookup, AAD)
 
 
 def test_moving_a_token_to_another_key_id_is_rejected_even_with_the_same_key():
     token = seal(KEY_ID, KEY, b"moved", AAD)
-    moved = token.replace("g2pe1.k1.", "g2pe1.k9.", 1)
+    moved = token.replace("g2pe2.k1.", "g2pe2.k9.", 1)
     with pytest.raises(DecryptionError) as raised:
         open_token(moved, lambda key_id: KEY, AAD)
     assert not isinstance(raised.value, InvalidCiphertextError)

@@ -1,0 +1,41 @@
+# Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+"""The web client's doors out of the server, as exits (``models/encryption_exits.py``).
+
+* ``/web/dataset/call_kw`` and ``call_button``: the read methods are exits of their own (on every
+  model); the few ORM methods that hand out values without being one (``mapped``, ``copy_data``,
+  ``name_get``) are run inside an exit; the answer of any other public method is scanned for
+  stored plaintext, which is masked (or audited) there.
+* ``/report/...``: a report printed by a person is rendered inside an exit. Documents that
+  business modules render for beneficiaries (vouchers, credentials) do not come this way and
+  carry the real values.
+"""
+
+from odoo import http
+from odoo.http import request
+
+from odoo.addons.web.controllers.dataset import DataSet
+from odoo.addons.web.controllers.report import ReportController
+
+from ..models.encryption_exits import exit_for, person_request, scan_result
+
+# Public ORM methods that return field values without being an exit themselves.
+VALUE_METHODS = frozenset({"mapped", "copy_data", "name_get"})
+
+
+class DataSetExits(DataSet):
+    def _call_kw(self, model, method, args, kwargs):
+        env = request.env
+        entry_point = f"{model}.{method}"
+        if not person_request(env):
+            return super()._call_kw(model, method, args, kwargs)
+        if method in VALUE_METHODS:
+            with exit_for(env, entry_point):
+                return super()._call_kw(model, method, args, kwargs)
+        return scan_result(env, super()._call_kw(model, method, args, kwargs), entry_point)
+
+
+class ReportExits(ReportController):
+    @http.route()
+    def report_routes(self, reportname, docids=None, converter=None, **data):
+        with exit_for(request.env, f"report {reportname}"):
+            return super().report_routes(reportname, docids=docids, converter=converter, **data)

@@ -1,0 +1,176 @@
+# Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+"""At the exits: what a person receives over the web client's JSON-RPC, as a clerk and as a
+Crypto Admin with "Decrypt registry" off and on; and the decryption log of each plaintext exit."""
+
+from odoo.exceptions import UserError
+from odoo.tests import new_test_user, tagged
+from odoo.tests.common import JsonRpcException
+
+from ..core import envelope
+from .common import RegistryHttpCase, marker_values
+
+NUMBERS = range(500, 506)
+FIELDS = ["name", "email", "phone", "street", "city", "complete_name", "display_name"]
+SPEC = {name: {} for name in FIELDS}
+
+
+@tagged("post_install", "-at_install")
+class TestRegistryExits(RegistryHttpCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.people = cls.create_people()
+        cls.company = cls.env["res.partner"].create({"name": "Zmarker0599 Company", "is_company": True})
+        cls.child = cls.env["res.partner"].create(
+            {"name": "Ordinary Child", "parent_id": cls.people[0].id, "type": "other"}
+        )
+        cls.portal = new_test_user(cls.env, login="g2p_portal", groups="base.group_portal")
+
+    @classmethod
+    def create_people(cls):
+        return cls.env["res.partner"].create([dict(marker_values(n), is_registrant=True) for n in NUMBERS])
+
+    def label(self, person):
+        return f"Registrant #{person.id}"
+
+    def search_read(self, user):
+        return self.rpc(
+            user, "res.partner", "web_search_read", [("id", "in", self.people.ids)], SPEC, order="id"
+        )["records"]
+
+    def assertMasked(self, rows):
+        for person, row in zip(self.people, rows, strict=True):
+            for name in ("email", "phone", "street", "city"):
+                self.assertEqual(row[name], "[encrypted]", (name, row))
+            for name in ("name", "complete_name", "display_name"):
+                self.assertEqual(row[name], self.label(person), (name, row))
+
+    def assertPlain(self, rows):
+        for number, row in zip(NUMBERS, rows, strict=True):
+            expected = marker_values(number)
+            for name in ("name", "email", "phone", "street", "city"):
+                self.assertEqual(row[name], expected[name])
+            self.assertEqual(row["display_name"], expected["name"])
+
+    def test_a_clerk_sees_labels_and_masks_whatever_the_switch(self):
+        self.assertMasked(self.search_read(self.clerk))
+        self.set_registry(decrypt=True)
+        self.assertMasked(self.search_read(self.clerk))
+        self.assertFalse(self.decryption_rows(kind="exit"))
+
+    def test_a_crypto_admin_reads_plaintext_only_while_decryption_is_on(self):
+        self.assertMasked(self.search_read(self.crypto_admin))
+        self.set_registry(decrypt=True)
+        self.assertPlain(self.search_read(self.crypto_admin))
+
+    def test_each_plaintext_exit_is_audited_once(self):
+        self.set_registry(decrypt=True)
+        self.search_read(self.crypto_admin)
+        rows = self.decryption_rows(kind="exit", res_model="res.partner")
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(rows.user_id, self.crypto_admin)
+        self.assertEqual(rows.entry_point, "/web/dataset/call_kw/res.partner/web_search_read")
+        self.assertEqual(sorted(map(int, rows.res_ids.split(","))), sorted(self.people.ids))
+        self.assertEqual(rows.record_count, len(self.people))
+        self.assertLessEqual({"name", "email", "city"}, set(rows.field_names.split(",")))
+
+    def test_every_read_method_is_an_exit(self):
+        domain = [("id", "in", self.people.ids)]
+        answers = {
+            "read": self.rpc(self.clerk, "res.partner", "read", self.people.ids, FIELDS),
+            "search_read": self.rpc(self.clerk, "res.partner", "search_read", domain, FIELDS, order="id"),
+            "web_read": self.rpc(self.clerk, "res.partner", "web_read", self.people.ids, SPEC),
+        }
+        for method, rows in answers.items():
+            with self.subTest(method=method):
+                self.assertMasked(rows)
+        names = self.rpc(self.clerk, "res.partner", "mapped", self.people.ids, "name")
+        self.assertEqual(names, [self.label(person) for person in self.people])
+        emails = self.rpc(self.clerk, "res.partner", "mapped", self.people.ids, "email")
+        self.assertEqual(set(emails), {"[encrypted]"})
+        copied = self.rpc(self.clerk, "res.partner", "copy_data", self.people[0].ids)
+        copied = copied[0] if isinstance(copied, list) else copied
+        self.assertEqual(copied["email"], "[encrypted]")
+        exported = self.rpc(self.clerk, "res.partner", "export_data", self.people.ids, ["name", "email"])
+        self.assertEqual(exported["datas"][0], [self.label(self.people[0]), "[encrypted]"])
+
+    def test_many2one_display_names_and_name_search_show_labels(self):
+        child = self.rpc(
+            self.clerk, "res.partner", "web_read", self.child.ids, {"parent_id": {"fields": {"display_name": {}}}}
+        )[0]
+        self.assertEqual(child["parent_id"]["display_name"], self.label(self.people[0]))
+        classic = self.rpc(self.clerk, "res.partner", "read", self.child.ids, ["parent_id"])[0]
+        self.assertEqual(classic["parent_id"][1], self.label(self.people[0]))
+        found = self.rpc(self.clerk, "res.partner", "name_search", marker_values(501)["name"])
+        self.assertEqual(found, [[self.people[1].id, self.label(self.people[1])]])
+        self.set_registry(decrypt=True)
+        classic = self.rpc(self.crypto_admin, "res.partner", "read", self.child.ids, ["parent_id"])[0]
+        self.assertEqual(classic["parent_id"][1], marker_values(500)["name"])
+
+    def test_companies_and_ordinary_contacts_are_not_masked(self):
+        row = self.rpc(self.clerk, "res.partner", "read", self.company.ids, ["name"])[0]
+        self.assertEqual(row["name"], "Zmarker0599 Company")
+
+    def test_onchange_of_a_new_registrant_shows_what_the_clerk_typed(self):
+        values = dict(marker_values(520), is_registrant=True)
+        spec = {name: {} for name in (*values, "display_name")}
+        answer = self.rpc(self.clerk, "res.partner", "onchange", [], values, [], spec)
+        self.assertEqual(answer["value"].get("display_name"), values["name"])
+        saved = self.rpc(self.clerk, "res.partner", "web_save", [], values, {"name": {}, "email": {}})[0]
+        partner = self.env["res.partner"].browse(saved["id"])
+        self.assertEqual(saved["name"], self.label(partner))  # once stored, it is a registrant's
+        self.assertTrue(envelope.is_token(self.raw_column(partner, "email")))
+        self.assertEqual(partner.email, values["email"])
+
+    def test_onchange_of_an_existing_registrant_reveals_nothing(self):
+        spec = {name: {} for name in ("name", "email", "city", "display_name")}
+        answer = self.rpc(
+            self.clerk, "res.partner", "onchange", self.people[2].ids, {"city": "Elsewhere"}, ["city"], spec
+        )
+        for value in answer.get("value", {}).values():
+            self.assertNotIn("marker0502", str(value).lower())
+
+    def test_grouping_by_an_encrypted_field_is_refused_and_other_groups_are_labelled(self):
+        with self.assertRaises(JsonRpcException):
+            self.rpc(self.clerk, "res.partner", "read_group", [("id", "in", self.people.ids)], ["name"], ["name"])
+        with self.assertRaisesRegex(UserError, "encrypted"):
+            self.env["res.partner"].read_group([("id", "in", self.people.ids)], ["name"], ["name"])
+        groups = self.rpc(
+            self.clerk, "res.partner", "read_group", [("id", "=", self.child.id)], ["parent_id"], ["parent_id"]
+        )
+        self.assertEqual(groups[0]["parent_id"][1], self.label(self.people[0]))
+
+    def test_the_chatter_of_a_registrant_masks_tracked_values(self):
+        self.people[3].with_user(self.crypto_admin).write({"email": "zmarker0530@example.org"})
+        self.env.cr.precommit.run()  # tracking values are written at commit
+        messages = self.people[3].message_ids.filtered("tracking_value_ids")
+        self.assertTrue(messages)
+        stored = messages.tracking_value_ids
+        for tracking in stored:
+            self.assertTrue(envelope.is_token(self.raw_column(tracking, "new_value_char")))
+        formatted = self.rpc(self.clerk, "mail.message", "message_format", messages.ids)
+        text = str(formatted).lower()
+        self.assertNotIn("zmarker0530", text)
+        self.assertNotIn("marker0503", text)
+
+    def test_a_method_that_returns_a_stored_value_is_masked(self):
+        answer = self.rpc(self.clerk, "res.partner", "address_get", self.people[4].ids, ["contact"])
+        self.assertEqual(answer, {"contact": self.people[4].id})  # ids pass
+        # A public method handing out a value read from storage (here Odoo's own) is masked.
+        self.assertNotIn(
+            "marker0504",
+            str(self.rpc(self.clerk, "res.partner", "mapped", self.people[4].ids, "email_normalized")).lower(),
+        )
+
+    def test_moving_a_ciphertext_over_rpc_never_shows_another_persons_data(self):
+        first, second = self.people[:2]
+        token = self.raw_column(first, "name")
+        self.rpc(self.clerk, "res.partner", "write", second.ids, {"name": token})
+        self.set_registry(decrypt=True)
+        row = self.rpc(self.crypto_admin, "res.partner", "read", second.ids, ["name"])[0]
+        self.assertEqual(row["name"], token)
+        self.assertNotEqual(row["name"], marker_values(500)["name"])
+
+    def test_a_portal_user_reads_no_registrant(self):
+        with self.assertRaises(Exception):
+            self.rpc(self.portal, "res.partner", "read", self.people.ids, ["name"])

@@ -1,0 +1,129 @@
+# Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+"""At rest: what reaches the columns, and what a value stored there is bound to."""
+
+import logging
+
+from odoo.exceptions import UserError
+from odoo.tests import tagged
+
+from ..core import envelope
+from ..models.encrypted_field import AtRest, EncryptedField, Masked, Unreadable
+from .common import RegistryCase, marker_fragments, marker_values
+
+
+@tagged("post_install", "-at_install")
+class TestRegistryStorage(RegistryCase):
+    def test_columns_hold_ciphertext_and_server_code_reads_plaintext(self):
+        partner = self.create_registrant(1)
+        for name, value in marker_values(1).items():
+            stored = self.raw_column(partner, name)
+            self.assertTrue(stored.startswith(envelope.PREFIX_V2), (name, stored))
+            self.assertNotIn(value.lower(), stored.lower())
+        partner.invalidate_recordset()
+        for name, value in marker_values(1).items():
+            self.assertEqual(partner[name], value)
+        # Stored fields computed from encrypted ones are encrypted too.
+        for derived in ("complete_name", "email_normalized"):
+            self.assertTrue(envelope.is_token(self.raw_column(partner, derived)), derived)
+        self.assertEqual(partner.complete_name, marker_values(1)["name"])
+        self.assertEqual(partner.email_normalized, marker_values(1)["email"])
+
+    def test_companies_and_contacts_stay_in_the_clear(self):
+        company = self.env["res.partner"].create({"name": "Zmarker0002 Company", "is_company": True})
+        contact = self.env["res.partner"].create({"name": "Zmarker0003 Contact", "email": "zmarker0003@x.org"})
+        self.assertEqual(self.raw_column(company, "name"), "Zmarker0002 Company")
+        self.assertEqual(self.raw_column(contact, "email"), "zmarker0003@x.org")
+
+    def test_each_record_of_a_multi_record_write_gets_its_own_ciphertext(self):
+        people = self.create_registrants(range(10, 22))
+        people.write({"city": "Zmarker0030ville"})
+        tokens = {self.raw_column(person, "city") for person in people}
+        self.assertEqual(len(tokens), len(people))
+        people.invalidate_recordset()
+        self.assertEqual(set(people.mapped("city")), {"Zmarker0030ville"})
+
+    def test_a_ciphertext_moved_to_another_record_does_not_decrypt_there(self):
+        first, second = self.create_registrants([40, 41])
+        token = self.raw_column(first, "name")
+        self.env.cr.execute("UPDATE res_partner SET name = %s WHERE id = %s", (token, second.id))
+        self.env.invalidate_all()
+        with self.assertLogs("odoo.addons.g2p_encryption.models.encrypted_field", "WARNING") as logs:
+            self.assertIsInstance(second.name, Unreadable)
+        self.assertNotIn("marker0040", second.name.lower())
+        self.assertEqual(first.name, marker_values(40)["name"])
+        self.assertIn(f"ids {second.id}", logs.output[0])
+        self.assertNotIn("marker", logs.output[0].lower())
+
+    def test_a_value_that_looks_like_a_token_is_encrypted_like_any_other(self):
+        first, second = self.create_registrants([42, 43])
+        token = self.raw_column(first, "name")
+        company = self.env["res.partner"].create({"name": "Company", "is_company": True})
+        second.name = token  # as a client with write access would send it over RPC
+        company.name = token
+        for record in (second, company):
+            stored = self.raw_column(record, "name")
+            self.assertNotEqual(stored, token)
+            self.assertTrue(envelope.is_token(stored))
+            record.invalidate_recordset()
+            self.assertEqual(record.name, token)  # what was written, not the other person's name
+
+    def test_a_partner_that_becomes_a_registrant_is_encrypted_at_once(self):
+        partner = self.env["res.partner"].create(marker_values(50))
+        self.assertEqual(self.raw_column(partner, "name"), marker_values(50)["name"])
+        partner.is_registrant = True
+        for name in ("name", "email", "street", "complete_name"):
+            self.assertTrue(envelope.is_token(self.raw_column(partner, name)), name)
+        partner.invalidate_recordset()
+        self.assertEqual(partner.street, marker_values(50)["street"])
+
+    def test_with_encrypt_registry_off_new_values_are_stored_in_the_clear(self):
+        encrypted = self.create_registrant(60)
+        self.set_registry(encrypt=False)
+        clear = self.create_registrant(61)
+        self.assertEqual(self.raw_column(clear, "name"), marker_values(61)["name"])
+        encrypted.invalidate_recordset()
+        self.assertEqual(encrypted.name, marker_values(60)["name"])  # still readable
+
+    def test_a_mask_given_at_an_exit_cannot_be_stored(self):
+        partner = self.create_registrant(70)
+        with self.assertRaisesRegex(UserError, "masked value"):
+            partner.write({"name": Masked("Registrant #70")})
+            partner.flush_recordset()
+
+    def test_values_written_by_version_1_stay_readable(self):
+        partner = self.create_registrant(80)
+        key = self.provider._active_key("encrypt")
+        data_key = self.provider._keyring().key(key.key_id)
+        legacy = envelope._seal_with(
+            envelope._header(envelope.PREFIX_V1, key.key_id),
+            envelope._aead(data_key),
+            b"Zmarker0081 Legacy",
+            b"res.partner|name",
+        )
+        self.env.cr.execute("UPDATE res_partner SET name = %s WHERE id = %s", (legacy, partner.id))
+        self.env.invalidate_all()
+        self.assertEqual(partner.name, "Zmarker0081 Legacy")
+        self.assertIsInstance(partner.name, AtRest)
+
+    def test_declared_and_derived_fields_are_encrypted_fields(self):
+        partner_fields = self.env["res.partner"]._fields
+        for name in ("name", "email", "phone", "street", "complete_name", "commercial_company_name"):
+            self.assertIsInstance(partner_fields[name], EncryptedField, name)
+            self.assertTrue(partner_fields[name].g2p_encrypted, name)
+        self.assertEqual(partner_fields["email"].g2p_index_kind, "email")
+        self.assertFalse(isinstance(partner_fields["ref"], EncryptedField))
+        # A copy kept on another model follows the scope of the record it copies.
+        self.assertEqual(self.env["res.company"]._g2p_scope_path, "partner_id.is_registrant")
+        self.assertEqual(self.env["res.company"]._fields["name"].column_type, ("varchar", "varchar"))
+
+    def test_the_sql_of_writes_and_reads_holds_no_plaintext(self):
+        with self.assertLogs("odoo.sql_db", logging.DEBUG) as logs:
+            partner = self.create_registrant(90)
+            partner.write({"street": "Zmarker0090 Other Street", "phone": "+254 700000090"})
+            self.env.flush_all()
+            self.env.invalidate_all()
+            self.assertEqual(partner.street, "Zmarker0090 Other Street")
+        sql = "\n".join(logs.output)
+        self.assertIn("INSERT INTO", sql)
+        for fragment in marker_fragments(90):
+            self.assertNotIn(fragment.lower(), sql.lower())
