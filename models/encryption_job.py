@@ -117,13 +117,16 @@ class EncryptionJob(models.Model):
         columns = self._columns()
         if self.kind == "encrypt":
             condition = SQL(" OR ").join(
-                SQL("(%s <> '' AND %s NOT LIKE 'g2pe%%' AND %s NOT LIKE 'g2pkm%%')", *[SQL.identifier(c)] * 3)
+                SQL(
+                    "(%s <> '' AND %s NOT LIKE %s AND %s NOT LIKE %s)",
+                    *(SQL.identifier(c), SQL.identifier(c), "g2pe%", SQL.identifier(c), "g2pkm%"),
+                )
                 for c in columns
             )
         else:
             current = f"{envelope.PREFIX_V2}{self.provider_id._active_key('encrypt').key_id}.%"
             condition = SQL(" OR ").join(
-                SQL("(%s LIKE 'g2p%%' AND %s NOT LIKE %s)", SQL.identifier(c), SQL.identifier(c), current)
+                SQL("(%s LIKE %s AND %s NOT LIKE %s)", SQL.identifier(c), "g2p%", SQL.identifier(c), current)
                 for c in columns
             )
         return SQL(

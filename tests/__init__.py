@@ -11,3 +11,8 @@ from . import test_keymanager_provider
 from . import test_keymanager_faults
 from . import test_keymanager_signing
 from . import test_registry_exits
+from . import test_registry_transparency
+from . import test_registry_search
+from . import test_registry_jobs
+from . import test_registry_no_leak
+from . import test_registry_migration

@@ -62,6 +62,11 @@ class G2PEncryptionCase(TransactionCase):
             login="g2p_crypto_admin",
             groups="base.group_user,base.group_partner_manager,g2p_encryption.crypto_admin",
         )
+        cls.settings_admin = new_test_user(
+            cls.env,
+            login="g2p_settings_crypto_admin",
+            groups="base.group_user,base.group_system,g2p_encryption.crypto_admin",
+        )
         cls.clerk = new_test_user(
             cls.env, login="g2p_clerk", groups="base.group_user,base.group_partner_manager"
         )

@@ -79,7 +79,7 @@ class TestCommittedDump(G2PEncryptionCase):
                     check=True,
                     timeout=120,
                 ).stdout
-                self.assertIn("g2pe1.", dump)  # the ciphertext is there
+                self.assertIn("g2pe2.", dump)  # the ciphertext is there
                 for number in MARKERS:
                     for fragment in marker_fragments(number):
                         self.assertNotIn(fragment.lower(), dump.lower())
