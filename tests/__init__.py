@@ -16,3 +16,4 @@ from . import test_registry_search
 from . import test_registry_jobs
 from . import test_registry_no_leak
 from . import test_registry_migration
+from . import test_admin_tour

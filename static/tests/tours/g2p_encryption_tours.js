@@ -3,18 +3,20 @@
 //
 // g2p_encryption_admin_decrypt (a Crypto Admin with access to Settings, started at
 //   /web?g2p_registrant=<id>): opens Settings from the apps menu, turns "Decrypt registry" on,
-//   saves, then opens the registrant's form and expects the real name.
+//   saves, confirms the password Odoo asks for, then opens the registrant's form and expects the
+//   real name.
 // g2p_encryption_clerk_masked (a user outside Crypto Admin, started on the registrant's form):
-//   expects the mask, and the real name nowhere on the page.
+//   expects the pseudonymous label, and the real name nowhere on the page.
 
 import { registry } from "@web/core/registry";
 import { stepUtils } from "@web_tour/tour_service/tour_utils";
 
 // Neither tour has a `url`: a tour's url would replace the start url the test gives.
 
-// Must match tests/test_admin_tour.py and models/encrypted_mixin.py.
+// Must match tests/test_admin_tour.py (the password of test users is their login).
 const REAL_NAME = "Zmarker Tour Amina";
-const MASK = "[encrypted]";
+const LABEL = "Registrant #";
+const PASSWORD = "g2p_tour_crypto_admin";
 // Set on <body> just before saving the settings; gone once the page has reloaded after the save.
 const SAVING_CLASS = "o_g2p_tour_saving";
 
@@ -62,6 +64,16 @@ registry.category("web_tour.tours").add("g2p_encryption_admin_decrypt", {
             },
         },
         {
+            content: "Turning decryption on asks for the password again",
+            extra_trigger: 'div:contains("enter your password")',
+            trigger: "[name=password] input",
+            run: `text ${PASSWORD}`,
+        },
+        {
+            content: "Confirm the password",
+            trigger: "button:contains(Confirm Password)",
+        },
+        {
             content: "After the save the page reloads: open the G2P Encryption settings again",
             trigger: `body:not(.${SAVING_CLASS}) ${G2P_TAB}`,
             timeout: 20000,
@@ -99,13 +111,13 @@ registry.category("web_tour.tours").add("g2p_encryption_clerk_masked", {
     test: true,
     steps: () => [
         {
-            content: "The registrant's form shows the mask, never the real name",
+            content: "The registrant's form shows a label, never the real name",
             trigger: `${NAME_FIELD}`,
             extra_trigger: ".o_form_view .o_field_widget[name=is_registrant] input:checked",
             run() {
                 const shown = shownName(this.$anchor[0]);
-                if (shown !== MASK) {
-                    fail(`the clerk sees the name "${shown}", expected "${MASK}"`);
+                if (!shown.startsWith(LABEL)) {
+                    fail(`the clerk sees the name "${shown}", expected "${LABEL}<id>"`);
                 }
                 if (document.body.innerText.includes(REAL_NAME)) {
                     fail("the real name appears on the clerk's page");
