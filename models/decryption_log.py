@@ -107,3 +107,13 @@ def _entry_point(env):
     if request:  # a proxy: false outside a request
         return request.httprequest.path
     return "server"
+
+
+class IrCron(models.Model):
+    _inherit = "ir.cron"
+
+    def _callback(self, cron_name, server_action_id, job_id):
+        # The decryption log names the scheduled action that decrypted, not a bare "server"; the
+        # job's cursor (and its transaction) ends with the job.
+        self.env.transaction.g2p_entry_point = f"cron: {cron_name}"
+        return super()._callback(cron_name, server_action_id, job_id)

@@ -313,6 +313,8 @@ class EncryptedModel(models.AbstractModel):
         values = [v for v in values if isinstance(v, str) and v.strip()]
         if not values:
             return []
+        # Pending values (a stored compute not flushed yet) reach the index when flushed.
+        self.flush_model([name])
         return self.env["g2p.blind.index"]._lookup(self._name, name, kind, values)
 
     @api.model

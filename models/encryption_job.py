@@ -206,7 +206,6 @@ class EncryptionJob(models.Model):
 
     @api.model
     def _cron_run_jobs(self, commit=True, time_budget=CRON_TIME_BUDGET):
-        self.env.transaction.g2p_entry_point = "cron: registry encryption jobs"
         deadline = time.monotonic() + time_budget
         for job in self.search([("state", "=", "running")], order="id"):
             while time.monotonic() < deadline:

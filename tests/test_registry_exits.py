@@ -175,3 +175,30 @@ class TestRegistryExits(RegistryHttpCase):
     def test_a_portal_user_reads_no_registrant(self):
         with self.assertRaises(Exception):
             self.rpc(self.portal, "res.partner", "read", self.people.ids, ["name"])
+
+    def test_a_report_printed_by_a_person_is_an_exit(self):
+        view = self.env["ir.ui.view"].create(
+            {
+                "name": "g2p_test_registrant_card",
+                "type": "qweb",
+                "key": "g2p_encryption.g2p_test_registrant_card",
+                "arch": '<t t-name="g2p_encryption.g2p_test_registrant_card">'
+                '<t t-foreach="docs" t-as="o"><p class="card"><t t-out="o.name"/> <t t-out="o.email"/></p></t></t>',
+            }
+        )
+        self.env["ir.actions.report"].create(
+            {
+                "name": "Registrant card",
+                "model": "res.partner",
+                "report_type": "qweb-html",
+                "report_name": view.key,
+            }
+        )
+        self.authenticate(self.clerk.login, self.clerk.login)
+        self._rpc_login = self.clerk.login
+        page = self.url_open(f"/report/html/{view.key}/{self.people[5].id}").text
+        self.assertIn(self.label(self.people[5]), page)
+        self.assertNotIn("marker0505", page.lower())
+        # Server code rendering the same document (a voucher run) gets the real values.
+        html = self.env["ir.actions.report"]._render_qweb_html(view.key, self.people[5].ids)[0].decode()
+        self.assertIn(marker_values(505)["name"], html)

@@ -127,3 +127,21 @@ class TestRegistryStorage(RegistryCase):
         self.assertIn("INSERT INTO", sql)
         for fragment in marker_fragments(90):
             self.assertNotIn(fragment.lower(), sql.lower())
+
+    def test_the_chatter_keeps_no_plaintext_copy(self):
+        partner = self.create_registrant(95)
+        self.env.cr.precommit.run()
+        partner.message_post(body="A note")
+        partner.with_user(self.crypto_admin).write({"phone": "+254 700000096", "email": "zmarker0096@x.org"})
+        self.env.cr.precommit.run()
+        messages = partner.message_ids
+        self.assertTrue(messages.tracking_value_ids)
+        for message in messages:
+            stored = self.raw_column(message, "record_name")
+            self.assertTrue(not stored or envelope.is_token(stored), stored)
+        for tracking in messages.tracking_value_ids:
+            for column in ("old_value_char", "new_value_char"):
+                stored = self.raw_column(tracking, column)
+                self.assertTrue(not stored or envelope.is_token(stored), (column, stored))
+        messages.invalidate_recordset()
+        self.assertIn(marker_values(95)["name"], messages.mapped("record_name"))

@@ -1,0 +1,137 @@
+# Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+"""An OpenG2P registry with "Encrypt registry" on: register, read, find, pay.
+
+Runs on a database with OpenG2P's registry, program and voucher modules (``tools/openg2p_test``);
+skipped elsewhere. A registrar (OpenG2P's group) and a Crypto Admin go through the web client's
+own JSON-RPC paths; a voucher is rendered and signed the way ``g2p_payment_files`` does it.
+"""
+
+import json
+import unittest
+
+import jwt
+
+from odoo.tests import new_test_user, tagged
+
+from ..core import envelope
+from .common import RegistryHttpCase, database_text
+
+OPENG2P_MODELS = ("g2p.reg.id", "g2p.phone.number", "g2p.group.membership", "g2p.payment.file.qrcode.config")
+
+PEOPLE = [
+    {"family_name": "Zmarkerfam0901", "given_name": "Amina", "email": "zmarker0901@example.org", "phone": "+254700000901"},
+    {"family_name": "Zmarkerfam0902", "given_name": "Baraka", "email": "zmarker0902@example.org", "phone": "+254700000902"},
+]
+NATIONAL_IDS = ["ZM0901NID", "ZM0902NID"]
+
+
+@tagged("post_install", "-at_install", "g2p_openg2p")
+class TestOpenG2PRegistry(RegistryHttpCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        missing = [model for model in OPENG2P_MODELS if model not in cls.env]
+        if missing:
+            raise unittest.SkipTest(f"OpenG2P's modules are not installed ({', '.join(missing)}): see tools/openg2p_test")
+        cls.registrar = new_test_user(
+            cls.env,
+            login="g2p_openg2p_registrar",
+            groups="base.group_user,base.group_partner_manager,g2p_registry_base.group_g2p_registrar",
+        )
+        cls.crypto_admin.groups_id += cls.env.ref("g2p_registry_base.group_g2p_admin")
+        cls.id_type = cls.env["g2p.id.type"].create({"name": "Zmarker National ID"})
+
+    def register_individual(self, user, person):
+        """As the web client does: onchange of a new record (OpenG2P computes the name), then save."""
+        values = dict(person, is_registrant=True, is_group=False)
+        spec = {name: {} for name in (*values, "name")}
+        answer = self.rpc(user, "res.partner", "onchange", [], values, [], spec)
+        name = answer["value"]["name"]
+        saved = self.rpc(user, "res.partner", "web_save", [], dict(values, name=name), {"name": {}})
+        return self.env["res.partner"].browse(saved[0]["id"]), name
+
+    def register_household(self):
+        people = []
+        for person, national_id in zip(PEOPLE, NATIONAL_IDS, strict=True):
+            partner, name = self.register_individual(self.registrar, person)
+            self.assertEqual(name.strip(), f"{person['family_name']}, {person['given_name']}".upper())
+            self.rpc(
+                self.registrar,
+                "g2p.reg.id",
+                "create",
+                {"partner_id": partner.id, "id_type": self.id_type.id, "value": national_id},
+            )
+            self.rpc(self.registrar, "g2p.phone.number", "create", {"partner_id": partner.id, "phone_no": person["phone"]})
+            people.append(partner)
+        group = self.env["res.partner"].create(
+            {"name": "Zmarkerhouse0900", "is_registrant": True, "is_group": True, "is_company": True}
+        )
+        for person in people:
+            self.env["g2p.group.membership"].create({"group": group.id, "individual": person.id})
+        return self.env["res.partner"].concat(*people), group
+
+    def test_registration_works_and_the_database_holds_no_personal_data(self):
+        people, group = self.register_household()
+        self.env.flush_all()
+        self.env.cr.precommit.run()
+        self.assertEqual(people[0].email, PEOPLE[0]["email"])  # the server reads it: constraints ran
+        for column in ("name", "family_name", "given_name", "email", "phone"):
+            self.assertTrue(envelope.is_token(self.raw_column(people[0], column)), column)
+        reg_id = self.env["g2p.reg.id"].search([("partner_id", "=", people[1].id)])
+        self.assertTrue(envelope.is_token(self.raw_column(reg_id, "value")))
+        self.assertEqual(reg_id.value, NATIONAL_IDS[1])
+        dump = database_text(self.env.cr).lower()
+        for fragment in ("zmarkerfam0901", "zmarker0902@", "700000901", "zm0901nid", "zmarkerhouse0900"):
+            self.assertNotIn(fragment, dump)
+
+    def test_a_registrar_sees_labels_and_a_crypto_admin_names(self):
+        people, group = self.register_household()
+        spec = {"individual": {"fields": {"display_name": {}}}, "group": {"fields": {"display_name": {}}}}
+        domain = [("group", "=", group.id)]
+        members = self.rpc(self.registrar, "g2p.group.membership", "web_search_read", domain, spec)["records"]
+        shown = {row["individual"]["display_name"] for row in members}
+        self.assertEqual(shown, {f"Registrant #{person.id}" for person in people})
+        ids = self.rpc(
+            self.registrar,
+            "g2p.reg.id",
+            "web_search_read",
+            [("partner_id", "in", people.ids)],
+            {"value": {}, "partner_id": {"fields": {"display_name": {}}}, "display_name": {}},
+        )["records"]
+        self.assertEqual({row["value"] for row in ids}, {"[encrypted]"})
+        self.assertNotIn("zmarker", json.dumps(ids).lower())
+        self.set_registry(decrypt=True)
+        members = self.rpc(self.crypto_admin, "g2p.group.membership", "web_search_read", domain, spec)["records"]
+        self.assertIn("ZMARKERFAM0901, AMINA", {row["individual"]["display_name"].strip() for row in members})
+        rows = self.decryption_rows(kind="exit", user_id=self.crypto_admin.id)
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(sorted(map(int, rows.res_ids.split(","))), sorted((people | group).ids))
+
+    def test_ids_and_phone_numbers_are_found_by_their_exact_value(self):
+        people, _group = self.register_household()
+        found = self.env["g2p.reg.id"].search([("value", "=", NATIONAL_IDS[0].lower())])
+        self.assertEqual(found.partner_id, people[0])
+        by_name = self.env["g2p.reg.id"]._name_search(people[1].name)
+        self.assertIn(self.env["g2p.reg.id"].search([("partner_id", "=", people[1].id)]).id, list(by_name))
+        phone = self.env["g2p.phone.number"].search([("phone_no", "=", PEOPLE[1]["phone"])])
+        self.assertEqual(phone.partner_id, people[1])
+
+    def test_a_voucher_carries_the_real_name_and_verifies_offline(self):
+        people, _group = self.register_household()
+        config = self.env["g2p.payment.file.qrcode.config"].create(
+            {
+                "name": "Voucher",
+                "type": "qrcode",
+                "data_type": "jwt",
+                "body_string": '{"name": "{{ object.name }}", "email": "{{ object.email }}"}',
+            }
+        )
+        provider = self.env.ref("g2p_encryption.encryption_provider_default")
+        datas = config._render_data("jwt", config.body_string, "res.partner", people.ids, provider)
+        token = datas[people[0].id]
+        jwks = self.url_open("/api/v1/security/.well-known/jwks.json").json()
+        header = jwt.get_unverified_header(token)
+        key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
+        claims = jwt.decode(token, jwt.PyJWK(key).key, algorithms=[header["alg"]])
+        self.assertEqual(claims["name"].strip(), people[0].name.strip())
+        self.assertEqual(claims["email"], PEOPLE[0]["email"])
