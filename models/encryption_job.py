@@ -98,13 +98,20 @@ class EncryptionJob(models.Model):
     def _start_registry(self, kind):
         """One job of ``kind`` per model with encrypted fields."""
         provider = self.env["g2p.encryption.provider"]._get_registry_provider()
-        return self.browse().union(
-            *(self._start(provider, kind, model_name) for model_name in encrypted_models(self.env))
-        )
+        return self.browse().union(*(self._start(provider, kind, model_name) for model_name in self._registry_models()))
 
     @api.model
     def _start_registry_encryption(self):
         return self._start_registry("encrypt")
+
+    @api.model
+    def _registry_models(self):
+        """Names of the models with stored encrypted fields, in a stable order."""
+        return sorted(
+            name
+            for name, model in self.env.registry.models.items()
+            if model._g2p_encrypted and not model._abstract and model._auto
+        )
 
     # Running -------------------------------------------------------------------------------------
     def _columns(self):
@@ -233,15 +240,6 @@ class EncryptionJob(models.Model):
                     break
         if self.search_count([("state", "=", "running")]):
             self.env.ref("g2p_encryption.ir_cron_encryption_jobs")._trigger()
-
-
-def encrypted_models(env):
-    """Names of the models with stored encrypted fields, in a stable order."""
-    return sorted(
-        name
-        for name, model in env.registry.models.items()
-        if model._g2p_encrypted and not model._abstract and model._auto
-    )
 
 
 class EncryptionProviderJobs(models.Model):

@@ -1,0 +1,95 @@
+# Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+"""From 1.x: the transparent field engine.
+
+* The registry provider's field lists (``registrant_encrypted_fields``, ``registrant_searchable_fields``)
+  become rows of ``g2p.encrypted.field`` (the defaults are created by the module's data; fields an
+  admin had added are listed, defaults they had removed are archived, indexes follow the
+  searchable list).
+* Blind-index rows name the index key that made them (the registry provider's).
+* ``res_partner.is_encrypted`` is gone: the format of each value says whether it is ciphertext.
+* Values written by 1.x (``g2pe1.``, bound to model and field) stay readable; a re-encryption job
+  moves them to the current format, bound to their record.
+"""
+
+import logging
+
+from odoo import SUPERUSER_ID, api
+from odoo.tools import sql
+
+_logger = logging.getLogger(__name__)
+
+INDEX_KINDS = {"email": "email", "phone": "phone", "mobile": "phone"}
+
+
+def migrate(cr, version):
+    if not version:
+        return
+    env = api.Environment(cr, SUPERUSER_ID, {})
+    _field_lists(env)
+    _blind_index_keys(env)
+    if sql.column_exists(cr, "res_partner", "is_encrypted"):
+        cr.execute("ALTER TABLE res_partner DROP COLUMN is_encrypted")
+    _reencrypt_version_1(env)
+
+
+def _field_lists(env):
+    cr = env.cr
+    if not sql.column_exists(cr, "g2p_encryption_provider", "registrant_encrypted_fields"):
+        return
+    provider = env["g2p.encryption.provider"]._get_registry_provider()
+    cr.execute(
+        "SELECT registrant_encrypted_fields, registrant_searchable_fields FROM g2p_encryption_provider WHERE id = %s",
+        (provider.id,),
+    )
+    row = cr.fetchone()
+    encrypted = [name.strip() for name in (row[0] or "").split(",") if name.strip()]
+    searchable = {name.strip() for name in (row[1] or "").split(",") if name.strip()}
+    configs = env["g2p.encrypted.field"].with_context(active_test=False)
+    partner_rows = configs.search([("model_name", "=", "res.partner"), ("origin", "=", "default")])
+    for config in partner_rows:
+        if config.field_name in ("name", "email", "phone", "mobile", "street", "street2", "city", "zip"):
+            if config.field_name not in encrypted:
+                config.active = False
+            elif config.field_name not in searchable and config.field_name != "name":
+                config.index_kind = False
+    known = set(configs.search([("model_name", "=", "res.partner")]).mapped("field_name"))
+    for name in encrypted:
+        if name not in known:
+            configs.create(
+                {
+                    "model_name": "res.partner",
+                    "field_name": name,
+                    "scope": "is_registrant",
+                    "index_kind": INDEX_KINDS.get(name, "text") if name in searchable else False,
+                }
+            )
+    for column in ("registrant_encrypted_fields", "registrant_searchable_fields"):
+        cr.execute(f'ALTER TABLE g2p_encryption_provider DROP COLUMN "{column}"')  # pylint: disable=sql-injection
+
+
+def _blind_index_keys(env):
+    provider = env["g2p.encryption.provider"]._get_registry_provider()
+    env.cr.execute(
+        "SELECT key_id FROM g2p_encryption_key WHERE provider_id = %s AND usage = 'index' ORDER BY id DESC LIMIT 1",
+        (provider.id,),
+    )
+    row = env.cr.fetchone()
+    if row:
+        env.cr.execute("UPDATE g2p_blind_index SET index_key_id = %s WHERE index_key_id IS NULL", (row[0],))
+
+
+def _reencrypt_version_1(env):
+    models_with_v1 = []
+    for model_name in env["g2p.encryption.job"]._registry_models():
+        model = env[model_name]
+        columns = [name for name in model._g2p_encrypted if model._fields[name].store]
+        condition = " OR ".join(f'"{column}" LIKE %s' for column in columns)
+        env.cr.execute(
+            f'SELECT 1 FROM "{model._table}" WHERE {condition} LIMIT 1',  # pylint: disable=sql-injection
+            ["g2pe1.%"] * len(columns),
+        )
+        if env.cr.fetchone():
+            models_with_v1.append(model_name)
+    if models_with_v1:
+        env["g2p.encryption.job"]._start_registry("reencrypt")
+        _logger.info("Values written by g2p_encryption 1.x in %s: a re-encryption job moves them", models_with_v1)
