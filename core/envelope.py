@@ -15,14 +15,13 @@ shared with ``master_key``, which wraps data keys in the same layout under the `
 prefix; they are not part of the public API.
 """
 
-import base64
-import binascii
 import os
 import re
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .encoding import b64url_decode_strict, b64url_encode
 from .errors import DecryptionError, InvalidCiphertextError
 
 PREFIX = "g2pe1."
@@ -32,18 +31,11 @@ NONCE_SIZE = 12
 TAG_SIZE = 16
 
 _KEY_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
-_B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-# Bits of the last base64 character that carry no data, by (length % 4). They must be zero, so
-# that each ciphertext has exactly one token spelling: changing any character of a token
-# changes the bytes it decodes to.
-_UNUSED_BITS_MASK = {0: 0, 2: 0x0F, 3: 0x03}
-_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 
 
 def new_key_id():
     """Return a random key id of 16 URL-safe characters (96 random bits)."""
-    return _b64url_encode(os.urandom(12))
+    return b64url_encode(os.urandom(12))
 
 
 def new_data_key():
@@ -150,7 +142,7 @@ def _header(prefix, key_id):
 def _seal_with(header, aead, plaintext, aad):
     nonce = os.urandom(NONCE_SIZE)
     sealed = aead.encrypt(nonce, bytes(plaintext), header.encode("ascii") + bytes(aad))
-    return header + _b64url_encode(nonce + sealed)
+    return header + b64url_encode(nonce + sealed)
 
 
 def _open_with(prefix, key_id, aead, blob, aad):
@@ -178,25 +170,11 @@ def _parse(prefix, token):
     key_id, dot, body = token[len(prefix) :].partition(".")
     if not dot or not _KEY_ID_RE.fullmatch(key_id):
         raise InvalidCiphertextError("malformed ciphertext: bad key id")
-    blob = _b64url_decode(body)
-    if blob is None:
-        raise InvalidCiphertextError("malformed ciphertext: bad base64url")
+    try:
+        # The canonical spelling only: changing any character of a token changes its bytes.
+        blob = b64url_decode_strict(body)
+    except ValueError:
+        raise InvalidCiphertextError("malformed ciphertext: bad base64url") from None
     if len(blob) < NONCE_SIZE + TAG_SIZE:
         raise InvalidCiphertextError("malformed ciphertext: too short")
     return key_id, blob
-
-
-def _b64url_encode(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64url_decode(text):
-    """Decode unpadded base64url strictly; return None when ``text`` is not its canonical form."""
-    remainder = len(text) % 4
-    if remainder == 1 or not _B64URL_RE.fullmatch(text):
-        return None
-    if remainder and _B64URL_ALPHABET.index(text[-1]) & _UNUSED_BITS_MASK[remainder]:
-        return None
-    # Checked above, so the fast decoder can be used: it would silently skip stray characters.
-    padded = (text + "=" * (4 - remainder if remainder else 0)).encode("ascii")
-    return binascii.a2b_base64(padded.translate(_URLSAFE_TO_STANDARD))

@@ -8,9 +8,7 @@ outcome with :func:`report`, so each exchange is timed, logged on one line
 
 import http.cookiejar
 import logging
-import os
 import random
-import threading
 import time
 import uuid
 from urllib.parse import urlsplit
@@ -19,14 +17,15 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from . import monitoring
+from .cache import Cache
 from .errors import RemoteServiceError, ServiceUnavailableError
 
 _logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
-_sessions_lock = threading.Lock()
-_sessions = {}
+# One session per server and process: sessions hold sockets, so a forked worker gets its own.
+_sessions = Cache("HTTP sessions")
 
 
 def new_request_id():
@@ -36,16 +35,10 @@ def new_request_id():
 def pooled_session(base_url):
     """The ``requests.Session`` of this process for the server at ``base_url``.
 
-    One session per server keeps connections alive between calls. Sessions hold sockets, so a
-    forked worker gets its own (see ``_after_fork_in_child``).
+    One session per server keeps connections alive between calls.
     """
     parts = urlsplit(base_url)
-    key = (parts.scheme, parts.netloc)
-    with _sessions_lock:
-        session = _sessions.get(key)
-        if session is None:
-            session = _sessions[key] = _new_session()
-        return session
+    return _sessions.setdefault((parts.scheme, parts.netloc), _new_session)
 
 
 def _new_session():
@@ -146,14 +139,3 @@ def _connection_failure(exc):
     if "Name or service not known" in text or "Temporary failure in name resolution" in text:
         return "unknown host name"
     return "connection failed"
-
-
-def _after_fork_in_child():
-    # A forked worker must not share the parent's sockets, nor inherit a lock held by a thread
-    # that does not exist in the child.
-    global _sessions_lock, _sessions
-    _sessions_lock = threading.Lock()
-    _sessions = {}
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -11,7 +11,6 @@ the callers:
 * published JWKs never carry private members, whatever the caller passed in.
 """
 
-import base64
 import datetime
 import json
 import time
@@ -23,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from jwcrypto import jwk as jwcrypto_jwk
 from jwcrypto import jws as jwcrypto_jws
 
+from .encoding import b64decode, b64encode, b64url_decode, b64url_encode
 from .errors import G2PCryptoError, SignatureError
 
 SUPPORTED_ALGS = ("RS256", "ES256")
@@ -104,8 +104,8 @@ class SigningKey:
         public.update(kid=self.kid, alg=self.alg, use=use)
         der = self.certificate_der
         if der is not None:
-            public["x5c"] = [base64.b64encode(der).decode("ascii")]
-            public["x5t#S256"] = _b64url(_digest(hashes.SHA256(), der))
+            public["x5c"] = [b64encode(der)]
+            public["x5t#S256"] = b64url_encode(_digest(hashes.SHA256(), der))
         return _strip_private(public)
 
 
@@ -125,9 +125,9 @@ def jws_sign(key, data, include_payload=True, include_certificate=False, include
         if der is None:
             raise G2PCryptoError(f"signing key {key.kid} has no certificate to include")
         if include_certificate:
-            header["x5c"] = [base64.b64encode(der).decode("ascii")]
+            header["x5c"] = [b64encode(der)]
         if include_cert_hash:
-            header["x5t#S256"] = _b64url(_digest(hashes.SHA256(), der))
+            header["x5t#S256"] = b64url_encode(_digest(hashes.SHA256(), der))
     token = jwcrypto_jws.JWS(payload)
     token.add_signature(key._jwk, alg=key.alg, protected=json.dumps(header, separators=(",", ":")))
     compact = token.serialize(compact=True)
@@ -167,7 +167,7 @@ def jws_verify(token, jwks, payload=None, now=None, leeway=0):
         raise SignatureError(f"JWS alg {alg} does not match key {kid}, which verifies {key_alg}")
 
     payload_bytes = _payload_to_verify(payload_b64, payload)
-    full = ".".join((protected_b64, _b64url(payload_bytes), signature_b64))
+    full = ".".join((protected_b64, b64url_encode(payload_bytes), signature_b64))
     verifier = jwcrypto_jws.JWS()
     verifier.allowed_algs = [key_alg]
     try:
@@ -218,9 +218,9 @@ def jwk_from_certificate(cert_pem_or_der, kid, use, alg="RS256"):
     der = certificate.public_bytes(serialization.Encoding.DER)
     public = jwcrypto_jwk.JWK.from_pyca(public_key).export_public(as_dict=True)
     public.update(kid=kid, alg=alg, use=use)
-    public["x5c"] = [base64.b64encode(der).decode("ascii")]
-    public["x5t"] = _b64url(_digest(hashes.SHA1(), der))  # SHA-1 names the cert; not a security use
-    public["x5t#S256"] = _b64url(_digest(hashes.SHA256(), der))
+    public["x5c"] = [b64encode(der)]
+    public["x5t"] = b64url_encode(_digest(hashes.SHA1(), der))  # SHA-1 names the cert; not a security use
+    public["x5t#S256"] = b64url_encode(_digest(hashes.SHA256(), der))
     return public
 
 
@@ -283,7 +283,7 @@ def _load_certificate(data):
         data = data.strip()
         if data.startswith(b"-----BEGIN"):
             return x509.load_pem_x509_certificate(data)
-        return x509.load_der_x509_certificate(base64.b64decode(data, validate=True))  # as in x5c
+        return x509.load_der_x509_certificate(b64decode(data))  # as in x5c
     except ValueError:
         raise G2PCryptoError("not an X.509 certificate (PEM, DER or base64 DER expected)") from None
 
@@ -302,14 +302,6 @@ def _digest(algorithm, data):
     digest = hashes.Hash(algorithm)
     digest.update(data)
     return digest.finalize()
-
-
-def _b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64url_decode(text):
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def encode_payload(data):
@@ -336,7 +328,7 @@ def _json_object(payload):
 
 def _decode_header(protected_b64):
     try:
-        header = json.loads(_b64url_decode(protected_b64).decode("utf-8"))
+        header = json.loads(b64url_decode(protected_b64).decode("utf-8"))
     except (ValueError, TypeError):
         raise SignatureError("malformed JWS: the header is not base64url JSON") from None
     if not isinstance(header, dict):
@@ -385,7 +377,7 @@ def _payload_to_verify(payload_b64, payload):
 
 def _b64url_decode_or_error(text):
     try:
-        return _b64url_decode(text)
+        return b64url_decode(text)
     except ValueError:
         raise SignatureError("malformed JWS: the payload is not base64url") from None
 

@@ -7,12 +7,11 @@ renews the token once on HTTP 401, and turns every failure into an exception tha
 (§2.3). The typed helpers below it build the requests of the endpoints the addon uses.
 """
 
-import base64
-import binascii
 import time
 from datetime import datetime, timezone
 
 from . import http
+from .encoding import b64url_decode, b64url_encode
 from .errors import AuthenticationError, KeyManagerError, RemoteServiceError, ServiceUnavailableError
 
 SERVICE = "KeyManager"
@@ -24,15 +23,6 @@ def mosip_timestamp(moment=None):
     """UTC time as KeyManager requires it: ``yyyy-MM-dd'T'HH:mm:ss.SSS'Z'`` (exactly 3 digits)."""
     moment = (moment or datetime.now(timezone.utc)).astimezone(timezone.utc)
     return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
-
-
-def b64url_encode(data):
-    """Base64url without padding, the encoding KeyManager answers with (§4.2)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(text):
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class KeyManagerClient:
@@ -144,7 +134,7 @@ class KeyManagerClient:
         data = _string_field(self.call("POST", "/decrypt", request), "data", "/decrypt")
         try:
             return b64url_decode(data)
-        except (ValueError, binascii.Error) as exc:
+        except ValueError as exc:
             raise KeyManagerError(
                 "the decrypted data is not base64url", service=SERVICE, endpoint="/decrypt"
             ) from exc

@@ -17,14 +17,12 @@ Nothing here writes to the database on a read path: tokens, certificates and key
 the memory of the worker process only. Logs name causes, never tokens, secrets or data.
 """
 
-import base64
 import binascii
 import contextlib
 import hashlib
 import json
 import logging
 import secrets
-import threading
 import time
 
 from markupsafe import Markup
@@ -33,9 +31,11 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
 from ..core import envelope, jose, monitoring
+from ..core.cache import Cache
+from ..core.encoding import b64decode, b64decode_any, b64url_decode, b64url_encode
 from ..core.errors import G2PCryptoError, InvalidCiphertextError, SignatureError
 from ..core.keycloak import TokenFetcher
-from ..core.keymanager import KeyManagerClient, b64url_decode, b64url_encode
+from ..core.keymanager import KeyManagerClient
 
 _logger = logging.getLogger(__name__)
 
@@ -45,30 +45,8 @@ VERSION_HEADER = b"VER_R2"
 WRAPPED_BY_PREFIX = "KeyManager "
 _B64URL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
-# Per worker process, safe to lose: {cache key: (expires at (monotonic), value)}.
-_REMOTE_CACHE = {}
-_remote_cache_lock = threading.Lock()
-
-
-def clear_keymanager_cache():
-    """Forget the certificates and JWKS this process fetched from KeyManager (tests)."""
-    with _remote_cache_lock:
-        _REMOTE_CACHE.clear()
-
-
-def _cache_get(key):
-    with _remote_cache_lock:
-        entry = _REMOTE_CACHE.get(key)
-    if entry and entry[0] > time.monotonic():
-        return entry[1]
-    return None
-
-
-def _cache_put(key, value, seconds):
-    if seconds > 0:
-        with _remote_cache_lock:
-            _REMOTE_CACHE[key] = (time.monotonic() + seconds, value)
-    return value
+# Certificates, JWKS and thumbprints fetched from KeyManager, per worker process.
+_remote = Cache("KeyManager certificates")
 
 
 class EncryptionProviderKeyManager(models.Model):
@@ -372,13 +350,13 @@ class EncryptionProviderKeyManager(models.Model):
         """SHA-256 of the current encryption certificate's DER (cached per worker)."""
         application_id, reference_id = self._keymanager_encrypt_ids()
         cache_key = self._keymanager_cache_key("thumbprint", application_id, reference_id)
-        cached = _cache_get(cache_key)
+        cached = _remote.get(cache_key)
         if cached is not None:
             return cached
         with self._errors_as_user_errors(), self._keymanager_logged("certificate"):
             response = self._keymanager_client().get_certificate(application_id, reference_id)
             der = _certificate_der(response.get("certificate"))
-        return _cache_put(cache_key, hashlib.sha256(der).digest(), self.keymanager_jwks_cache_seconds)
+        return _remote.put(cache_key, hashlib.sha256(der).digest(), ttl=self.keymanager_jwks_cache_seconds)
 
     def _keymanager_salt(self):
         salt = self.keymanager_encrypt_salt
@@ -393,7 +371,7 @@ class EncryptionProviderKeyManager(models.Model):
         if not caller_aad:
             return provider_aad
         try:
-            base = _b64_any(provider_aad) if provider_aad else b""
+            base = b64decode_any(provider_aad) if provider_aad else b""
         except (ValueError, binascii.Error) as exc:
             raise UserError(_("%(provider)s: the AAD is not base64.", provider=self.display_name)) from exc
         return b64url_encode(base + b"|" + caller_aad)
@@ -465,7 +443,7 @@ class EncryptionProviderKeyManager(models.Model):
         encrypt_ids = self._keymanager_encrypt_ids()
         sign_ids = self._keymanager_sign_ids()
         cache_key = self._keymanager_cache_key("jwks", encrypt_ids, sign_ids)
-        cached = None if refresh else _cache_get(cache_key)
+        cached = None if refresh else _remote.get(cache_key)
         if cached is not None:
             return cached
         client = self._keymanager_client()
@@ -492,18 +470,18 @@ class EncryptionProviderKeyManager(models.Model):
         public = tuple({k: v for k, v in key.items() if k != "_pem"} for key in keys)
         certificates = {key["kid"]: key["_pem"] for key in keys if key["use"] == "sig"}
         seconds = self.keymanager_jwks_cache_seconds
-        _cache_put(cache_key + ("certificates",), certificates, seconds)
-        return _cache_put(cache_key, public, seconds)
+        _remote.put(cache_key + ("certificates",), certificates, ttl=seconds)
+        return _remote.put(cache_key, public, ttl=seconds)
 
     def _keymanager_signing_certificates(self, refresh=False):
         """{kid: PEM} of every generation of the signing key (from the JWKS fetch, cached)."""
         cache_key = self._keymanager_cache_key(
             "jwks", self._keymanager_encrypt_ids(), self._keymanager_sign_ids()
         )
-        certificates = None if refresh else _cache_get(cache_key + ("certificates",))
+        certificates = None if refresh else _remote.get(cache_key + ("certificates",))
         if certificates is None:
             self._keymanager_jwk_list(refresh=True)
-            certificates = _cache_get(cache_key + ("certificates",)) or {}
+            certificates = _remote.get(cache_key + ("certificates",)) or {}
         return certificates
 
     # ------------------------------------------------------------------------------------------
@@ -669,15 +647,7 @@ def _certificate_der(pem):
     if not isinstance(pem, str) or "BEGIN CERTIFICATE" not in pem:
         raise InvalidCiphertextError("KeyManager returned no certificate")
     body = "".join(line for line in pem.strip().splitlines() if "-----" not in line)
-    return base64.b64decode(body)
-
-
-def _b64_any(text):
-    core = text.strip().rstrip("=")
-    padded = core + "=" * (-len(core) % 4)
-    if set(core) <= _B64URL_CHARS:
-        return base64.urlsafe_b64decode(padded)
-    return base64.b64decode(padded, validate=True)
+    return b64decode(body)
 
 
 def _parse_jws(token, payload):

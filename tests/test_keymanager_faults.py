@@ -6,7 +6,8 @@ import logging
 
 from odoo.exceptions import UserError
 
-from ..core.keycloak import TokenFetcher, clear_token_cache
+from ..core.cache import clear_all
+from ..core.keycloak import TokenFetcher
 from ..models.encryption_provider import clear_data_key_cache
 from .common import KeyManagerCase, database_text, marker_fragments, marker_values
 
@@ -156,7 +157,7 @@ class TestKeyManagerFaults(KeyManagerCase):
         self.assertEqual(self.km_provider.decrypt_data(self.km_provider.encrypt_data(b"x")), b"x")
         self.assertEqual(self.emulator.token_requests, 2)
         self.emulator.faults.fail_next(5, 503, endpoint="token")
-        clear_token_cache()
+        clear_all()
         with self.assertLogs(LOGGER, level=logging.WARNING):
             with self.assertRaisesRegex(UserError, r"Keycloak token \(HTTP 503\)"):
                 self.km_provider.jwt_sign({"a": 1})
@@ -176,7 +177,7 @@ class TestKeyManagerFaults(KeyManagerCase):
             clear_data_key_cache()
             self.km_provider.decrypt_data(token)
             self.emulator.faults.reject_secret()
-            clear_token_cache()
+            clear_all()
             with self.assertRaises(UserError):
                 self.km_provider.jwt_sign({"a": 1})
         text = "\n".join(logs.output + other_logs.output)

@@ -13,10 +13,11 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from odoo.exceptions import AccessError, UserError
 
 from ..core import envelope
+from ..core.cache import clear_all
+from ..core.encoding import b64url_decode
 from ..core.errors import G2PCryptoError
-from ..core.keymanager import b64url_decode
 from ..models.encryption_provider import clear_data_key_cache
-from ..models.encryption_provider_keymanager import DIRECT_PREFIX, clear_keymanager_cache
+from ..models.encryption_provider_keymanager import DIRECT_PREFIX
 from .common import KeyManagerCase, database_text, marker_fragments, marker_values, master_key_file
 
 SIZES = (0, 1, 15, 16, 17, 255, 4096, 65_536)
@@ -268,7 +269,7 @@ class TestKeyManagerDirect(KeyManagerCase):
         self.assertTrue(self.km_provider._is_stale_ciphertext(token, "any"))
         # After KeyManager rotates its key, direct values are stale but still readable.
         self.emulator.rotate("REGISTRATION", "ENCRYPT")
-        clear_keymanager_cache()
+        clear_all()
         self.assertTrue(self.direct._is_stale_ciphertext(token, None))
         self.assertEqual(self.direct.decrypt_values([token]), [b"Amina"])
         self.assertFalse(self.direct._is_stale_ciphertext(self.direct.encrypt_values([b"x"])[0], None))

@@ -280,16 +280,11 @@ def keymanager_installed(env):
 
 def clear_worker_caches():
     """Forget data keys, tokens and certificates, as a freshly started worker would."""
-    from odoo.addons.g2p_encryption.core.keycloak import clear_token_cache
+    from odoo.addons.g2p_encryption.core import cache
     from odoo.addons.g2p_encryption.models.encryption_provider import clear_data_key_cache
 
-    clear_data_key_cache()
-    clear_token_cache()
-    try:
-        from odoo.addons.g2p_encryption.models.encryption_provider_keymanager import clear_keymanager_cache
-    except ImportError:
-        return
-    clear_keymanager_cache()
+    clear_data_key_cache()  # until the data-key cache is a core.cache.Cache too
+    cache.clear_all()
 
 
 def make_provider(env, config, emulator):

@@ -9,7 +9,7 @@ import contextlib
 import requests
 
 from ...emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Emulator
-from .. import keycloak
+from .. import cache
 from ..keycloak import TokenFetcher
 from ..keymanager import KeyManagerClient
 
@@ -39,7 +39,7 @@ def reset(emulator):
     """A healthy emulator with zero counts and an empty token cache, before each test."""
     emulator.faults.clear()
     emulator.reset_counts()
-    keycloak.clear_token_cache()
+    cache.clear_all()
 
 
 def token_fetcher(emulator, client_id=DEFAULT_CLIENT_ID, secret=DEFAULT_CLIENT_SECRET, **kwargs):

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from ...emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+from ..encoding import b64url_decode
 from ..errors import AuthenticationError, RemoteServiceError, ServiceUnavailableError
 from ..keycloak import TokenFetcher, _renewal_delay
-from ..keymanager import b64url_decode
 from .remote_helpers import (
     READER_CLIENT_ID,
     SPECIAL_CLIENT_ID,

@@ -14,8 +14,9 @@ import pytest
 from cryptography import x509
 
 from ...emulator import DEFAULT_CLIENT_ID
+from ..encoding import b64url_decode, b64url_encode
 from ..errors import AuthenticationError, KeyManagerError, ServiceUnavailableError
-from ..keymanager import b64url_decode, b64url_encode, mosip_timestamp
+from ..keymanager import mosip_timestamp
 from ..monitoring import keymanager_stats, reset_stats
 from .remote_helpers import (
     READER_CLIENT_ID,
