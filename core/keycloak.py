@@ -138,21 +138,9 @@ class TokenFetcher:
         return entry
 
     def _fetch(self):
-        """One token from Keycloak, retrying transient failures; returns ``(token, lifetime_s)``."""
-        attempt = 0
-        while True:
-            try:
-                return self._fetch_once()
-            except ServiceUnavailableError:
-                if attempt >= self.retries:
-                    raise
-                time.sleep(http.backoff_delay(attempt, self.backoff))
-                attempt += 1
-
-    def _fetch_once(self):
-        request_id = http.new_request_id()
+        """One token from Keycloak (transient failures retried); returns ``(token, lifetime_s)``."""
         form = {"grant_type": "client_credentials"}
-        headers = {"Accept": "application/json", http.REQUEST_ID_HEADER: request_id}
+        headers = {"Accept": "application/json"}
         if self.auth_method == "client_secret_basic":
             # RFC 6749 §2.3.1: id and secret are form-urlencoded before being joined.
             pair = f"{quote(self.client_id, safe='')}:{quote(self._client_secret, safe='')}"
@@ -160,71 +148,53 @@ class TokenFetcher:
         else:
             form["client_id"] = self.client_id
             form["client_secret"] = self._client_secret
-        session = self._session or http.pooled_session(self.token_url)
-        response, elapsed_ms = http.send(
-            session,
+        return http.exchange(
+            SERVICE,
             "POST",
             self.token_url,
-            service=SERVICE,
             endpoint=ENDPOINT,
-            stats_key=self.token_url,
-            request_id=request_id,
+            interpret=self._interpret,
             timeout=self.timeout,
-            data=form,
+            retries=self.retries,
+            backoff=self.backoff,
+            session=self._session,
             headers=headers,
+            data=form,
         )
-        try:
-            result = self._interpret(response, request_id)
-        except RemoteServiceError as error:
-            http.report(
-                SERVICE, self.token_url, ENDPOINT, response.status_code, elapsed_ms, request_id, error
-            )
-            raise
-        http.report(SERVICE, self.token_url, ENDPOINT, response.status_code, elapsed_ms, request_id)
-        return result
 
-    def _interpret(self, response, request_id):
-        status = response.status_code
-        body = http.json_body(response)
-        body = body if isinstance(body, dict) else {}
+    def _interpret(self, answer):
+        """``(token, lifetime)`` of Keycloak's answer, or the exception it means (§13)."""
+        body = answer.body if isinstance(answer.body, dict) else {}
         error_code = body.get("error") if isinstance(body.get("error"), str) else None
-
-        def failure(cls, detail):
-            return cls(
-                detail,
-                service=SERVICE,
-                endpoint=ENDPOINT,
-                http_status=status,
-                error_code=error_code,
-                request_id=request_id,
-            )
-
+        status, realm = answer.status, self.realm_url
         if status == 200:
             token = body.get("access_token")
             token_type = str(body.get("token_type") or "bearer")
             if not isinstance(token, str) or not token or token_type.lower() != "bearer":
-                raise failure(
+                raise answer.error(
                     RemoteServiceError, f"the answer of {self.token_url} holds no bearer access token"
                 )
             return token, _lifetime(body.get("expires_in"), token)
         if status >= 500:
-            raise failure(ServiceUnavailableError, f"Keycloak at {self.realm_url} is failing")
+            raise answer.error(ServiceUnavailableError, f"Keycloak at {realm} is failing", error_code)
         if status == 404:
-            raise failure(
+            raise answer.error(
                 RemoteServiceError,
-                f"no realm at {self.realm_url} (unknown realm, or a Keycloak 16 or older that needs "
+                f"no realm at {realm} (unknown realm, or a Keycloak 16 or older that needs "
                 "/auth before /realms)",
+                error_code,
             )
         if error_code in CREDENTIAL_ERRORS or status == 401:
-            raise failure(
+            raise answer.error(
                 AuthenticationError,
-                f"Keycloak rejected the client credentials of {self.client_id!r} at {self.realm_url}",
+                f"Keycloak rejected the client credentials of {self.client_id!r} at {realm}",
+                error_code,
             )
         if status == 403:
-            raise failure(
-                AuthenticationError, f"Keycloak refused access at {self.realm_url} (realm disabled?)"
+            raise answer.error(
+                AuthenticationError, f"Keycloak refused access at {realm} (realm disabled?)", error_code
             )
-        raise failure(RemoteServiceError, f"Keycloak refused the token request at {self.realm_url}")
+        raise answer.error(RemoteServiceError, f"Keycloak refused the token request at {realm}", error_code)
 
 
 def _lifetime(expires_in, token):

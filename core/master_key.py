@@ -21,9 +21,6 @@ import hmac
 import os
 import stat
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from . import files
 from .encoding import b64decode_any, b64encode
 from .envelope import KEY_SIZE, _aead, _header, _open_with, _parse, _seal_with
@@ -32,7 +29,6 @@ from .errors import MasterKeyError
 WRAP_PREFIX = "g2pw1."
 
 _KEY_ID_LABEL = b"g2p_encryption master key id"
-_HKDF_INFO_PREFIX = b"g2p_encryption derive:"
 
 
 class MasterKey:
@@ -81,23 +77,6 @@ class MasterKey:
                 f"holds {self._key_id}: configure the master key these keys were made with"
             )
         return _open_with(WRAP_PREFIX, wrapped_by, self._aead, blob, _wrap_aad(key_id, purpose))
-
-    def derive(self, label):
-        """Return a 32-byte subkey for ``label`` (HKDF-SHA256), e.g. the blind index key.
-
-        Different labels give independent keys, so one use of the master key never weakens
-        another.
-        """
-        if not isinstance(label, str) or not label:
-            raise ValueError("derive needs a non-empty label")
-        hkdf = HKDF(
-            algorithm=hashes.SHA256(),
-            length=32,
-            salt=None,
-            info=_HKDF_INFO_PREFIX + label.encode("utf-8"),
-            backend=None,
-        )
-        return hkdf.derive(self._key)
 
     # Loading and creating --------------------------------------------------------------------
 

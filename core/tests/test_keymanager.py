@@ -147,7 +147,8 @@ def test_rotation_keeps_old_ciphertext_readable(client, emulator):
     old = client.encrypt(b"before rotation", APP, REF)
     emulator.rotate(APP, REF)
     newer = client.encrypt(b"after one rotation", APP, REF)
-    client.revoke_key(APP, REF)  # the other way: expire now, the next /encrypt makes a new key
+    # The other way: expire now, the next /encrypt makes a new key (§7.8).
+    client.call("PUT", "/revokeKey", {"applicationId": APP, "referenceId": REF}, idempotent=False)
     newest = client.encrypt(b"after a revocation", APP, REF)
     thumbprints = {b64url_decode(text)[:32] for text in (old, newer, newest)}
     assert len(thumbprints) == 3
@@ -208,7 +209,7 @@ def test_persistent_5xx_is_service_unavailable(client, emulator):
 def test_forced_rotation_is_not_retried(client, emulator):
     emulator.faults.fail_next(1, status=503, endpoint="/revokeKey")
     with pytest.raises(ServiceUnavailableError):
-        client.revoke_key(APP, REF)
+        client.call("PUT", "/revokeKey", {"applicationId": APP, "referenceId": REF}, idempotent=False)
     assert emulator.counts["/revokeKey"] == 1
 
 
@@ -278,16 +279,6 @@ def test_jwt_verify(client, emulator):
     emulator.rotate(SIGN_APP)
     assert client.jwt_verify(token, SIGN_APP)["signatureValid"] is False
     assert client.jwt_verify(token, SIGN_APP, certificate_data=old_certificate)["signatureValid"] is True
-
-
-def test_generate_master_key_rotates_on_force(client):
-    before = client.get_all_certificates("OPENG2P")
-    same = client.generate_master_key("OPENG2P")
-    rotated = client.generate_master_key("OPENG2P", force=True)
-    after = client.get_all_certificates("OPENG2P")
-    assert same["certificate"] == before[-1]["certificateData"]
-    assert rotated["certificate"] == after[-1]["certificateData"] != same["certificate"]
-    assert len(after) == len(before) + 1
 
 
 # -- query strings, logs, monitoring -------------------------------------------------------------
