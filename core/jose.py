@@ -146,13 +146,7 @@ def jws_verify(token, jwks, payload=None, now=None, leeway=0):
     ``nbf`` are checked against ``now`` (default: the current time) with ``leeway`` seconds.
     A payload that is not UTF-8 text is returned as bytes. Every failure is a ``SignatureError``.
     """
-    if isinstance(token, bytes):
-        token = token.decode("ascii", "replace")
-    if not isinstance(token, str) or token.count(".") != 2:
-        raise SignatureError("malformed JWS: expected the compact form header.payload.signature")
-    protected_b64, payload_b64, signature_b64 = token.split(".")
-    header = _decode_header(protected_b64)
-
+    header, protected_b64, payload_b64, signature_b64 = parse_jws(token)
     alg = header.get("alg")
     if not isinstance(alg, str) or alg.lower() == "none":
         raise SignatureError("unsigned JWS (alg none) rejected")
@@ -166,7 +160,7 @@ def jws_verify(token, jwks, payload=None, now=None, leeway=0):
     if alg != key_alg:
         raise SignatureError(f"JWS alg {alg} does not match key {kid}, which verifies {key_alg}")
 
-    payload_bytes = _payload_to_verify(payload_b64, payload)
+    payload_bytes = jws_payload(payload_b64, payload)
     full = ".".join((protected_b64, b64url_encode(payload_bytes), signature_b64))
     verifier = jwcrypto_jws.JWS()
     verifier.allowed_algs = [key_alg]
@@ -177,6 +171,36 @@ def jws_verify(token, jwks, payload=None, now=None, leeway=0):
         raise SignatureError(f"JWS signature does not verify with key {kid}") from None
 
     return verified_claims(payload_bytes, now, leeway)
+
+
+def parse_jws(token):
+    """``(header, protected, payload, signature)`` of a compact JWS (the last three base64url).
+
+    Only the form is checked (three parts, a JSON object as header): nothing is verified. A
+    ``SignatureError`` names what is malformed.
+    """
+    if isinstance(token, bytes):
+        token = token.decode("ascii", "replace")
+    if not isinstance(token, str) or token.count(".") != 2:
+        raise SignatureError("malformed JWS: expected the compact form header.payload.signature")
+    protected_b64, payload_b64, signature_b64 = token.split(".")
+    return _decode_header(protected_b64), protected_b64, payload_b64, signature_b64
+
+
+def jws_payload(payload_b64, payload=None):
+    """The bytes a JWS signs: its own payload, or ``payload`` for a detached one.
+
+    ``payload`` (bytes, str, or a dict serialized as ``jws_sign`` does), when given for a JWS
+    that carries its payload, must be that payload.
+    """
+    if payload is not None:
+        given = encode_payload(payload)
+        if payload_b64 and _b64url_decode_or_error(payload_b64) != given:
+            raise SignatureError("the payload given differs from the one inside the JWS")
+        return given
+    if not payload_b64:
+        raise SignatureError("detached JWS: the payload must be given to verify it")
+    return _b64url_decode_or_error(payload_b64)
 
 
 def verified_claims(payload, now=None, leeway=0):
@@ -362,17 +386,6 @@ def _verification_key(key_dict):
     if not alg:
         raise SignatureError(f"key {kid} states no alg and none can be inferred")
     return key, alg
-
-
-def _payload_to_verify(payload_b64, payload):
-    if payload is not None:
-        given = encode_payload(payload)
-        if payload_b64 and _b64url_decode_or_error(payload_b64) != given:
-            raise SignatureError("the payload given differs from the one inside the JWS")
-        return given
-    if not payload_b64:
-        raise SignatureError("detached JWS: the payload must be given to verify it")
-    return _b64url_decode_or_error(payload_b64)
 
 
 def _b64url_decode_or_error(text):

@@ -100,6 +100,31 @@ def keycloak_stats(token_url):
     return service_stats("Keycloak", token_url)
 
 
+def table_rows(*sections):
+    """One row per service and endpoint of ``service_stats`` results, for a monitoring table.
+
+    A service without calls gives one row whose ``endpoint`` is None.
+    """
+    rows = []
+    for section in sections:
+        endpoints = section["endpoints"] or {}
+        if not endpoints:
+            rows.append({"service": section["service"], "endpoint": None})
+        for name, stats in sorted(endpoints.items()):
+            errors = ", ".join(f"{kind}: {count}" for kind, count in sorted(stats["errors"].items()))
+            last_error = f"{stats['last_error_at']}: {stats['last_error']}" if stats["last_error"] else ""
+            rows.append(
+                dict(
+                    stats,
+                    service=section["service"],
+                    endpoint=name,
+                    errors=errors or "0",
+                    last_error=last_error,
+                )
+            )
+    return rows
+
+
 def reset_stats(service=None, base_url=None):
     """Forget the counters (all of them, or those of one service and URL)."""
     if service is None:

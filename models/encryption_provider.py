@@ -18,6 +18,7 @@ from odoo.exceptions import UserError
 
 from ..core import envelope
 from ..core.errors import G2PCryptoError
+from ..exceptions import user_error
 
 _logger = logging.getLogger(__name__)
 
@@ -128,7 +129,8 @@ class EncryptionProvider(models.Model):
         try:
             yield
         except G2PCryptoError as error:
-            raise UserError(_("%(provider)s: %(cause)s", provider=self.display_name, cause=error)) from error
+            message = _("%(provider)s: %(cause)s", provider=self.display_name, cause=error)
+            raise user_error(error, message) from error
 
     # ------------------------------------------------------------------------------------------
     # Envelope encryption shared by all types
@@ -248,12 +250,14 @@ class EncryptionProvider(models.Model):
 
     def _data_key_cache_limits(self):
         """(seconds, uses) an unwrapped data key may stay in the worker cache."""
-        return 3600.0, 10**9
+        limits = getattr(self, f"_data_key_cache_limits_{self.type}", None)
+        return limits() if limits else (3600.0, 10**9)
 
     def _rotated_key_usages(self):
         """Usages of the keys that "Rotate key" renews (the blind-index key never: its digests
         would no longer match)."""
-        return ("encrypt", "sign")
+        usages = getattr(self, f"_rotated_usages_{self.type}", None)
+        return usages() if usages else ("encrypt", "sign")
 
     def _wrap_key(self, key_id, secret, purpose):
         return self._dispatch("_wrap_key", key_id, secret, purpose)

@@ -7,7 +7,9 @@ import logging
 from odoo.exceptions import UserError
 
 from ..core.cache import clear_all
+from ..core.errors import DecryptionError, ServiceUnavailableError
 from ..core.keycloak import TokenFetcher
+from ..exceptions import RemoteServiceUserError, UndecryptableUserError
 from ..models.encryption_provider import clear_data_key_cache
 from .common import KeyManagerCase, database_text, marker_fragments, marker_values
 
@@ -43,6 +45,21 @@ class TestKeyManagerFaults(KeyManagerCase):
         with self.assertLogs(LOGGER, level=logging.WARNING):
             message = self.assertRegistrantNotStored(1)
         self.assertIn("connection refused", message)
+
+    def test_errors_reach_the_caller_with_their_type(self):
+        self.km_provider._keymanager_client().token_fetcher.get_token()  # Keycloak answered earlier
+        self.emulator.faults.go_down("refuse")
+        with self.assertLogs(LOGGER, level=logging.WARNING):
+            with self.assertRaises(RemoteServiceUserError) as caught:
+                self.km_provider.encrypt_data(b"Grace Otieno")
+        error = caught.exception.error
+        self.assertIsInstance(error, ServiceUnavailableError)
+        self.assertEqual((error.service, error.endpoint), ("KeyManager", "/encrypt"))
+        self.emulator.faults.clear()
+        token = self.km_provider.encrypt_data(b"Grace Otieno", aad=b"res.partner|name")
+        with self.assertRaises(UndecryptableUserError) as caught:
+            self.km_provider.decrypt_data(token, aad=b"res.partner|email")
+        self.assertIsInstance(caught.exception.error, DecryptionError)
 
     def test_keymanager_closing_connections(self):
         self.km_provider.encrypt_data(b"warm")  # token and data key cached
