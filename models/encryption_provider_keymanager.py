@@ -94,21 +94,11 @@ class EncryptionProviderKeyManager(models.Model):
         "Mode",
         default="envelope",
     )
-    keymanager_data_key_cache_seconds = fields.Integer(
-        "Data key cache (seconds)",
-        default=3600,
-        help="How long a worker keeps a data key KeyManager unwrapped.",
-    )
-    keymanager_data_key_cache_uses = fields.Integer(
-        "Data key cache (uses)",
-        default=10000,
-        help="Batches a cached data key serves before it is unwrapped again.",
-    )
-    keymanager_jwks_cache_seconds = fields.Integer(
-        "Certificate cache (seconds)",
-        default=300,
-        help="How long a worker keeps the certificates of /getAllCertificates (JWKS, verification).",
-    )
+    # Per worker: how long, and for how many batches, an unwrapped data key is kept; how long the
+    # certificates of /getAllCertificates (JWKS, verification) are.
+    keymanager_data_key_cache_seconds = fields.Integer("Data key cache (seconds)", default=3600)
+    keymanager_data_key_cache_uses = fields.Integer("Data key cache (uses)", default=10000)
+    keymanager_jwks_cache_seconds = fields.Integer("Certificate cache (seconds)", default=300)
     keymanager_monitoring_html = fields.Html(
         "Monitoring", compute="_compute_keymanager_monitoring_html", sanitize=False
     )
