@@ -30,6 +30,15 @@ from ..core.keymanager_keys import KeyManagerKeys
 
 _logger = logging.getLogger(__name__)
 
+AUTH_METHODS = [
+    ("client_secret_post", "Form fields (client_secret_post)"),
+    ("client_secret_basic", "HTTP Basic (client_secret_basic)"),
+]
+MODES = [
+    ("envelope", "Envelope: KeyManager wraps data keys, values are encrypted locally"),
+    ("direct", "Direct: every value goes through KeyManager (OpenG2P compatible)"),
+]
+
 
 class EncryptionProviderKeyManager(models.Model):
     _inherit = "g2p.encryption.provider"
@@ -57,12 +66,7 @@ class EncryptionProviderKeyManager(models.Model):
     keymanager_auth_client_secret_wrapped = fields.Char(groups="base.group_system", copy=False)
     keymanager_auth_grant_type = fields.Char("Grant type", default="client_credentials")
     keymanager_auth_method = fields.Selection(
-        [
-            ("client_secret_post", "Form fields (client_secret_post)"),
-            ("client_secret_basic", "HTTP Basic (client_secret_basic)"),
-        ],
-        "Client authentication",
-        default="client_secret_post",
+        AUTH_METHODS, "Client authentication", default="client_secret_post"
     )
     keymanager_api_timeout = fields.Float("Timeout (seconds)", default=10)
     keymanager_api_retries = fields.Integer(
@@ -86,14 +90,7 @@ class EncryptionProviderKeyManager(models.Model):
         default=lambda self: secrets.token_urlsafe(),
         help="Direct mode: base64 additional authenticated data. Keep it, as the salt.",
     )
-    keymanager_mode = fields.Selection(
-        [
-            ("envelope", "Envelope: KeyManager wraps data keys, values are encrypted locally"),
-            ("direct", "Direct: every value goes through KeyManager (OpenG2P compatible)"),
-        ],
-        "Mode",
-        default="envelope",
-    )
+    keymanager_mode = fields.Selection(MODES, "Mode", default="envelope")
     # Per worker: how long, and for how many batches, an unwrapped data key is kept; how long the
     # certificates of /getAllCertificates (JWKS, verification) are.
     keymanager_data_key_cache_seconds = fields.Integer("Data key cache (seconds)", default=3600)

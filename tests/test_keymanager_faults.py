@@ -28,6 +28,17 @@ class TestKeyManagerFaults(KeyManagerCase):
             self.assertNotIn(fragment.lower(), dump)
         return str(caught.exception)
 
+    def assertFailsNamingTheCause(self, pattern, cause, number):
+        """Encrypting fails with ``pattern``, logging ``cause``; so does a registrant's create, which
+        stores nothing."""
+        with self.assertLogs(LOGGER, level=logging.WARNING) as logs:
+            with self.assertRaisesRegex(UserError, pattern):
+                self.km_provider.encrypt_data(b"Grace Otieno")
+        self.assertLogged(logs, cause)
+        with self.assertLogs(LOGGER, level=logging.WARNING):
+            message = self.assertRegistrantNotStored(number)
+        self.assertIn(cause, message)
+
     def assertLogged(self, logs, *fragments):
         text = "\n".join(logs.output)
         for fragment in fragments:
@@ -36,15 +47,9 @@ class TestKeyManagerFaults(KeyManagerCase):
     def test_keymanager_down(self):
         self.km_provider._keymanager_client().token_fetcher.get_token()  # Keycloak answered earlier
         self.emulator.faults.go_down("refuse")
-        with self.assertLogs(LOGGER, level=logging.WARNING) as logs:
-            with self.assertRaisesRegex(
-                UserError, "KeyManager /encrypt: cannot reach 127.0.0.1:\\d+: connection refused"
-            ):
-                self.km_provider.encrypt_data(b"Grace Otieno")
-        self.assertLogged(logs, "connection refused")
-        with self.assertLogs(LOGGER, level=logging.WARNING):
-            message = self.assertRegistrantNotStored(1)
-        self.assertIn("connection refused", message)
+        self.assertFailsNamingTheCause(
+            "KeyManager /encrypt: cannot reach 127.0.0.1:\\d+: connection refused", "connection refused", 1
+        )
 
     def test_errors_reach_the_caller_with_their_type(self):
         self.km_provider._keymanager_client().token_fetcher.get_token()  # Keycloak answered earlier
@@ -125,15 +130,9 @@ class TestKeyManagerFaults(KeyManagerCase):
     def test_timeout(self):
         self.km_provider.write({"keymanager_api_timeout": 0.3, "keymanager_api_retries": 0})
         self.emulator.faults.set_latency(800, endpoint="/encrypt")
-        with self.assertLogs(LOGGER, level=logging.WARNING) as logs:
-            with self.assertRaisesRegex(
-                UserError, r"KeyManager /encrypt: no answer from 127.0.0.1:\d+ within 0.3 s"
-            ):
-                self.km_provider.encrypt_data(b"Grace Otieno")
-        self.assertLogged(logs, "within 0.3 s")
-        with self.assertLogs(LOGGER, level=logging.WARNING):
-            message = self.assertRegistrantNotStored(5)
-        self.assertIn("within 0.3 s", message)
+        self.assertFailsNamingTheCause(
+            r"KeyManager /encrypt: no answer from 127.0.0.1:\d+ within 0.3 s", "within 0.3 s", 5
+        )
 
     def test_expired_token_is_renewed_once(self):
         token = self.km_provider.encrypt_data(b"Grace Otieno")

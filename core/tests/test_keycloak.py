@@ -16,21 +16,10 @@ from .remote_helpers import (
     READER_CLIENT_ID,
     SPECIAL_CLIENT_ID,
     SPECIAL_SECRET,
-    reset,
-    running_emulator,
     token_fetcher,
 )
 
-
-@pytest.fixture(scope="module")
-def emulator():
-    with running_emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture(autouse=True)
-def healthy(emulator):
-    reset(emulator)
+pytestmark = pytest.mark.usefixtures("healthy_emulator")
 
 
 class FakeClock:

@@ -17,14 +17,12 @@ from ...emulator import DEFAULT_CLIENT_ID
 from ..encoding import b64url_decode, b64url_encode
 from ..errors import AuthenticationError, KeyManagerError, ServiceUnavailableError
 from ..keymanager import mosip_timestamp
-from ..monitoring import keymanager_stats, reset_stats
+from ..monitoring import keymanager_stats
 from .remote_helpers import (
     READER_CLIENT_ID,
     READER_SECRET,
     RecordingSession,
     keymanager_client,
-    reset,
-    running_emulator,
     token_fetcher,
 )
 
@@ -42,16 +40,7 @@ MODES = {
 }
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    with running_emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture(autouse=True)
-def healthy(emulator):
-    reset(emulator)
-    reset_stats()
+pytestmark = pytest.mark.usefixtures("healthy_emulator")
 
 
 @pytest.fixture

@@ -8,20 +8,12 @@ import pytest
 from ..errors import G2PCryptoError, KeyManagerError, SignatureError
 from ..keymanager_format import is_direct_token
 from ..keymanager_keys import KeyManagerKeys
-from .remote_helpers import keymanager_client, reset, running_emulator
+from .remote_helpers import keymanager_client
 
 ENCRYPT_IDS, SIGN_IDS = ("REGISTRATION", "ENCRYPT"), ("ID_REPO", "")
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    with running_emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture(autouse=True)
-def healthy(emulator):
-    reset(emulator)
+pytestmark = pytest.mark.usefixtures("healthy_emulator")
 
 
 @pytest.fixture
