@@ -20,17 +20,17 @@ worker), are kept in the same store encrypted with a progress key that the calle
 This module never imports ``odoo``.
 """
 
-import base64
 import hashlib
 import hmac
 import json
 import os
 import re
-import stat
 
 from shamir_mnemonic import MnemonicError, Share, combine_mnemonics, generate_mnemonics
 from shamir_mnemonic.wordlist import WORD_INDEX_MAP
 
+from . import files
+from .encoding import b64decode, b64encode
 from .envelope import KEY_SIZE, NONCE_SIZE, _aead
 from .errors import DecryptionError, G2PCryptoError
 
@@ -243,7 +243,7 @@ class ShareCollector:
         header_bytes = json.dumps(header, sort_keys=True).encode()
         nonce = os.urandom(NONCE_SIZE)
         sealed = _aead(progress_key).encrypt(nonce, secret, _PROGRESS_AAD + header_bytes)
-        body = {"header": header, "sealed": base64.b64encode(nonce + sealed).decode()}
+        body = {"header": header, "sealed": b64encode(nonce + sealed)}
         return _PROGRESS_MAGIC + json.dumps(body, sort_keys=True).encode()
 
     @staticmethod
@@ -272,7 +272,7 @@ def _split_progress(blob):
         raise DecryptionError("not a share progress record")
     try:
         body = json.loads(bytes(blob)[len(_PROGRESS_MAGIC) :])
-        return body["header"], base64.b64decode(body["sealed"])
+        return body["header"], b64decode(body["sealed"])
     except (ValueError, KeyError, TypeError):
         raise DecryptionError("malformed share progress record") from None
 
@@ -382,50 +382,26 @@ class InstanceStore:
     def put(self, scope, kind, data):
         """Create or replace the file of ``scope``/``kind`` with ``data``."""
         self._check_directory()
-        final = self.path(scope, kind)
-        temporary = f"{final}.{os.urandom(6).hex()}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-        fd = os.open(temporary, flags, 0o600)
-        try:
-            try:
-                os.fchmod(fd, 0o600)  # exactly 600, whatever the umask
-                view = memoryview(bytes(data))
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            os.replace(temporary, final)
-        except BaseException:
-            _unlink_quietly(temporary)
-            raise
+        files.write_private(self.path(scope, kind), data)
 
     def get(self, scope, kind):
         """The content of the file of ``scope``/``kind``, or None when there is none."""
+        path = self.path(scope, kind)
         try:
-            fd = os.open(self.path(scope, kind), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            return files.read_private(path)
         except FileNotFoundError:
             return None
+        except files.NotPrivateError:
+            raise CustodyError(f"{path} is not a private file of this user (mode 600): refused") from None
         except OSError as error:
-            raise CustodyError(f"cannot read {self.path(scope, kind)}: {error.strerror}") from None
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-                raise CustodyError(
-                    f"{self.path(scope, kind)} is not a private file of this user (mode 600): refused"
-                )
-            chunks = []
-            while chunk := os.read(fd, 65536):
-                chunks.append(chunk)
-            return b"".join(chunks)
-        finally:
-            os.close(fd)
+            raise CustodyError(f"cannot read {path}: {error.strerror}") from None
 
     def exists(self, scope, kind):
         return os.path.exists(self.path(scope, kind))
 
     def remove(self, scope, kind):
         """Delete the file of ``scope``/``kind``; True when there was one."""
-        return _unlink_quietly(self.path(scope, kind))
+        return files.unlink_quietly(self.path(scope, kind))
 
     def remove_scope(self, scope):
         """Delete every file of this instance for ``scope``."""
@@ -433,7 +409,7 @@ class InstanceStore:
         for name in self._names():
             parts = name.split(".")
             if len(parts) >= 4 and parts[1] == self.instance and parts[2] == scope:
-                removed += _unlink_quietly(os.path.join(self.directory, name))
+                removed += files.unlink_quietly(os.path.join(self.directory, name))
         return removed
 
     def remove_stale(self, alive=instance_alive):
@@ -450,7 +426,7 @@ class InstanceStore:
             except OSError:
                 continue
             if not alive(parts[1]):
-                removed += _unlink_quietly(path)
+                removed += files.unlink_quietly(path)
         return removed
 
     def _names(self):
@@ -459,14 +435,6 @@ class InstanceStore:
         except OSError:
             return []
         return [name for name in names if name.startswith(self.prefix + ".")]
-
-
-def _unlink_quietly(path):
-    try:
-        os.unlink(path)
-        return True
-    except FileNotFoundError:
-        return False
 
 
 def encode_key_file(key):

@@ -19,8 +19,6 @@ The underscored AES-GCM helpers (``_aead``, ``_header``, ``_seal_with``, ``_pars
 ``g2pw1.`` prefix; they are not part of the public API.
 """
 
-import base64
-import binascii
 import os
 import re
 
@@ -29,6 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nacl import bindings as sodium
 from nacl.exceptions import CryptoError
 
+from .encoding import b64url_decode_strict, b64url_encode
 from .errors import DecryptionError, InvalidCiphertextError
 
 PREFIX_V1 = "g2pe1."
@@ -49,7 +48,7 @@ _KEY_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 def new_key_id():
     """Return a random key id of 16 URL-safe characters (96 random bits)."""
-    return _b64url_encode(os.urandom(12))
+    return b64url_encode(os.urandom(12))
 
 
 def new_data_key():
@@ -83,7 +82,7 @@ def seal_many(key_id, key, plaintexts, aad=b""):
     for plaintext, one_aad in zip(plaintexts, aads, strict=True):
         nonce = os.urandom(NONCE_SIZE_V2)
         sealed = encrypt(bytes(plaintext), prefix + bytes(one_aad), nonce, key)
-        tokens.append(header + _b64url_encode(nonce + sealed))
+        tokens.append(header + b64url_encode(nonce + sealed))
     return tokens
 
 
@@ -216,7 +215,7 @@ def _header(prefix, key_id):
 def _seal_with(header, aead, plaintext, aad):
     nonce = os.urandom(NONCE_SIZE)
     sealed = aead.encrypt(nonce, bytes(plaintext), header.encode("ascii") + bytes(aad))
-    return header + _b64url_encode(nonce + sealed)
+    return header + b64url_encode(nonce + sealed)
 
 
 def _open_with(prefix, key_id, aead, blob, aad):
@@ -241,32 +240,11 @@ def _parse(prefix, token):
     key_id, dot, body = token[len(prefix) :].partition(".")
     if not dot or not _KEY_ID_RE.fullmatch(key_id):
         raise InvalidCiphertextError("malformed ciphertext: bad key id")
-    blob = _b64url_decode(body)
-    if blob is None:
-        raise InvalidCiphertextError("malformed ciphertext: bad base64url")
+    try:
+        blob = b64url_decode_strict(body)
+    except ValueError:
+        raise InvalidCiphertextError("malformed ciphertext: bad base64url") from None
     if len(blob) < NONCE_SIZE + TAG_SIZE:
         raise InvalidCiphertextError("malformed ciphertext: too short")
     return key_id, blob
 
-
-_B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
-_B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-# Bits of the last base64 character that carry no data, by (length % 4). They must be zero, so
-# that each ciphertext has exactly one token spelling.
-_UNUSED_BITS_MASK = {0: 0, 2: 0x0F, 3: 0x03}
-_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
-
-
-def _b64url_encode(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64url_decode(text):
-    """Decode unpadded base64url strictly; return None when ``text`` is not its canonical form."""
-    remainder = len(text) % 4
-    if remainder == 1 or not _B64URL_RE.fullmatch(text):
-        return None
-    if remainder and _B64URL_ALPHABET.index(text[-1]) & _UNUSED_BITS_MASK[remainder]:
-        return None
-    padded = (text + "=" * (4 - remainder if remainder else 0)).encode("ascii")
-    return binascii.a2b_base64(padded.translate(_URLSAFE_TO_STANDARD))

@@ -1,7 +1,8 @@
 """Exceptions of the pure-Python layer.
 
-The Odoo layer turns them into ``UserError`` with the message as is, so every message names its
-cause (service, endpoint, HTTP status, error code) and never carries data, keys or tokens.
+Every message names its cause (service, endpoint, HTTP status, error code) and never carries data,
+keys or tokens. At the Odoo boundary ``exceptions.user_error`` turns one into the ``UserError``
+subclass of its cause, which keeps it as ``error``: code above tells causes apart by class.
 """
 
 

@@ -1,16 +1,16 @@
-"""The one place where ``core`` talks HTTP: pooled sessions, timing, logging, transport errors.
+"""The one place where ``core`` talks HTTP: :func:`exchange` sends a request and its retries.
 
-``core.keycloak`` and ``core.keymanager`` send every request through :func:`send` and report its
-outcome with :func:`report`, so each exchange is timed, logged on one line
-("KeyManager /encrypt answered 200 in 12 ms (request 3f2a...)") and counted in
-``core.monitoring``. Nothing here logs bodies, headers, tokens or secrets.
+An exchange builds the request (a request id in ``X-Request-ID``), sends it on the pooled session
+of its server, times it, logs one line ("KeyManager /encrypt answered 200 in 12 ms (request
+3f2a...)"), counts it in ``core.monitoring``, retries what is transient with an exponential,
+jittered backoff, and maps the answer to a result or to an exception naming its cause. What an
+answer *means* is the caller's: ``core.keycloak`` and ``core.keymanager`` pass an ``interpret``
+function that reads an :class:`Answer`. Nothing here logs bodies, headers, tokens or secrets.
 """
 
 import http.cookiejar
 import logging
-import os
 import random
-import threading
 import time
 import uuid
 from urllib.parse import urlsplit
@@ -19,33 +19,114 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from . import monitoring
+from .cache import Cache
 from .errors import RemoteServiceError, ServiceUnavailableError
 
 _logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
-_sessions_lock = threading.Lock()
-_sessions = {}
+# One session per server and process: sessions hold sockets, so a forked worker gets its own.
+_sessions = Cache("HTTP sessions")
 
 
-def new_request_id():
-    return uuid.uuid4().hex
+class Answer:
+    """An HTTP answer as ``interpret`` functions see it: status, decoded JSON body, and where it
+    came from. :meth:`error` builds the exception of a failed answer with all of that."""
+
+    __slots__ = ("service", "endpoint", "status", "body", "request_id")
+
+    def __init__(self, service, endpoint, status, body, request_id):
+        self.service = service
+        self.endpoint = endpoint
+        self.status = status
+        self.body = body
+        self.request_id = request_id
+
+    def error(self, cls, detail, error_code=None):
+        """An exception of class ``cls`` naming this answer (service, endpoint, status, id)."""
+        return cls(
+            detail,
+            service=self.service,
+            endpoint=self.endpoint,
+            http_status=self.status,
+            error_code=error_code,
+            request_id=self.request_id,
+        )
 
 
-def pooled_session(base_url):
-    """The ``requests.Session`` of this process for the server at ``base_url``.
+def exchange(
+    service,
+    method,
+    url,
+    *,
+    endpoint,
+    interpret,
+    timeout,
+    stats_key=None,
+    retries=0,
+    backoff=0.2,
+    idempotent=True,
+    session=None,
+    headers=None,
+    **kwargs,
+):
+    """Send ``method url`` and return ``interpret(answer)``; retry what is transient.
 
-    One session per server keeps connections alive between calls. Sessions hold sockets, so a
-    forked worker gets its own (see ``_after_fork_in_child``).
+    ``service`` and ``endpoint`` name the call in logs, errors and counters (``stats_key``, the
+    server's base URL, groups the counters). ``interpret(answer)`` returns the result or raises a
+    :class:`RemoteServiceError` built with ``answer.error``. A request that gets no answer
+    (refused, reset, timeout) raises :class:`ServiceUnavailableError`. Errors whose ``retryable``
+    is set are tried again up to ``retries`` times, waiting ``backoff`` seconds, doubling; never
+    when ``idempotent`` is false (a request that timed out may have been carried out).
+    ``kwargs`` (``json``, ``data``, ``params``) go to ``requests``.
     """
-    parts = urlsplit(base_url)
-    key = (parts.scheme, parts.netloc)
-    with _sessions_lock:
-        session = _sessions.get(key)
-        if session is None:
-            session = _sessions[key] = _new_session()
-        return session
+    session = session or pooled_session(url)
+    stats_key = stats_key or url
+    attempt = 0
+    while True:
+        try:
+            return _exchange_once(
+                session, service, method, url, endpoint, interpret, timeout, stats_key, headers, kwargs
+            )
+        except RemoteServiceError as error:
+            if not (error.retryable and idempotent and attempt < retries):
+                raise
+        time.sleep(backoff_delay(attempt, backoff))
+        attempt += 1
+
+
+def _exchange_once(session, service, method, url, endpoint, interpret, timeout, stats_key, headers, kwargs):
+    request_id = uuid.uuid4().hex
+    where = {"service": service, "endpoint": endpoint, "request_id": request_id}
+    headers = dict(headers or {}, **{REQUEST_ID_HEADER: request_id})
+    started = time.monotonic()
+    try:
+        response = session.request(
+            method, url, timeout=timeout, allow_redirects=False, headers=headers, **kwargs
+        )
+    except requests.RequestException as exc:
+        error = _transport_error(exc, url, timeout, **where)
+        _report(service, stats_key, endpoint, None, _elapsed_ms(started), request_id, error)
+        raise error from None
+    elapsed_ms = _elapsed_ms(started)
+    answer = Answer(service, endpoint, response.status_code, _json_body(response), request_id)
+    try:
+        result = interpret(answer)
+    except RemoteServiceError as error:
+        _report(service, stats_key, endpoint, answer.status, elapsed_ms, request_id, error)
+        raise
+    _report(service, stats_key, endpoint, answer.status, elapsed_ms, request_id)
+    return result
+
+
+def pooled_session(url):
+    """The ``requests.Session`` of this process for the server of ``url``.
+
+    One session per server keeps connections alive between calls.
+    """
+    parts = urlsplit(url)
+    return _sessions.setdefault((parts.scheme, parts.netloc), _new_session)
 
 
 def _new_session():
@@ -59,21 +140,12 @@ def _new_session():
     return session
 
 
-def send(session, method, url, *, service, endpoint, stats_key, request_id, timeout, **kwargs):
-    """Send one request; return ``(response, elapsed_ms)`` whatever its status.
+def backoff_delay(attempt, backoff):
+    """Seconds to wait before retry number ``attempt + 1``: exponential, with jitter.
 
-    A request that gets no answer (connection refused or reset, timeout) is logged, counted and
-    raised as :class:`ServiceUnavailableError`.
+    The jitter spreads the retries of many workers that failed at the same moment.
     """
-    started = time.monotonic()
-    try:
-        response = session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
-    except requests.RequestException as exc:
-        error = _transport_error(exc, url, timeout, service=service, endpoint=endpoint, request_id=request_id)
-    else:
-        return response, _elapsed_ms(started)
-    report(service, stats_key, endpoint, None, _elapsed_ms(started), request_id, error)
-    raise error
+    return backoff * (2**attempt) * random.uniform(0.5, 1.0)
 
 
 def _transport_error(exc, url, timeout, **where):
@@ -87,17 +159,12 @@ def _transport_error(exc, url, timeout, **where):
     return RemoteServiceError(f"cannot send the request: {type(exc).__name__}", **where)
 
 
-def report(service, stats_key, endpoint, status, elapsed_ms, request_id, error=None):
+def _report(service, stats_key, endpoint, status, elapsed_ms, request_id, error=None):
     """Log the one line of an exchange and count it in ``core.monitoring``."""
     monitoring.record(service, stats_key, endpoint, elapsed_ms, error)
     if status is None:
         _logger.warning(
-            "%s %s failed in %d ms: %s (request %s)",
-            service,
-            endpoint,
-            elapsed_ms,
-            error.detail,
-            request_id,
+            "%s %s failed in %d ms: %s (request %s)", service, endpoint, elapsed_ms, error.detail, request_id
         )
     elif error is None:
         _logger.info(
@@ -115,15 +182,7 @@ def report(service, stats_key, endpoint, status, elapsed_ms, request_id, error=N
         )
 
 
-def backoff_delay(attempt, backoff):
-    """Seconds to wait before retry number ``attempt + 1``: exponential, with jitter.
-
-    The jitter spreads the retries of many workers that failed at the same moment.
-    """
-    return backoff * (2**attempt) * random.uniform(0.5, 1.0)
-
-
-def json_body(response):
+def _json_body(response):
     """The decoded JSON body, or ``None`` when there is none or it is not JSON."""
     try:
         return response.json()
@@ -146,14 +205,3 @@ def _connection_failure(exc):
     if "Name or service not known" in text or "Temporary failure in name resolution" in text:
         return "unknown host name"
     return "connection failed"
-
-
-def _after_fork_in_child():
-    # A forked worker must not share the parent's sockets, nor inherit a lock held by a thread
-    # that does not exist in the child.
-    global _sessions_lock, _sessions
-    _sessions_lock = threading.Lock()
-    _sessions = {}
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)

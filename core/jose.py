@@ -11,7 +11,6 @@ the callers:
 * published JWKs never carry private members, whatever the caller passed in.
 """
 
-import base64
 import datetime
 import json
 import time
@@ -23,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from jwcrypto import jwk as jwcrypto_jwk
 from jwcrypto import jws as jwcrypto_jws
 
+from .encoding import b64decode, b64encode, b64url_decode, b64url_encode
 from .errors import G2PCryptoError, SignatureError
 
 SUPPORTED_ALGS = ("RS256", "ES256")
@@ -104,8 +104,8 @@ class SigningKey:
         public.update(kid=self.kid, alg=self.alg, use=use)
         der = self.certificate_der
         if der is not None:
-            public["x5c"] = [base64.b64encode(der).decode("ascii")]
-            public["x5t#S256"] = _b64url(_digest(hashes.SHA256(), der))
+            public["x5c"] = [b64encode(der)]
+            public["x5t#S256"] = b64url_encode(_digest(hashes.SHA256(), der))
         return _strip_private(public)
 
 
@@ -125,9 +125,9 @@ def jws_sign(key, data, include_payload=True, include_certificate=False, include
         if der is None:
             raise G2PCryptoError(f"signing key {key.kid} has no certificate to include")
         if include_certificate:
-            header["x5c"] = [base64.b64encode(der).decode("ascii")]
+            header["x5c"] = [b64encode(der)]
         if include_cert_hash:
-            header["x5t#S256"] = _b64url(_digest(hashes.SHA256(), der))
+            header["x5t#S256"] = b64url_encode(_digest(hashes.SHA256(), der))
     token = jwcrypto_jws.JWS(payload)
     token.add_signature(key._jwk, alg=key.alg, protected=json.dumps(header, separators=(",", ":")))
     compact = token.serialize(compact=True)
@@ -146,13 +146,7 @@ def jws_verify(token, jwks, payload=None, now=None, leeway=0):
     ``nbf`` are checked against ``now`` (default: the current time) with ``leeway`` seconds.
     A payload that is not UTF-8 text is returned as bytes. Every failure is a ``SignatureError``.
     """
-    if isinstance(token, bytes):
-        token = token.decode("ascii", "replace")
-    if not isinstance(token, str) or token.count(".") != 2:
-        raise SignatureError("malformed JWS: expected the compact form header.payload.signature")
-    protected_b64, payload_b64, signature_b64 = token.split(".")
-    header = _decode_header(protected_b64)
-
+    header, protected_b64, payload_b64, signature_b64 = parse_jws(token)
     alg = header.get("alg")
     if not isinstance(alg, str) or alg.lower() == "none":
         raise SignatureError("unsigned JWS (alg none) rejected")
@@ -166,8 +160,8 @@ def jws_verify(token, jwks, payload=None, now=None, leeway=0):
     if alg != key_alg:
         raise SignatureError(f"JWS alg {alg} does not match key {kid}, which verifies {key_alg}")
 
-    payload_bytes = _payload_to_verify(payload_b64, payload)
-    full = ".".join((protected_b64, _b64url(payload_bytes), signature_b64))
+    payload_bytes = jws_payload(payload_b64, payload)
+    full = ".".join((protected_b64, b64url_encode(payload_bytes), signature_b64))
     verifier = jwcrypto_jws.JWS()
     verifier.allowed_algs = [key_alg]
     try:
@@ -177,6 +171,36 @@ def jws_verify(token, jwks, payload=None, now=None, leeway=0):
         raise SignatureError(f"JWS signature does not verify with key {kid}") from None
 
     return verified_claims(payload_bytes, now, leeway)
+
+
+def parse_jws(token):
+    """``(header, protected, payload, signature)`` of a compact JWS (the last three base64url).
+
+    Only the form is checked (three parts, a JSON object as header): nothing is verified. A
+    ``SignatureError`` names what is malformed.
+    """
+    if isinstance(token, bytes):
+        token = token.decode("ascii", "replace")
+    if not isinstance(token, str) or token.count(".") != 2:
+        raise SignatureError("malformed JWS: expected the compact form header.payload.signature")
+    protected_b64, payload_b64, signature_b64 = token.split(".")
+    return _decode_header(protected_b64), protected_b64, payload_b64, signature_b64
+
+
+def jws_payload(payload_b64, payload=None):
+    """The bytes a JWS signs: its own payload, or ``payload`` for a detached one.
+
+    ``payload`` (bytes, str, or a dict serialized as ``jws_sign`` does), when given for a JWS
+    that carries its payload, must be that payload.
+    """
+    if payload is not None:
+        given = encode_payload(payload)
+        if payload_b64 and _b64url_decode_or_error(payload_b64) != given:
+            raise SignatureError("the payload given differs from the one inside the JWS")
+        return given
+    if not payload_b64:
+        raise SignatureError("detached JWS: the payload must be given to verify it")
+    return _b64url_decode_or_error(payload_b64)
 
 
 def verified_claims(payload, now=None, leeway=0):
@@ -218,9 +242,9 @@ def jwk_from_certificate(cert_pem_or_der, kid, use, alg="RS256"):
     der = certificate.public_bytes(serialization.Encoding.DER)
     public = jwcrypto_jwk.JWK.from_pyca(public_key).export_public(as_dict=True)
     public.update(kid=kid, alg=alg, use=use)
-    public["x5c"] = [base64.b64encode(der).decode("ascii")]
-    public["x5t"] = _b64url(_digest(hashes.SHA1(), der))  # SHA-1 names the cert; not a security use
-    public["x5t#S256"] = _b64url(_digest(hashes.SHA256(), der))
+    public["x5c"] = [b64encode(der)]
+    public["x5t"] = b64url_encode(_digest(hashes.SHA1(), der))  # SHA-1 names the cert; not a security use
+    public["x5t#S256"] = b64url_encode(_digest(hashes.SHA256(), der))
     return public
 
 
@@ -283,7 +307,7 @@ def _load_certificate(data):
         data = data.strip()
         if data.startswith(b"-----BEGIN"):
             return x509.load_pem_x509_certificate(data)
-        return x509.load_der_x509_certificate(base64.b64decode(data, validate=True))  # as in x5c
+        return x509.load_der_x509_certificate(b64decode(data))  # as in x5c
     except ValueError:
         raise G2PCryptoError("not an X.509 certificate (PEM, DER or base64 DER expected)") from None
 
@@ -302,14 +326,6 @@ def _digest(algorithm, data):
     digest = hashes.Hash(algorithm)
     digest.update(data)
     return digest.finalize()
-
-
-def _b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64url_decode(text):
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def encode_payload(data):
@@ -336,7 +352,7 @@ def _json_object(payload):
 
 def _decode_header(protected_b64):
     try:
-        header = json.loads(_b64url_decode(protected_b64).decode("utf-8"))
+        header = json.loads(b64url_decode(protected_b64).decode("utf-8"))
     except (ValueError, TypeError):
         raise SignatureError("malformed JWS: the header is not base64url JSON") from None
     if not isinstance(header, dict):
@@ -372,20 +388,9 @@ def _verification_key(key_dict):
     return key, alg
 
 
-def _payload_to_verify(payload_b64, payload):
-    if payload is not None:
-        given = encode_payload(payload)
-        if payload_b64 and _b64url_decode_or_error(payload_b64) != given:
-            raise SignatureError("the payload given differs from the one inside the JWS")
-        return given
-    if not payload_b64:
-        raise SignatureError("detached JWS: the payload must be given to verify it")
-    return _b64url_decode_or_error(payload_b64)
-
-
 def _b64url_decode_or_error(text):
     try:
-        return _b64url_decode(text)
+        return b64url_decode(text)
     except ValueError:
         raise SignatureError("malformed JWS: the payload is not base64url") from None
 

@@ -7,17 +7,16 @@ time, one of them fetches it and the others wait for its result. The token is ne
 anywhere but memory, and neither it nor the secret is ever logged or put in an error message.
 """
 
-import base64
-import binascii
 import hashlib
 import hmac
 import json
 import os
-import threading
 import time
 from urllib.parse import quote
 
 from . import http
+from .cache import Cache
+from .encoding import b64encode, b64url_decode
 from .errors import AuthenticationError, RemoteServiceError, ServiceUnavailableError
 
 SERVICE = "Keycloak"
@@ -35,22 +34,19 @@ MIN_FRACTION = 0.5
 # Lifetime assumed when Keycloak states none (it always does; a proxy in between may not).
 DEFAULT_LIFETIME = 60.0
 
-# The per-process cache: (token URL, client id) -> _CachedToken, and one lock per key so that
-# a single fetch runs at a time for a client.
-_cache = {}
-_key_locks = {}
-_cache_lock = threading.Lock()
+# The per-process cache: (token URL, client id) -> _CachedToken, expiring when the token is due
+# for renewal; its key locks let a single fetch run at a time for a client.
+_tokens = Cache("Keycloak tokens")
 # Cache entries remember an HMAC of the secret that obtained them (keyed with a per-process
 # random key), so that a changed secret is not served a token of the old one.
 _secret_hmac_key = os.urandom(32)
 
 
 class _CachedToken:
-    __slots__ = ("token", "renew_at", "secret_digest")
+    __slots__ = ("token", "secret_digest")
 
-    def __init__(self, token, renew_at, secret_digest):
+    def __init__(self, token, secret_digest):
         self.token = token
-        self.renew_at = renew_at
         self.secret_digest = secret_digest
 
 
@@ -106,18 +102,21 @@ class TokenFetcher:
 
     def get_token(self, force_refresh=False):
         """A valid access token, from the cache unless it is due for renewal or ``force_refresh``."""
-        seen = _cache.get(self._key)
-        if not force_refresh and self._usable(seen):
+        seen = self._cached()
+        if not force_refresh and seen is not None:
             return seen.token
-        with _lock_for(self._key):
-            current = _cache.get(self._key)
+        with _tokens.key_lock(self._key):
+            current = self._cached()
             # Another thread may have fetched a token while this one waited for the lock: that
             # one is fresh, also for a forced refresh (it replaced the entry this thread saw).
-            if self._usable(current) and (not force_refresh or current is not seen):
+            if current is not None and (not force_refresh or current is not seen):
                 return current.token
             token, lifetime = self._fetch()
-            _cache[self._key] = _CachedToken(
-                token, self._clock() + _renewal_delay(lifetime), self._secret_digest
+            _tokens.put(
+                self._key,
+                _CachedToken(token, self._secret_digest),
+                ttl=_renewal_delay(lifetime),
+                now=self._clock(),
             )
             return token
 
@@ -126,120 +125,76 @@ class TokenFetcher:
 
         Passing the rejected token keeps a fresh token that another thread fetched meanwhile.
         """
-        with _lock_for(self._key):
-            current = _cache.get(self._key)
+        with _tokens.key_lock(self._key):
+            current = _tokens.get(self._key)
             if current is not None and (token is None or hmac.compare_digest(current.token, token)):
-                del _cache[self._key]
+                _tokens.pop(self._key, only=current)
 
-    def _usable(self, entry):
-        return (
-            entry is not None
-            and self._clock() < entry.renew_at
-            and hmac.compare_digest(entry.secret_digest, self._secret_digest)
-        )
+    def _cached(self):
+        """The cached token of this client, unless due for renewal or got with another secret."""
+        entry = _tokens.get(self._key, now=self._clock())
+        if entry is None or not hmac.compare_digest(entry.secret_digest, self._secret_digest):
+            return None
+        return entry
 
     def _fetch(self):
-        """One token from Keycloak, retrying transient failures; returns ``(token, lifetime_s)``."""
-        attempt = 0
-        while True:
-            try:
-                return self._fetch_once()
-            except ServiceUnavailableError:
-                if attempt >= self.retries:
-                    raise
-                time.sleep(http.backoff_delay(attempt, self.backoff))
-                attempt += 1
-
-    def _fetch_once(self):
-        request_id = http.new_request_id()
+        """One token from Keycloak (transient failures retried); returns ``(token, lifetime_s)``."""
         form = {"grant_type": "client_credentials"}
-        headers = {"Accept": "application/json", http.REQUEST_ID_HEADER: request_id}
+        headers = {"Accept": "application/json"}
         if self.auth_method == "client_secret_basic":
             # RFC 6749 §2.3.1: id and secret are form-urlencoded before being joined.
             pair = f"{quote(self.client_id, safe='')}:{quote(self._client_secret, safe='')}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+            headers["Authorization"] = "Basic " + b64encode(pair.encode())
         else:
             form["client_id"] = self.client_id
             form["client_secret"] = self._client_secret
-        session = self._session or http.pooled_session(self.token_url)
-        response, elapsed_ms = http.send(
-            session,
+        return http.exchange(
+            SERVICE,
             "POST",
             self.token_url,
-            service=SERVICE,
             endpoint=ENDPOINT,
-            stats_key=self.token_url,
-            request_id=request_id,
+            interpret=self._interpret,
             timeout=self.timeout,
-            data=form,
+            retries=self.retries,
+            backoff=self.backoff,
+            session=self._session,
             headers=headers,
+            data=form,
         )
-        try:
-            result = self._interpret(response, request_id)
-        except RemoteServiceError as error:
-            http.report(
-                SERVICE, self.token_url, ENDPOINT, response.status_code, elapsed_ms, request_id, error
-            )
-            raise
-        http.report(SERVICE, self.token_url, ENDPOINT, response.status_code, elapsed_ms, request_id)
-        return result
 
-    def _interpret(self, response, request_id):
-        status = response.status_code
-        body = http.json_body(response)
-        body = body if isinstance(body, dict) else {}
+    def _interpret(self, answer):
+        """``(token, lifetime)`` of Keycloak's answer, or the exception it means (§13)."""
+        body = answer.body if isinstance(answer.body, dict) else {}
         error_code = body.get("error") if isinstance(body.get("error"), str) else None
-
-        def failure(cls, detail):
-            return cls(
-                detail,
-                service=SERVICE,
-                endpoint=ENDPOINT,
-                http_status=status,
-                error_code=error_code,
-                request_id=request_id,
-            )
-
+        status, realm = answer.status, self.realm_url
         if status == 200:
             token = body.get("access_token")
             token_type = str(body.get("token_type") or "bearer")
             if not isinstance(token, str) or not token or token_type.lower() != "bearer":
-                raise failure(
+                raise answer.error(
                     RemoteServiceError, f"the answer of {self.token_url} holds no bearer access token"
                 )
             return token, _lifetime(body.get("expires_in"), token)
         if status >= 500:
-            raise failure(ServiceUnavailableError, f"Keycloak at {self.realm_url} is failing")
+            raise answer.error(ServiceUnavailableError, f"Keycloak at {realm} is failing", error_code)
         if status == 404:
-            raise failure(
+            raise answer.error(
                 RemoteServiceError,
-                f"no realm at {self.realm_url} (unknown realm, or a Keycloak 16 or older that needs "
+                f"no realm at {realm} (unknown realm, or a Keycloak 16 or older that needs "
                 "/auth before /realms)",
+                error_code,
             )
         if error_code in CREDENTIAL_ERRORS or status == 401:
-            raise failure(
+            raise answer.error(
                 AuthenticationError,
-                f"Keycloak rejected the client credentials of {self.client_id!r} at {self.realm_url}",
+                f"Keycloak rejected the client credentials of {self.client_id!r} at {realm}",
+                error_code,
             )
         if status == 403:
-            raise failure(
-                AuthenticationError, f"Keycloak refused access at {self.realm_url} (realm disabled?)"
+            raise answer.error(
+                AuthenticationError, f"Keycloak refused access at {realm} (realm disabled?)", error_code
             )
-        raise failure(RemoteServiceError, f"Keycloak refused the token request at {self.realm_url}")
-
-
-def clear_token_cache():
-    """Forget every cached token of this process (tests; a changed Keycloak configuration)."""
-    with _cache_lock:
-        _cache.clear()
-
-
-def _lock_for(key):
-    with _cache_lock:
-        lock = _key_locks.get(key)
-        if lock is None:
-            lock = _key_locks[key] = threading.Lock()
-        return lock
+        raise answer.error(RemoteServiceError, f"Keycloak refused the token request at {realm}", error_code)
 
 
 def _lifetime(expires_in, token):
@@ -263,18 +218,8 @@ def _jwt_expiry(token):
     """The ``exp`` claim of a JWT, read without verifying it (it only tunes the cache)."""
     try:
         payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError, binascii.Error):
+        claims = json.loads(b64url_decode(payload))
+    except (IndexError, ValueError):
         return None
     expiry = claims.get("exp") if isinstance(claims, dict) else None
     return float(expiry) if isinstance(expiry, int | float) and not isinstance(expiry, bool) else None
-
-
-def _after_fork_in_child():
-    # Locks held at fork time by threads that do not exist in the child would never be released.
-    global _cache_lock, _key_locks
-    _cache_lock = threading.Lock()
-    _key_locks = {}
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -7,12 +7,10 @@ renews the token once on HTTP 401, and turns every failure into an exception tha
 (§2.3). The typed helpers below it build the requests of the endpoints the addon uses.
 """
 
-import base64
-import binascii
-import time
 from datetime import datetime, timezone
 
 from . import http
+from .encoding import b64url_decode, b64url_encode
 from .errors import AuthenticationError, KeyManagerError, RemoteServiceError, ServiceUnavailableError
 
 SERVICE = "KeyManager"
@@ -24,15 +22,6 @@ def mosip_timestamp(moment=None):
     """UTC time as KeyManager requires it: ``yyyy-MM-dd'T'HH:mm:ss.SSS'Z'`` (exactly 3 digits)."""
     moment = (moment or datetime.now(timezone.utc)).astimezone(timezone.utc)
     return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
-
-
-def b64url_encode(data):
-    """Base64url without padding, the encoding KeyManager answers with (§4.2)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(text):
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class KeyManagerClient:
@@ -78,54 +67,35 @@ class KeyManagerClient:
                 "metadata": {},
                 "request": request,
             }
-        renewed = False
-        attempt = 0
-        while True:
-            token = self.token_fetcher.get_token()
-            try:
-                return self._call_once(method, endpoint, body, params, token)
-            except AuthenticationError as error:
-                # An expired or revoked token: KeyManager says 401; a new token may do (§13).
-                if error.http_status != 401 or renewed:
-                    raise
-                self.token_fetcher.invalidate(token)
-                renewed = True
-            except ServiceUnavailableError:
-                if not idempotent or attempt >= self.retries:
-                    raise
-                time.sleep(http.backoff_delay(attempt, self.backoff))
-                attempt += 1
+        token = self.token_fetcher.get_token()
+        try:
+            return self._exchange(method, endpoint, body, params, token, idempotent)
+        except AuthenticationError as error:
+            # An expired or revoked token: KeyManager says 401; a new token may do, once (§13).
+            if error.http_status != 401:
+                raise
+            self.token_fetcher.invalidate(token)
+        return self._exchange(method, endpoint, body, params, self.token_fetcher.get_token(), idempotent)
 
-    def _call_once(self, method, endpoint, body, params, token):
-        request_id = http.new_request_id()
-        headers = {
-            "Accept": "application/json",
-            # KeyManager 1.2 reads the token only from a cookie whose name contains
-            # "Authorization", never from an Authorization header (§1).
-            "Cookie": f"Authorization={token}",
-            http.REQUEST_ID_HEADER: request_id,
-        }
-        session = self._session or http.pooled_session(self.base_url)
-        response, elapsed_ms = http.send(
-            session,
+    def _exchange(self, method, endpoint, body, params, token, idempotent):
+        return http.exchange(
+            SERVICE,
             method,
             self.base_url + endpoint,
-            service=SERVICE,
             endpoint=endpoint,
-            stats_key=self.base_url,
-            request_id=request_id,
+            interpret=_interpret,
             timeout=self.timeout,
+            stats_key=self.base_url,
+            retries=self.retries,
+            backoff=self.backoff,
+            idempotent=idempotent,
+            session=self._session,
+            # KeyManager 1.2 reads the token only from a cookie whose name contains
+            # "Authorization", never from an Authorization header (§1).
+            headers={"Accept": "application/json", "Cookie": f"Authorization={token}"},
             json=body,
             params=params,
-            headers=headers,
         )
-        try:
-            result = _interpret(response, endpoint, request_id)
-        except RemoteServiceError as error:
-            http.report(SERVICE, self.base_url, endpoint, response.status_code, elapsed_ms, request_id, error)
-            raise
-        http.report(SERVICE, self.base_url, endpoint, response.status_code, elapsed_ms, request_id)
-        return result
 
     # -- typed helpers ---------------------------------------------------------------------------
 
@@ -144,7 +114,7 @@ class KeyManagerClient:
         data = _string_field(self.call("POST", "/decrypt", request), "data", "/decrypt")
         try:
             return b64url_decode(data)
-        except (ValueError, binascii.Error) as exc:
+        except ValueError as exc:
             raise KeyManagerError(
                 "the decrypted data is not base64url", service=SERVICE, endpoint="/decrypt"
             ) from exc
@@ -204,16 +174,6 @@ class KeyManagerClient:
         certificates = response.get("allCertificates")
         return certificates if isinstance(certificates, list) else []
 
-    def generate_master_key(self, application_id, reference_id="", object_type="CERTIFICATE", force=False):
-        """Create (with ``force``: rotate) a master key; returns its certificate or CSR (§7.3)."""
-        request = {"applicationId": application_id, "referenceId": reference_id or "", "force": bool(force)}
-        return self.call("POST", f"/generateMasterKey/{object_type}", request, idempotent=not force)
-
-    def revoke_key(self, application_id, reference_id):
-        """Expire the current base key now; the next /encrypt creates a new generation (§7.8)."""
-        request = {"applicationId": application_id, "referenceId": reference_id}
-        return self.call("PUT", "/revokeKey", request, idempotent=False)
-
     @staticmethod
     def _crypto_request(data, application_id, reference_id, salt, aad):
         request = {
@@ -239,47 +199,38 @@ def _key_params(application_id, reference_id):
     return params
 
 
-def _interpret(response, endpoint, request_id):
+def _interpret(answer):
     """The ``response`` object of a KeyManager answer, or the exception the answer means (§2.3)."""
-    status = response.status_code
-    body = http.json_body(response)
-    body = body if isinstance(body, dict) else {}
+    status = answer.status
+    body = answer.body if isinstance(answer.body, dict) else {}
     errors = body.get("errors")
     first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
-    error_code = first.get("errorCode")
+    code = first.get("errorCode")
     message = first.get("message")
-
-    def failure(cls, detail):
-        return cls(
-            detail,
-            service=SERVICE,
-            endpoint=endpoint,
-            http_status=status,
-            error_code=error_code,
-            request_id=request_id,
-        )
-
     if status == 200:
         if errors:
             more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
-            raise failure(KeyManagerError, f"{message or 'error without a message'}{more}")
+            raise answer.error(KeyManagerError, f"{message or 'error without a message'}{more}", code)
         result = body.get("response")
         if not isinstance(result, dict):
-            raise failure(KeyManagerError, "the answer holds no response")
+            raise answer.error(KeyManagerError, "the answer holds no response", code)
         return result
     if status == 401:
-        raise failure(AuthenticationError, "KeyManager did not accept the access token")
+        raise answer.error(AuthenticationError, "KeyManager did not accept the access token", code)
     if status == 403:
-        raise failure(
+        raise answer.error(
             AuthenticationError,
             "the client's token lacks a role KeyManager requires for this endpoint (e.g. KEYMANAGER_ADMIN)",
+            code,
         )
     if status >= 500:
         # A 5xx is an overloaded or restarting service (or a KER-KMS-500 server bug): transient.
-        raise failure(ServiceUnavailableError, message or "KeyManager is failing")
+        raise answer.error(ServiceUnavailableError, message or "KeyManager is failing", code)
     if status == 404:
-        raise failure(RemoteServiceError, "no such endpoint (the base URL should end with /v1/keymanager)")
-    raise failure(RemoteServiceError, message or "unexpected answer")
+        raise answer.error(
+            RemoteServiceError, "no such endpoint (the base URL should end with /v1/keymanager)", code
+        )
+    raise answer.error(RemoteServiceError, message or "unexpected answer", code)
 
 
 def _string_field(response, name, endpoint):

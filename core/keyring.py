@@ -9,52 +9,17 @@ most one unwrap per key id, and none once the key is cached in the process.
 Decryption picks exactly the key a token names; it never tries keys one by one.
 """
 
-import threading
-import time
-
 from . import envelope
 from .errors import UnknownKeyError
-
-
-class KeyCache:
-    """Unwrapped keys of one process: ``{name: (key, expires at, uses left)}``.
-
-    Safe to lose (a miss unwraps the key again). ``ttl`` bounds how long a key stays in memory
-    after it was unwrapped, ``uses`` how many batches it serves before it is unwrapped again.
-    """
-
-    def __init__(self):
-        self._entries = {}
-        self._lock = threading.Lock()
-
-    def get(self, name):
-        with self._lock:
-            entry = self._entries.get(name)
-            if entry is None:
-                return None
-            key, expires, uses = entry
-            if expires <= time.monotonic() or uses <= 0:
-                del self._entries[name]
-                return None
-            self._entries[name] = (key, expires, uses - 1)
-            return key
-
-    def put(self, name, key, ttl, uses):
-        if ttl > 0 and uses > 0:
-            with self._lock:
-                self._entries[name] = (key, time.monotonic() + ttl, uses)
-
-    def clear(self):
-        with self._lock:
-            self._entries.clear()
 
 
 class Keyring:
     """The data keys of one key wrapper (a provider), by id.
 
     ``unwrap(key_id)`` returns the data key named ``key_id`` (unwrapping it from its stored form)
-    or raises ``UnknownKeyError``; ``namespace`` separates the keys of several wrappers (and
-    databases) in one ``cache``; ``ttl`` and ``uses`` bound how long a key is cached.
+    or raises ``UnknownKeyError``; ``cache`` is a ``core.cache.Cache`` (per process, safe to
+    lose); ``namespace`` separates the keys of several wrappers (and databases) in it; ``ttl`` and
+    ``uses`` bound how long (seconds) and for how many batches an unwrapped key stays there.
     """
 
     def __init__(self, unwrap, cache, namespace, ttl=3600.0, uses=10**9):
@@ -71,7 +36,7 @@ class Keyring:
             key = self._unwrap(key_id)
             if key is None:
                 raise UnknownKeyError(f"no data key {key_id}")
-            self._cache.put(name, key, self._ttl, self._uses)
+            self._cache.put(name, key, ttl=self._ttl, uses=self._uses)
         return key
 
     def encrypt(self, key_id, plaintexts, aads):

@@ -15,24 +15,20 @@ AAD binds the purpose and the id of the key record: a wrapped key copied to anot
 used for another purpose, does not unwrap.
 """
 
-import base64
-import binascii
 import contextlib
 import hashlib
 import hmac
 import os
 import stat
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
+from . import files
+from .encoding import b64decode_any, b64encode
 from .envelope import KEY_SIZE, _aead, _header, _open_with, _parse, _seal_with
 from .errors import MasterKeyError
 
 WRAP_PREFIX = "g2pw1."
 
 _KEY_ID_LABEL = b"g2p_encryption master key id"
-_HKDF_INFO_PREFIX = b"g2p_encryption derive:"
 
 
 class MasterKey:
@@ -81,23 +77,6 @@ class MasterKey:
                 f"holds {self._key_id}: configure the master key these keys were made with"
             )
         return _open_with(WRAP_PREFIX, wrapped_by, self._aead, blob, _wrap_aad(key_id, purpose))
-
-    def derive(self, label):
-        """Return a 32-byte subkey for ``label`` (HKDF-SHA256), e.g. the blind index key.
-
-        Different labels give independent keys, so one use of the master key never weakens
-        another.
-        """
-        if not isinstance(label, str) or not label:
-            raise ValueError("derive needs a non-empty label")
-        hkdf = HKDF(
-            algorithm=hashes.SHA256(),
-            length=32,
-            salt=None,
-            info=_HKDF_INFO_PREFIX + label.encode("utf-8"),
-            backend=None,
-        )
-        return hkdf.derive(self._key)
 
     # Loading and creating --------------------------------------------------------------------
 
@@ -149,7 +128,7 @@ class MasterKey:
             raise MasterKeyFileExistsError(f"master key file {path} already exists: it is never overwritten")
         key = os.urandom(KEY_SIZE)
         try:
-            _write_new_file(path, base64.b64encode(key) + b"\n")
+            files.write_private(path, b64encode(key).encode() + b"\n", replace=False)
         except FileExistsError:
             raise MasterKeyFileExistsError(
                 f"master key file {path} already exists: it is never overwritten"
@@ -187,36 +166,6 @@ def resolve_master_key(config_key, config_file, env_file, default_path):
     return MasterKey.from_file(path), f"file {path}", False
 
 
-def _write_new_file(path, content):
-    """Write ``content`` to a new file ``path`` (mode 600) atomically; FileExistsError if present."""
-    directory = os.path.dirname(path)
-    _make_private_dirs(directory)
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.urandom(6).hex()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        try:
-            os.fchmod(fd, 0o600)  # exactly 600, whatever the umask
-            os.write(fd, content)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.link(temporary, path)  # fails with FileExistsError rather than replace a file
-    finally:
-        os.unlink(temporary)
-
-
-def _make_private_dirs(directory):
-    """Create ``directory`` and its missing parents with mode 700 (``os.makedirs`` applies the
-    mode to the last level only)."""
-    missing = []
-    while directory and not os.path.isdir(directory):
-        missing.append(directory)
-        directory = os.path.dirname(directory)
-    for new_directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # created meanwhile by another worker
-            os.mkdir(new_directory, 0o700)
-
-
 def _wrap_aad(key_id, purpose):
     if not isinstance(key_id, str) or not isinstance(purpose, str):
         raise TypeError("key_id and purpose must be str")
@@ -228,11 +177,7 @@ def _wrap_aad(key_id, purpose):
 
 def _decode_base64_key(text):
     """Decode standard or URL-safe base64, ignoring whitespace and missing padding."""
-    if isinstance(text, str):
-        text = text.encode("ascii", "replace")
-    compact = b"".join(bytes(text).split()).rstrip(b"=")
-    compact = compact.replace(b"-", b"+").replace(b"_", b"/")
     try:
-        return base64.b64decode(compact + b"=" * (-len(compact) % 4), validate=True)
-    except (binascii.Error, ValueError):
+        return b64decode_any(text)
+    except ValueError:
         return None

@@ -8,15 +8,14 @@ own), cost a dictionary update per call, and are read by :func:`keymanager_stats
 """
 
 import os
-import threading
 import time
 from datetime import datetime, timezone
 
+from .cache import Cache
 from .errors import AuthenticationError, KeyManagerError, ServiceUnavailableError
 
-_lock = threading.Lock()
-# (service, base URL) -> {endpoint: _EndpointStats}
-_stats = {}
+# (service, base URL) -> {endpoint: _EndpointStats}; updated under the key's lock.
+_stats = Cache("KeyManager and Keycloak call counters")
 
 
 class _EndpointStats:
@@ -58,8 +57,9 @@ def error_kind(error):
 
 def record(service, base_url, endpoint, elapsed_ms, error=None):
     """Count one HTTP exchange; ``error`` is the exception it ended in, if any."""
-    with _lock:
-        endpoints = _stats.setdefault((service, base_url), {})
+    key = (service, base_url)
+    endpoints = _stats.setdefault(key, dict)
+    with _stats.key_lock(key):
         stats = endpoints.get(endpoint)
         if stats is None:
             stats = endpoints[endpoint] = _EndpointStats()
@@ -77,8 +77,9 @@ def record(service, base_url, endpoint, elapsed_ms, error=None):
 
 def service_stats(service, base_url):
     """``{"calls", "errors", "endpoints": {endpoint: {...}}}`` of one service at one URL."""
-    with _lock:
-        endpoints = {name: stats.as_dict() for name, stats in _stats.get((service, base_url), {}).items()}
+    key = (service, base_url)
+    with _stats.key_lock(key):
+        endpoints = {name: stats.as_dict() for name, stats in _stats.setdefault(key, dict).items()}
     return {
         "service": service,
         "base_url": base_url,
@@ -99,19 +100,34 @@ def keycloak_stats(token_url):
     return service_stats("Keycloak", token_url)
 
 
+def table_rows(*sections):
+    """One row per service and endpoint of ``service_stats`` results, for a monitoring table.
+
+    A service without calls gives one row whose ``endpoint`` is None.
+    """
+    rows = []
+    for section in sections:
+        endpoints = section["endpoints"] or {}
+        if not endpoints:
+            rows.append({"service": section["service"], "endpoint": None})
+        for name, stats in sorted(endpoints.items()):
+            errors = ", ".join(f"{kind}: {count}" for kind, count in sorted(stats["errors"].items()))
+            last_error = f"{stats['last_error_at']}: {stats['last_error']}" if stats["last_error"] else ""
+            rows.append(
+                dict(
+                    stats,
+                    service=section["service"],
+                    endpoint=name,
+                    errors=errors or "0",
+                    last_error=last_error,
+                )
+            )
+    return rows
+
+
 def reset_stats(service=None, base_url=None):
     """Forget the counters (all of them, or those of one service and URL)."""
-    with _lock:
-        if service is None:
-            _stats.clear()
-        else:
-            _stats.pop((service, base_url), None)
-
-
-def _after_fork_in_child():
-    # A lock held by another thread at fork time would stay held forever in the child.
-    global _lock
-    _lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+    if service is None:
+        _stats.clear()
+    else:
+        _stats.pop((service, base_url))

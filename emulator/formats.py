@@ -1,22 +1,15 @@
 """Encodings and time formats as KeyManager (Java) and Keycloak write and read them."""
 
-import base64
-import binascii
 import re
 from datetime import datetime, timezone
 
+from ..core.encoding import b64decode, b64url_decode, b64url_encode
+
 _URL_SAFE = re.compile(r"[A-Za-z0-9_-]*=*")
 _STANDARD = re.compile(r"[A-Za-z0-9+/]*=*")
+# Java's Base64.getUrlEncoder().withoutPadding(), under the name the emulator uses.
+b64url = b64url_encode
 MOSIP_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-
-
-def b64url(data):
-    """Base64url without padding (Java ``Base64.getUrlEncoder().withoutPadding()``)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(text):
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def java_b64decode(text):
@@ -26,7 +19,7 @@ def java_b64decode(text):
     """
     if not isinstance(text, str):
         raise ValueError("not a string")
-    for alphabet, decode in ((_URL_SAFE, base64.urlsafe_b64decode), (_STANDARD, base64.b64decode)):
+    for alphabet, decode in ((_URL_SAFE, b64url_decode), (_STANDARD, b64decode)):
         if not alphabet.fullmatch(text):
             continue
         core = text.rstrip("=")
@@ -34,10 +27,7 @@ def java_b64decode(text):
         # Java accepts missing padding but not wrong padding, nor a lone trailing character.
         if len(core) % 4 == 1 or (text != core and text != padded):
             continue
-        try:
-            return decode(padded)
-        except binascii.Error:
-            continue
+        return decode(core)
     raise ValueError("not base64")
 
 

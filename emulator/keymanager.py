@@ -4,8 +4,6 @@ It checks what the real service checks (token from a cookie, signature, expiry, 
 bean validation of the request) and answers in MOSIP's envelope with MOSIP's error codes.
 """
 
-import base64
-import binascii
 import json
 import re
 from datetime import timezone
@@ -14,8 +12,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
+from ..core.encoding import b64decode, b64encode
 from . import hybrid
-from .formats import MOSIP_TIMESTAMP, b64url, java_b64decode, local_date_time, mosip_time, now_utc
+from .formats import (
+    MOSIP_TIMESTAMP,
+    b64url,
+    java_b64decode,
+    local_date_time,
+    mosip_time,
+    now_utc,
+)
 from .jws import sign_rs256, verify_rs256
 from .keystore import KeyManagerFault, is_master_reference
 from .realm import InvalidToken
@@ -181,7 +187,7 @@ class KeyManagerService:
         # jose4j's member order in 1.2: x5c, x5t#S256, x5u, kid, alg (§5.2).
         header = {}
         if request.get("includeCertificate"):
-            header["x5c"] = [base64.b64encode(generation.certificate_der).decode("ascii")]
+            header["x5c"] = [b64encode(generation.certificate_der)]
         if request.get("includeCertHash"):
             header["x5t#S256"] = b64url(generation.thumbprint)
         if request.get("certificateUrl"):
@@ -223,10 +229,10 @@ class KeyManagerService:
         """``x5c[0]``, else ``certificateData``, else the *current* certificate (§5.3)."""
         try:
             if header.get("x5c"):
-                return x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0]))
+                return x509.load_der_x509_certificate(b64decode(header["x5c"][0]))
             if request.get("certificateData"):
                 return x509.load_pem_x509_certificate(request["certificateData"].encode())
-        except (ValueError, TypeError, IndexError, binascii.Error) as exc:
+        except (ValueError, TypeError, IndexError) as exc:
             raise KeyManagerFault("KER-JWS-107", "Signature verification certificate not valid.") from exc
         return self.keystore.current(application_id, reference_id).certificate
 

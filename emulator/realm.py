@@ -4,8 +4,6 @@ Tokens are RS256 JWTs signed by the realm's key, with Keycloak's claims for a se
 The realm also validates them the way MOSIP's auth adapter does (§1), for the KeyManager side.
 """
 
-import base64
-import binascii
 import json
 import threading
 import time
@@ -14,6 +12,7 @@ from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from ..core.encoding import b64decode
 from .formats import b64url, b64url_decode
 from .jws import rsa_jwk, sign_rs256, verify_rs256
 
@@ -162,7 +161,7 @@ class Realm:
         try:
             header = json.loads(b64url_decode(parts[0]))
             claims = json.loads(b64url_decode(parts[1]))
-        except (ValueError, binascii.Error) as exc:
+        except ValueError as exc:
             raise InvalidToken("not a JWT") from exc
         if not isinstance(header, dict) or not isinstance(claims, dict):
             raise InvalidToken("not a JWT")
@@ -196,8 +195,8 @@ def _basic_credentials(header):
     if not header or not header.lower().startswith("basic "):
         return None
     try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (ValueError, binascii.Error):
+        decoded = b64decode(header[6:].strip()).decode("utf-8")
+    except ValueError:
         return None
     if ":" not in decoded:
         return None

@@ -16,13 +16,15 @@ from odoo import _, api, fields, models, tools
 from odoo.exceptions import AccessError, UserError
 
 from ..core import envelope
-from ..core.errors import DecryptionError, G2PCryptoError, InvalidCiphertextError, UnknownKeyError
-from ..core.keyring import KeyCache, Keyring
+from ..core.cache import Cache
+from ..core.errors import G2PCryptoError, InvalidCiphertextError, UnknownKeyError
+from ..core.keyring import Keyring
+from ..exceptions import UndecryptableUserError, user_error
 
 _logger = logging.getLogger(__name__)
 
 # Unwrapped data keys of this worker process, all providers and databases. Safe to lose.
-DATA_KEYS = KeyCache()
+DATA_KEYS = Cache("data keys")
 CRYPTO_ADMIN = "g2p_encryption.crypto_admin"
 
 
@@ -148,7 +150,9 @@ class G2PEncryptionProvider(models.Model):
         return self._encrypt_values([bytes(data)], [aad])[0].encode()
 
     def _envelope_decrypt_data(self, data, aad=b"", **kwargs):
-        return self._decrypt_tokens([data], [aad])[0]
+        if envelope.is_token(data):
+            return self._decrypt_tokens([data], [aad])[0]
+        return self._dispatch("_decrypt_values", [data], [aad])[0]  # the type's own ciphertext
 
     encrypt_data_local = _envelope_encrypt_data
     decrypt_data_local = _envelope_decrypt_data
@@ -159,13 +163,9 @@ class G2PEncryptionProvider(models.Model):
         return method(*args) if method else default
 
     def _user_error(self, error):
-        """A ``G2PCryptoError`` of ``core`` as the ``UserError`` people see, naming its cause.
-
-        The typed error stays reachable as ``.g2p_error``: callers decide on it, not on text.
-        """
-        user_error = UserError(_("%(provider)s: %(cause)s", provider=self.sudo().display_name, cause=error))
-        user_error.g2p_error = error
-        return user_error
+        """A ``G2PCryptoError`` of ``core`` as the ``UserError`` of its cause (``exceptions.py``),
+        naming the provider and the cause; callers tell causes apart by class, not by text."""
+        return user_error(error, _("%(provider)s: %(cause)s", provider=self.sudo().display_name, cause=error))
 
     # ------------------------------------------------------------------------------------------
     # Values (field encryption) through the keyring
@@ -177,21 +177,20 @@ class G2PEncryptionProvider(models.Model):
         records from costing a thousand remote calls.
         """
         self.ensure_one()
-        direct = getattr(self, f"_encrypt_values_{self.type}", None)
-        try:
-            if direct is not None and self._direct_mode():
-                return direct(list(plaintexts), list(aads))
-            key_record = self._active_key("encrypt")
-            return self._keyring().encrypt(key_record.key_id, plaintexts, aads)
-        except G2PCryptoError as error:
-            raise self._user_error(error) from error
+        plaintexts, aads = list(plaintexts), list(aads)
+        with self._errors_as_user_errors():
+            # A type may encrypt values itself (KeyManager's direct mode); None: the envelope does.
+            tokens = self._optional_dispatch("_encrypt_values", None, plaintexts, aads)
+            if tokens is None:
+                tokens = self._keyring().encrypt(self._active_key("encrypt").key_id, plaintexts, aads)
+        return tokens
 
     @api.model
     def _decrypt_tokens(self, tokens, aads):
         """Plaintexts (bytes) of envelope tokens of any provider, each checked against its AAD.
 
         The key id of each token names its key, hence its provider: data written under a previous
-        registry provider stays readable. Raises ``UserError`` (with ``.g2p_error``) on the first
+        registry provider stays readable. Raises the ``UserError`` of its cause on the first
         failure; ``_decrypt_tokens_each`` isolates bad values.
         """
         tokens, aads = list(tokens), list(aads)
@@ -227,9 +226,7 @@ class G2PEncryptionProvider(models.Model):
             batch_tokens, batch_aads = [tokens[i] for i in positions], [aads[i] for i in positions]
             try:
                 plaintexts = decrypt(batch_tokens, batch_aads)
-            except UserError as error:
-                if not isinstance(getattr(error, "g2p_error", None), DecryptionError):
-                    raise
+            except UndecryptableUserError:
                 plaintexts = [
                     _none_if_unreadable(decrypt, token, aad)
                     for token, aad in zip(batch_tokens, batch_aads, strict=True)
@@ -240,18 +237,13 @@ class G2PEncryptionProvider(models.Model):
 
     @api.model
     def _decrypt_direct(self, tokens, aads):
-        """Values encrypted by KeyManager itself (direct mode), through a direct-mode provider."""
+        """Values encrypted by a remote service itself (KeyManager's direct mode), decrypted by the
+        registry provider, or else the first provider whose type decrypts its own ciphertext."""
         registry_provider = self._get_registry_provider()
         providers = registry_provider | self.sudo().search([("type", "!=", "local")])
-        for provider in providers.filtered(lambda p: p._direct_mode()):
-            try:
-                return provider._dispatch("_decrypt_values", tokens, aads)
-            except G2PCryptoError as error:
-                raise provider._user_error(error) from error
-        error = InvalidCiphertextError("no provider in KeyManager direct mode reads these values")
-        user_error = UserError(str(error))
-        user_error.g2p_error = error
-        raise user_error
+        for provider in providers.filtered(lambda p: hasattr(p, f"_decrypt_values_{p.type}")):
+            return provider._dispatch("_decrypt_values", tokens, aads)
+        raise user_error(InvalidCiphertextError("no provider reads these values (KeyManager direct mode)"))
 
     @api.model
     def _providers_of_keys(self, key_ids):
@@ -264,13 +256,12 @@ class G2PEncryptionProvider(models.Model):
         found = dict(self.env.cr.fetchall())
         unknown = set(key_ids) - set(found)
         if unknown:
-            error = UnknownKeyError(
-                f"no data key {', '.join(sorted(unknown))} in this database: the ciphertext was made "
-                "by another database, or its key record was removed"
+            raise user_error(
+                UnknownKeyError(
+                    f"no data key {', '.join(sorted(unknown))} in this database: the ciphertext was "
+                    "made by another database, or its key record was removed"
+                )
             )
-            user_error = UserError(str(error))
-            user_error.g2p_error = error
-            raise user_error
         grouped = {}
         for key_id, provider_id in found.items():
             grouped.setdefault(provider_id, set()).add(key_id)
@@ -296,10 +287,6 @@ class G2PEncryptionProvider(models.Model):
         """(key id, key) of this provider's blind indexes (never rotated: they would break)."""
         key_record = self._active_key("index")
         return key_record.key_id, self._keyring().key(key_record.key_id)
-
-    def _direct_mode(self):
-        """Whether every value goes through the remote service (KeyManager's direct mode)."""
-        return bool(self._optional_dispatch("_direct_mode", False))
 
     def _wrap_key(self, key_id, secret, purpose):
         return self._dispatch("_wrap_key", key_id, secret, purpose)
@@ -371,7 +358,5 @@ class G2PEncryptionProvider(models.Model):
 def _none_if_unreadable(decrypt, token, aad):
     try:
         return decrypt([token], [aad])[0]
-    except UserError as error:
-        if not isinstance(getattr(error, "g2p_error", None), DecryptionError):
-            raise
+    except UndecryptableUserError:
         return None

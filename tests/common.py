@@ -196,18 +196,14 @@ class KeyManagerCase(G2PEncryptionCase):
 
     def setUp(self):
         super().setUp()
-        from ..core import monitoring
-        from ..core.keycloak import clear_token_cache
-        from ..models.encryption_provider_keymanager import clear_keymanager_cache
+        from ..core import cache, monitoring
 
         self.emulator.faults.clear()
         self.emulator.reset_counts()
-        clear_token_cache()
-        clear_keymanager_cache()
+        cache.clear_all()  # tokens, certificates: cold, as a new worker
         monitoring.reset_stats()
         self.addCleanup(self.emulator.faults.clear)
-        self.addCleanup(clear_token_cache)
-        self.addCleanup(clear_keymanager_cache)
+        self.addCleanup(cache.clear_all)
 
     def km_counts(self):
         """Requests the emulator received per endpoint since the test started (or the last reset)."""

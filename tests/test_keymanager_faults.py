@@ -6,7 +6,10 @@ import logging
 
 from odoo.exceptions import UserError
 
-from ..core.keycloak import TokenFetcher, clear_token_cache
+from ..core.cache import clear_all
+from ..core.errors import DecryptionError, ServiceUnavailableError
+from ..core.keycloak import TokenFetcher
+from ..exceptions import RemoteServiceUserError, UndecryptableUserError
 from ..models.encryption_provider import clear_data_key_cache
 from .common import KeyManagerCase, database_text, marker_fragments, marker_values
 
@@ -25,6 +28,17 @@ class TestKeyManagerFaults(KeyManagerCase):
             self.assertNotIn(fragment.lower(), dump)
         return str(caught.exception)
 
+    def assertFailsNamingTheCause(self, pattern, cause, number):
+        """Encrypting fails with ``pattern``, logging ``cause``; so does a registrant's create, which
+        stores nothing."""
+        with self.assertLogs(LOGGER, level=logging.WARNING) as logs:
+            with self.assertRaisesRegex(UserError, pattern):
+                self.km_provider.encrypt_data(b"Grace Otieno")
+        self.assertLogged(logs, cause)
+        with self.assertLogs(LOGGER, level=logging.WARNING):
+            message = self.assertRegistrantNotStored(number)
+        self.assertIn(cause, message)
+
     def assertLogged(self, logs, *fragments):
         text = "\n".join(logs.output)
         for fragment in fragments:
@@ -33,15 +47,24 @@ class TestKeyManagerFaults(KeyManagerCase):
     def test_keymanager_down(self):
         self.km_provider._keymanager_client().token_fetcher.get_token()  # Keycloak answered earlier
         self.emulator.faults.go_down("refuse")
-        with self.assertLogs(LOGGER, level=logging.WARNING) as logs:
-            with self.assertRaisesRegex(
-                UserError, "KeyManager /encrypt: cannot reach 127.0.0.1:\\d+: connection refused"
-            ):
-                self.km_provider.encrypt_data(b"Grace Otieno")
-        self.assertLogged(logs, "connection refused")
+        self.assertFailsNamingTheCause(
+            "KeyManager /encrypt: cannot reach 127.0.0.1:\\d+: connection refused", "connection refused", 1
+        )
+
+    def test_errors_reach_the_caller_with_their_type(self):
+        self.km_provider._keymanager_client().token_fetcher.get_token()  # Keycloak answered earlier
+        self.emulator.faults.go_down("refuse")
         with self.assertLogs(LOGGER, level=logging.WARNING):
-            message = self.assertRegistrantNotStored(1)
-        self.assertIn("connection refused", message)
+            with self.assertRaises(RemoteServiceUserError) as caught:
+                self.km_provider.encrypt_data(b"Grace Otieno")
+        error = caught.exception.error
+        self.assertIsInstance(error, ServiceUnavailableError)
+        self.assertEqual((error.service, error.endpoint), ("KeyManager", "/encrypt"))
+        self.emulator.faults.clear()
+        token = self.km_provider.encrypt_data(b"Grace Otieno", aad=b"res.partner|name")
+        with self.assertRaises(UndecryptableUserError) as caught:
+            self.km_provider.decrypt_data(token, aad=b"res.partner|email")
+        self.assertIsInstance(caught.exception.error, DecryptionError)
 
     def test_keymanager_closing_connections(self):
         self.km_provider.encrypt_data(b"warm")  # token and data key cached
@@ -107,15 +130,9 @@ class TestKeyManagerFaults(KeyManagerCase):
     def test_timeout(self):
         self.km_provider.write({"keymanager_api_timeout": 0.3, "keymanager_api_retries": 0})
         self.emulator.faults.set_latency(800, endpoint="/encrypt")
-        with self.assertLogs(LOGGER, level=logging.WARNING) as logs:
-            with self.assertRaisesRegex(
-                UserError, r"KeyManager /encrypt: no answer from 127.0.0.1:\d+ within 0.3 s"
-            ):
-                self.km_provider.encrypt_data(b"Grace Otieno")
-        self.assertLogged(logs, "within 0.3 s")
-        with self.assertLogs(LOGGER, level=logging.WARNING):
-            message = self.assertRegistrantNotStored(5)
-        self.assertIn("within 0.3 s", message)
+        self.assertFailsNamingTheCause(
+            r"KeyManager /encrypt: no answer from 127.0.0.1:\d+ within 0.3 s", "within 0.3 s", 5
+        )
 
     def test_expired_token_is_renewed_once(self):
         token = self.km_provider.encrypt_data(b"Grace Otieno")
@@ -156,7 +173,7 @@ class TestKeyManagerFaults(KeyManagerCase):
         self.assertEqual(self.km_provider.decrypt_data(self.km_provider.encrypt_data(b"x")), b"x")
         self.assertEqual(self.emulator.token_requests, 2)
         self.emulator.faults.fail_next(5, 503, endpoint="token")
-        clear_token_cache()
+        clear_all()
         with self.assertLogs(LOGGER, level=logging.WARNING):
             with self.assertRaisesRegex(UserError, r"Keycloak token \(HTTP 503\)"):
                 self.km_provider.jwt_sign({"a": 1})
@@ -176,7 +193,7 @@ class TestKeyManagerFaults(KeyManagerCase):
             clear_data_key_cache()
             self.km_provider.decrypt_data(token)
             self.emulator.faults.reject_secret()
-            clear_token_cache()
+            clear_all()
             with self.assertRaises(UserError):
                 self.km_provider.jwt_sign({"a": 1})
         text = "\n".join(logs.output + other_logs.output)

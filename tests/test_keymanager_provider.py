@@ -13,10 +13,11 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from odoo.exceptions import AccessError, UserError
 
 from ..core import envelope
+from ..core.cache import clear_all
+from ..core.encoding import b64url_decode
 from ..core.errors import G2PCryptoError
-from ..core.keymanager import b64url_decode
+from ..core.keymanager_format import DIRECT_PREFIX
 from ..models.encryption_provider import clear_data_key_cache
-from ..models.encryption_provider_keymanager import DIRECT_PREFIX, clear_keymanager_cache
 from .common import KeyManagerCase, database_text, marker_fragments, marker_values, master_key_file
 
 SIZES = (0, 1, 15, 16, 17, 255, 4096, 65_536)
@@ -268,7 +269,7 @@ class TestKeyManagerDirect(KeyManagerCase):
         self.assertTrue(self.km_provider._is_stale_ciphertext(token, "any"))
         # After KeyManager rotates its key, direct values are stale but still readable.
         self.emulator.rotate("REGISTRATION", "ENCRYPT")
-        clear_keymanager_cache()
+        clear_all()
         self.assertTrue(self.direct._is_stale_ciphertext(token, None))
         self.assertEqual(self.direct.decrypt_values([token]), [b"Amina"])
         self.assertFalse(self.direct._is_stale_ciphertext(self.direct.encrypt_values([b"x"])[0], None))
@@ -377,8 +378,8 @@ class TestKeyManagerConfiguration(KeyManagerCase):
         self.km_provider.invalidate_recordset(["keymanager_monitoring_html"])
         html = str(self.km_provider.keymanager_monitoring_html)
         self.assertIn("<table", html)
-        self.assertRegex(html, r"KeyManager</td><td>/encrypt</td><td class='text-end'>1<")
-        self.assertRegex(html, r"Keycloak</td><td>token</td><td class='text-end'>1<")
+        self.assertRegex(html, r"KeyManager</td>\s*<td>/encrypt</td>\s*<td class=\"text-end\">1<")
+        self.assertRegex(html, r"Keycloak</td>\s*<td>token</td>\s*<td class=\"text-end\">1<")
         self.assertNotIn(self.client_secret, html)
         self.assertFalse(self.provider.keymanager_monitoring_html)
 
@@ -403,6 +404,13 @@ class TestKeyManagerConfiguration(KeyManagerCase):
         self.assertEqual(self.km_counts().get("/getCertificate"), 1)
         self.assertIn("applicationId=ID_REPO", self.emulator.requests[-1]["path"])
         self.assertNotIn("referenceId", self.emulator.requests[-1]["path"])
+
+    def test_connection_test_is_for_crypto_admins_only(self):
+        with self.assertRaises(AccessError):
+            self.km_provider.with_user(self.clerk).action_test_connection()
+        self.assertEqual(self.km_counts(), {})  # refused before any call
+        action = self.km_provider.with_user(self.crypto_admin).action_test_connection()
+        self.assertEqual(action["params"]["type"], "success")
 
     def test_connection_test_names_the_failing_service(self):
         self.emulator.faults.reject_secret()

@@ -3,7 +3,7 @@ import base64
 import json
 
 from ..core import envelope
-from ..core.keymanager import b64url_decode
+from ..core.encoding import b64url_decode
 from .common import KeyManagerCase, database_text, marker_values
 
 PLACEHOLDER = "encrypted"

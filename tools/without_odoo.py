@@ -17,7 +17,7 @@ ADDON_NAME = "g2p_encryption"
 
 
 class _BlockOdoo(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(self, fullname, _path=None, _target=None):
         if fullname == "odoo" or fullname.startswith("odoo."):
             raise ImportError(f"{fullname} may not be imported by the pure-Python layer")
         return None

@@ -1,7 +1,7 @@
 """Helpers of the Keycloak and KeyManager client tests: an emulator, clients with short timeouts.
 
-Imported explicitly by ``test_keycloak`` and ``test_keymanager`` (``conftest.py`` belongs to the
-other core tests).
+Imported by ``conftest.py`` (the ``emulator`` and ``healthy_emulator`` fixtures) and by the tests
+of the Keycloak and KeyManager clients.
 """
 
 import contextlib
@@ -9,7 +9,7 @@ import contextlib
 import requests
 
 from ...emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Emulator
-from .. import keycloak
+from .. import cache, monitoring
 from ..keycloak import TokenFetcher
 from ..keymanager import KeyManagerClient
 
@@ -36,10 +36,11 @@ def running_emulator(**kwargs):
 
 
 def reset(emulator):
-    """A healthy emulator with zero counts and an empty token cache, before each test."""
+    """A healthy emulator with zero counts, empty caches and zero call counters, before each test."""
     emulator.faults.clear()
     emulator.reset_counts()
-    keycloak.clear_token_cache()
+    cache.clear_all()
+    monitoring.reset_stats()
 
 
 def token_fetcher(emulator, client_id=DEFAULT_CLIENT_ID, secret=DEFAULT_CLIENT_SECRET, **kwargs):

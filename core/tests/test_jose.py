@@ -14,7 +14,15 @@ from jwcrypto import jwk as jwcrypto_jwk
 from jwcrypto import jws as jwcrypto_jws
 
 from ..errors import G2PCryptoError, SignatureError
-from ..jose import SigningKey, jwk_from_certificate, jws_sign, jws_verify, public_jwks
+from ..jose import (
+    SigningKey,
+    jwk_from_certificate,
+    jws_payload,
+    jws_sign,
+    jws_verify,
+    parse_jws,
+    public_jwks,
+)
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 CLAIMS = {"sub": "voucher-42", "amount": 1500, "name": "Ñandú", "exp": int(time.time()) + 3600}
@@ -326,3 +334,20 @@ def test_jwk_from_certificate_checks_the_alg(rs256_key):
 def test_a_jwks_entry_with_only_its_certificate_verifies(es256_key):
     entry = {"kty": "EC", "kid": es256_key.kid, "alg": "ES256", "x5c": es256_key.public_jwk()["x5c"]}
     assert jws_verify(jws_sign(es256_key, CLAIMS), {"keys": [entry]}) == CLAIMS
+
+
+def test_parse_jws_and_its_payload(rs256_key):
+    token = jws_sign(rs256_key, CLAIMS)
+    header, protected, payload_b64, signature = parse_jws(token)
+    assert header["kid"] == rs256_key.kid and token == f"{protected}.{payload_b64}.{signature}"
+    assert parse_jws(token.encode())[0] == header
+    assert jws_payload(payload_b64) == b64url_decode(payload_b64)
+    detached = jws_sign(rs256_key, CLAIMS, include_payload=False)
+    assert jws_payload(parse_jws(detached)[2], CLAIMS) == jws_payload(payload_b64)
+    with pytest.raises(SignatureError, match="must be given"):
+        jws_payload("")
+    with pytest.raises(SignatureError, match="differs"):
+        jws_payload(payload_b64, {"other": 1})
+    for garbage in ("a.b", "!!.e30.sig", "WzFd.e30.sig"):  # two parts, not base64url, not an object
+        with pytest.raises(SignatureError):
+            parse_jws(garbage)

@@ -9,28 +9,17 @@ import time
 import pytest
 
 from ...emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+from ..encoding import b64url_decode
 from ..errors import AuthenticationError, RemoteServiceError, ServiceUnavailableError
 from ..keycloak import TokenFetcher, _renewal_delay
-from ..keymanager import b64url_decode
 from .remote_helpers import (
     READER_CLIENT_ID,
     SPECIAL_CLIENT_ID,
     SPECIAL_SECRET,
-    reset,
-    running_emulator,
     token_fetcher,
 )
 
-
-@pytest.fixture(scope="module")
-def emulator():
-    with running_emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture(autouse=True)
-def healthy(emulator):
-    reset(emulator)
+pytestmark = pytest.mark.usefixtures("healthy_emulator")
 
 
 class FakeClock:

@@ -14,16 +14,15 @@ import pytest
 from cryptography import x509
 
 from ...emulator import DEFAULT_CLIENT_ID
+from ..encoding import b64url_decode, b64url_encode
 from ..errors import AuthenticationError, KeyManagerError, ServiceUnavailableError
-from ..keymanager import b64url_decode, b64url_encode, mosip_timestamp
-from ..monitoring import keymanager_stats, reset_stats
+from ..keymanager import mosip_timestamp
+from ..monitoring import keymanager_stats
 from .remote_helpers import (
     READER_CLIENT_ID,
     READER_SECRET,
     RecordingSession,
     keymanager_client,
-    reset,
-    running_emulator,
     token_fetcher,
 )
 
@@ -41,16 +40,7 @@ MODES = {
 }
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    with running_emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture(autouse=True)
-def healthy(emulator):
-    reset(emulator)
-    reset_stats()
+pytestmark = pytest.mark.usefixtures("healthy_emulator")
 
 
 @pytest.fixture
@@ -146,7 +136,8 @@ def test_rotation_keeps_old_ciphertext_readable(client, emulator):
     old = client.encrypt(b"before rotation", APP, REF)
     emulator.rotate(APP, REF)
     newer = client.encrypt(b"after one rotation", APP, REF)
-    client.revoke_key(APP, REF)  # the other way: expire now, the next /encrypt makes a new key
+    # The other way: expire now, the next /encrypt makes a new key (§7.8).
+    client.call("PUT", "/revokeKey", {"applicationId": APP, "referenceId": REF}, idempotent=False)
     newest = client.encrypt(b"after a revocation", APP, REF)
     thumbprints = {b64url_decode(text)[:32] for text in (old, newer, newest)}
     assert len(thumbprints) == 3
@@ -207,7 +198,7 @@ def test_persistent_5xx_is_service_unavailable(client, emulator):
 def test_forced_rotation_is_not_retried(client, emulator):
     emulator.faults.fail_next(1, status=503, endpoint="/revokeKey")
     with pytest.raises(ServiceUnavailableError):
-        client.revoke_key(APP, REF)
+        client.call("PUT", "/revokeKey", {"applicationId": APP, "referenceId": REF}, idempotent=False)
     assert emulator.counts["/revokeKey"] == 1
 
 
@@ -277,16 +268,6 @@ def test_jwt_verify(client, emulator):
     emulator.rotate(SIGN_APP)
     assert client.jwt_verify(token, SIGN_APP)["signatureValid"] is False
     assert client.jwt_verify(token, SIGN_APP, certificate_data=old_certificate)["signatureValid"] is True
-
-
-def test_generate_master_key_rotates_on_force(client):
-    before = client.get_all_certificates("OPENG2P")
-    same = client.generate_master_key("OPENG2P")
-    rotated = client.generate_master_key("OPENG2P", force=True)
-    after = client.get_all_certificates("OPENG2P")
-    assert same["certificate"] == before[-1]["certificateData"]
-    assert rotated["certificate"] == after[-1]["certificateData"] != same["certificate"]
-    assert len(after) == len(before) + 1
 
 
 # -- query strings, logs, monitoring -------------------------------------------------------------

@@ -85,16 +85,6 @@ def test_a_tampered_wrapped_key_is_rejected():
         master.unwrap("key-7", "g2pe1." + wrapped[len("g2pw1.") :])  # a field value is no wrapped key
 
 
-def test_derive_gives_independent_deterministic_subkeys():
-    master = MasterKey(KEY)
-    blind = master.derive("blind-index")
-    assert len(blind) == 32
-    assert blind == MasterKey(KEY).derive("blind-index")
-    assert blind != master.derive("blind-index-v2")
-    assert blind != MasterKey(OTHER_KEY).derive("blind-index")
-    assert KEY not in (blind, master.derive("other"))
-
-
 def test_generate_file_writes_a_key_readable_by_the_owner_only(tmp_path):
     path = tmp_path / "new" / "dir" / "master.key"
     old_umask = os.umask(0)  # even a permissive umask must not widen the modes

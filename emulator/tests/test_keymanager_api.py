@@ -256,6 +256,25 @@ def test_certificates_and_master_key_generation(emulator):
     assert error_of(emulator, "GET", "/getCertificate", params={"referenceId": "X"})[1] == "KER-KMS-005"
 
 
+def test_generate_master_key_rotates_on_force(emulator):
+    # Moved from the client's tests with KeyManagerClient.generate_master_key, which only they used.
+    def all_certificates():
+        query = {"applicationId": "OPENG2P"}
+        return ok(emulator, "GET", "/getAllCertificates", params=query)["allCertificates"]
+
+    def generate(**force):
+        request = {"applicationId": "OPENG2P", "referenceId": "", **force}
+        return ok(emulator, "POST", "/generateMasterKey/CERTIFICATE", request)
+
+    before = all_certificates()
+    same = generate()
+    rotated = generate(force=True)
+    after = all_certificates()
+    assert same["certificate"] == before[-1]["certificateData"]
+    assert rotated["certificate"] == after[-1]["certificateData"] != same["certificate"]
+    assert len(after) == len(before) + 1
+
+
 def test_unknown_endpoint_and_wrong_method(emulator):
     assert call(emulator, "GET", "/nowhere")[0] == 404
     assert call(emulator, "GET", "/encrypt")[0] == 405

@@ -1,0 +1,1 @@
+"""What the tools that drive a real Odoo share: its processes, JSON-RPC sessions, the machine."""
