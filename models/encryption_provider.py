@@ -151,7 +151,7 @@ class G2PEncryptionProvider(models.Model):
 
     def _envelope_decrypt_data(self, data, aad=b"", **kwargs):
         if envelope.is_token(data):
-            return self._decrypt_tokens([data], [aad])[0]
+            return self._keyring().decrypt([data], [aad])[0]  # this provider's keys only
         return self._dispatch("_decrypt_values", [data], [aad])[0]  # the type's own ciphertext
 
     encrypt_data_local = _envelope_encrypt_data

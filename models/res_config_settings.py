@@ -11,9 +11,13 @@ from odoo.addons.base.models.res_users import check_identity
 from odoo.exceptions import AccessError
 
 from .encryption_exits import PARAM_DECRYPT, PARAM_ENCRYPT, PARAM_READER_GROUP
+from .internal_write import WriteMarker
 
 PARAM_PREFIX = "g2p_encryption."
 CRYPTO_ADMIN = "g2p_encryption.crypto_admin"
+# Granted by the password check: set_values, an RPC endpoint too, cannot switch decryption on
+# without it.
+IDENTITY_CHECKED = WriteMarker("identity_checked")
 
 
 class ResConfigSettings(models.TransientModel):
@@ -46,16 +50,21 @@ class ResConfigSettings(models.TransientModel):
     def execute(self):
         self.ensure_one()
         if self._g2p_settings_changed():
-            if not self.env.user.has_group(CRYPTO_ADMIN):
-                raise AccessError(_("Only a Crypto Admin changes the registry encryption settings."))
-            turning_on = self.decrypt_registry and not self.env["ir.config_parameter"].sudo().get_param(PARAM_DECRYPT)
-            if turning_on:
+            self._check_g2p_settings_rights()
+            if self._g2p_turning_decryption_on():
                 return self._execute_after_identity_check()
         return super().execute()
 
     @check_identity
     def _execute_after_identity_check(self):
-        return super().execute()
+        return super(ResConfigSettings, IDENTITY_CHECKED.grant(self)).execute()
+
+    def _check_g2p_settings_rights(self):
+        if not self.env.user.has_group(CRYPTO_ADMIN):
+            raise AccessError(_("Only a Crypto Admin changes the registry encryption settings."))
+
+    def _g2p_turning_decryption_on(self):
+        return self.decrypt_registry and not self.env["ir.config_parameter"].sudo().get_param(PARAM_DECRYPT)
 
     def _g2p_settings_changed(self):
         params = self.env["ir.config_parameter"].sudo()
@@ -78,6 +87,10 @@ class ResConfigSettings(models.TransientModel):
         return wanted != current
 
     def set_values(self):
+        if self._g2p_settings_changed():
+            self._check_g2p_settings_rights()
+            if self._g2p_turning_decryption_on() and not IDENTITY_CHECKED.granted(self):
+                raise AccessError(_("Turning Decrypt registry on asks for your password: use Settings."))
         params = self.env["ir.config_parameter"].sudo()
         was_encrypting = bool(params.get_param(PARAM_ENCRYPT))
         old_provider = params.get_param("g2p_encryption.registry_encryption_provider_id")

@@ -10,6 +10,7 @@ from unittest.mock import patch
 from odoo.tests.common import HttpCase, TransactionCase, new_test_user, tagged
 from odoo.tools import config
 
+from ..core import envelope
 from ..models.encryption_provider import clear_data_key_cache
 from ..models.encryption_provider_local import forget_master_keys
 
@@ -233,3 +234,32 @@ class RegistryHttpCase(HttpCase, RegistryCase):
             f"/web/dataset/call_kw/{model}/{method}",
             {"model": model, "method": method, "args": list(args), "kwargs": kwargs},
         )
+
+
+# The provider's value API, as the engine calls it ------------------------------------------------
+def encrypt_values(provider, values, aad=b""):
+    """Tokens of ``values`` by ``provider``, all bound to ``aad`` (one batch)."""
+    values = list(values)
+    return provider._encrypt_values(values, [aad] * len(values))
+
+
+def decrypt_values(provider, tokens, aad=b""):
+    """Plaintexts of ``tokens``: envelope tokens in one batch, the type's own ones through it."""
+    tokens = list(tokens)
+    local = [i for i, token in enumerate(tokens) if envelope.is_token(token)]
+    results = [None] * len(tokens)
+    if local:
+        for i, plaintext in zip(local, provider._decrypt_tokens([tokens[i] for i in local], [aad] * len(local))):
+            results[i] = plaintext
+    remote = [i for i in range(len(tokens)) if i not in local]
+    if remote:
+        opened = provider._dispatch("_decrypt_values", [tokens[i] for i in remote], [aad] * len(remote))
+        for i, plaintext in zip(remote, opened):
+            results[i] = plaintext
+    return results
+
+
+def active_data_key(provider):
+    """(key id, key) of ``provider``'s active data key."""
+    key_id = provider._active_key("encrypt").key_id
+    return key_id, provider._keyring().key(key_id)

@@ -1,7 +1,7 @@
 # Part of OpenG2P. See LICENSE file for full copyright and licensing details.
 from odoo.exceptions import AccessError, UserError
 
-from .common import G2PEncryptionCase
+from .common import G2PEncryptionCase, active_data_key
 
 
 class TestKeySecurity(G2PEncryptionCase):
@@ -28,11 +28,17 @@ class TestKeySecurity(G2PEncryptionCase):
         with self.assertRaises(AccessError):
             self.data_key.with_user(self.clerk).read(["wrapped_key"])
 
-    def test_clerk_can_still_encrypt_through_the_provider(self):
-        # A clerk registering people needs encryption, not access to the keys.
+    def test_a_clerk_registers_people_without_using_the_keys_himself(self):
+        # Field values are encrypted by the engine; the provider's public methods are not his.
+        self.env["ir.config_parameter"].sudo().set_param("g2p_encryption.encrypt_registry", "True")
+        partner = self.env["res.partner"].with_user(self.clerk).create({"name": "Amina", "is_registrant": True})
+        self.assertEqual(partner.name, "Amina")
         provider = self.provider.with_user(self.clerk)
-        token = provider.encrypt_data(b"Amina")
-        self.assertEqual(provider.decrypt_data(token), b"Amina")
+        with self.assertRaises(AccessError):
+            provider.encrypt_data(b"Amina")
+        token = self.provider.sudo().encrypt_data(b"Amina")
+        with self.assertRaises(AccessError):
+            provider.decrypt_data(token)
 
     def test_crypto_admin_reads_providers_and_keys(self):
         provider = self.provider.with_user(self.crypto_admin)
@@ -56,7 +62,7 @@ class TestKeySecurity(G2PEncryptionCase):
             self.data_key.sudo().unlink()
 
     def test_wrapped_key_is_not_the_key(self):
-        key_id, key = self.provider._active_data_key()
+        key_id, key = active_data_key(self.provider)
         self.assertEqual(key_id, self.data_key.key_id)
         self.assertNotIn(key.hex(), self.data_key.wrapped_key)
         self.assertTrue(self.data_key.wrapped_key.startswith("g2pw1."))

@@ -11,7 +11,7 @@ from ..core.errors import DecryptionError, ServiceUnavailableError
 from ..core.keycloak import TokenFetcher
 from ..exceptions import RemoteServiceUserError, UndecryptableUserError
 from ..models.encryption_provider import clear_data_key_cache
-from .common import KeyManagerCase, database_text, marker_fragments, marker_values
+from .common import KeyManagerCase, database_text, encrypt_values, marker_fragments, marker_values
 
 LOGGER = "odoo.addons.g2p_encryption"
 
@@ -118,7 +118,7 @@ class TestKeyManagerFaults(KeyManagerCase):
         )
         with self.assertLogs(LOGGER, level=logging.WARNING) as logs:
             with self.assertRaisesRegex(UserError, "KER-CRY-011"):
-                direct.encrypt_values([b"a", b"b", b"c"])
+                encrypt_values(direct, [b"a", b"b", b"c"])
         self.assertLogged(logs, "direct encryption failed", "KER-CRY-011")
         self.emulator.faults.error_next(
             1, "KER-CRY-011", "Not Allowed to preform encryption with Master Key."
@@ -214,6 +214,7 @@ class TestKeyManagerFaults(KeyManagerCase):
             [dict(marker_values(i), is_registrant=True) for i in range(700, 710)]
         )
         self.env["ir.config_parameter"].sudo().set_param("g2p_encryption.decrypt_registry", "True")
+        self.env.invalidate_all()  # as a new request would: values come from the database
         clear_data_key_cache()
         self.emulator.faults.go_down("503")
         self.emulator.reset_counts()
