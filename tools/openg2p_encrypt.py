@@ -1,11 +1,15 @@
 """Turn "Encrypt registry" on in an OpenG2P database and encrypt the registrants it already holds.
 
-    python tools/openg2p_encrypt.py ODOO_CONF DATABASE
+    python tools/openg2p_encrypt.py ODOO_CONF DATABASE [--seed-only]
 
-Sets ``g2p_encryption.encrypt_registry`` and runs the addon's registry encryption job to its end,
-as the cron would (``g2p.encryption.job``: ``_start_registry_encryption`` then ``_cron_run_jobs``),
-then prints the job's outcome and how many registrants are still stored in plaintext. Exits 1 when
-the job failed, did not finish, or left registrants in plaintext.
+OpenG2P's modules have no demo registrants: it first registers a small household the way
+OpenG2P's forms do (two individuals with names, e-mail, phone, birth place, address, a national
+ID and phone numbers; a group with both as members), in plaintext, as a registry has before
+encryption is turned on. Then it sets ``g2p_encryption.encrypt_registry`` and runs the addon's
+registry encryption job to its end, as the cron would (``g2p.encryption.job``:
+``_start_registry_encryption`` then ``_cron_run_jobs``), and prints the job's outcome and how many
+registrants are still stored in plaintext. Exits 1 when the job failed, did not finish, or left
+registrants in plaintext. ``--seed-only`` registers the household and stops (the baseline run).
 """
 
 import sys
@@ -15,6 +19,36 @@ from odoo import SUPERUSER_ID, api
 
 # Passes of the job runner; each one runs for up to the cron's time budget, 50 s.
 MAX_PASSES = 20
+SEED_ID_TYPE = "Zseed National ID"
+
+
+def _seed(env):
+    """Register a household in plaintext, once (the names say it is the harness's)."""
+    partners = env["res.partner"].sudo().with_context(active_test=False)
+    if partners.search_count([("name", "=", "Zseed Household")]):
+        return 0
+    id_type = env["g2p.id.type"].sudo().create({"name": SEED_ID_TYPE})
+    people = []
+    for number, given in enumerate(("Amara", "Baraka"), start=1):
+        values = {
+            "name": f"ZSEED, {given.upper()}",
+            "given_name": given,
+            "family_name": "Zseed",
+            "is_registrant": True,
+            "is_group": False,
+            "email": f"{given.lower()}.zseed@example.org",
+            "phone": f"+25470090010{number}",
+            "birth_place": "Zseedtown",
+            "address": f"{number} Zseed Road",
+            "reg_ids": [(0, 0, {"id_type": id_type.id, "value": f"ZSEED-000{number}"})],
+            "phone_number_ids": [(0, 0, {"phone_no": f"+25470090010{number}"})],
+        }
+        people.append(partners.create({k: v for k, v in values.items() if k in partners._fields}))
+    group = {"name": "Zseed Household", "is_registrant": True, "is_group": True}
+    if "group_membership_ids" in partners._fields:
+        group["group_membership_ids"] = [(0, 0, {"individual": person.id}) for person in people]
+    partners.create(group)
+    return len(people) + 1
 
 
 def _plaintext_registrants(env):
@@ -44,14 +78,19 @@ def _run_jobs(env):
 
 
 def main(argv):
-    if len(argv) != 2:
+    if len(argv) not in (2, 3) or argv[2:] not in ([], ["--seed-only"]):
         sys.stderr.write(__doc__)
         return 2
-    conf, dbname = argv
+    conf, dbname, seed_only = argv[0], argv[1], argv[2:] == ["--seed-only"]
     odoo.tools.config.parse_config(["-c", conf, "-d", dbname, "--no-http", "--log-level=warn"])
     registry = odoo.modules.registry.Registry(dbname)
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
+        seeded = _seed(env)
+        env.cr.commit()  # pylint: disable=invalid-commit
+        sys.stdout.write(f"registered {seeded} registrants in plaintext (household Zseed)\n")
+        if seed_only:
+            return 0
         registrants = env["res.partner"].sudo().with_context(active_test=False)
         count = registrants.search_count([("is_registrant", "=", True)])
         env["ir.config_parameter"].set_param("g2p_encryption.encrypt_registry", "True")

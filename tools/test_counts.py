@@ -1,15 +1,16 @@
 """Print the test counts of JUnit XML reports, one line per suite and a total; print CI's summary.
 
-    python tools/test_counts.py REPORT.xml... [--summary FILE] [--prefix NAME]
+    python tools/test_counts.py REPORT.xml... [--summary FILE]
     python tools/test_counts.py --record FILE KIND NAME [STATUS] [SECONDS]
     python tools/test_counts.py --table FILE
 
 The first form exits non-zero when a report is missing or holds no test: a suite that did not
-run is a failure. With --summary it appends one row per report to FILE (named PREFIX-REPORT).
---record appends a row of another kind: a step and its time ("step"), or a suite without counts
-("suite": lint, a suite that was skipped). --table prints FILE as the table that ends .ci/run,
-then the closing line "total: N passed, N failed, N skipped", and exits non-zero when a row
-failed. Known failures (tests excused by name, see openg2p_results.py) count there as skipped.
+run is a failure. With --summary it appends one row per report to FILE, named after the report.
+--record appends a row of another kind: a step and its time ("step"; status "-" for a row that
+only tells a time), or a suite without counts ("suite": a suite that was skipped). --table
+prints FILE as the table that ends .ci/run, then the closing line "total: N passed, N failed,
+N skipped", and exits non-zero when a row failed. Known failures (tests excused by name, see
+openg2p_results.py) count there as skipped.
 """
 
 import sys
@@ -35,18 +36,17 @@ def write_summary_row(path, name, status, **numbers):
         summary.write("\t".join(["suite", name, *values, status]) + "\n")
 
 
-def report_counts(paths, summary=None, prefix=""):
+def report_counts(paths, summary=None):
     grand = {"passed": 0, "failed": 0, "skipped": 0}
     ok = True
     for path in paths:
         name = path.rsplit("/", 1)[-1].removesuffix(".xml")
-        label = f"{prefix}-{name}" if prefix else name
         try:
             c = counts(path)
         except (OSError, ET.ParseError) as exc:
             sys.stdout.write(f"{name}: no report ({exc})\n")
             if summary:
-                write_summary_row(summary, label, "FAILED (no report)")
+                write_summary_row(summary, name, "FAILED (no report)")
             ok = False
             continue
         failed = c["failures"] + c["errors"]
@@ -61,7 +61,7 @@ def report_counts(paths, summary=None, prefix=""):
             status = "ok" if suite_ok else ("FAILED" if failed else "FAILED (no test)")
             write_summary_row(
                 summary,
-                label,
+                name,
                 status,
                 passed=passed,
                 failed=c["failures"],
@@ -110,7 +110,7 @@ def table(path):
         out.write(f"\n{'step':<{width}}  {'time':>8}  status\n")
         for name, seconds, status in steps:
             out.write(f"{name:<{width}}  {_minutes(seconds):>8}  {status}\n")
-            ok = ok and status == "ok"
+            ok = ok and status in ("ok", "-")
     if totals["known"]:
         out.write(f"({totals['known']} known failure(s) of tests that need the internet count as skipped)\n")
     failed = totals["failed"] + totals["errors"]
@@ -124,17 +124,15 @@ def main(argv):
         return table(argv[1])
     if argv[:1] == ["--record"] and 4 <= len(argv) <= 6:
         return record(*argv[1:])
-    summary = prefix = None
+    summary = None
     paths = []
     args = iter(argv)
     for arg in args:
         if arg == "--summary":
             summary = next(args, None)
-        elif arg == "--prefix":
-            prefix = next(args, None)
         else:
             paths.append(arg)
-    return report_counts(paths, summary, prefix or "")
+    return report_counts(paths, summary)
 
 
 if __name__ == "__main__":
