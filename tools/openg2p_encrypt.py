@@ -4,12 +4,13 @@
 
 OpenG2P's modules have no demo registrants: it first registers a small household the way
 OpenG2P's forms do (two individuals with names, e-mail, phone, birth place, address, a national
-ID and phone numbers; a group with both as members), in plaintext, as a registry has before
-encryption is turned on. Then it sets ``g2p_encryption.encrypt_registry`` and runs the addon's
-registry encryption job to its end, as the cron would (``g2p.encryption.job``:
-``_start_registry_encryption`` then ``_cron_run_jobs``), and prints the job's outcome and how many
-registrants are still stored in plaintext. Exits 1 when the job failed, did not finish, or left
-registrants in plaintext. ``--seed-only`` registers the household and stops (the baseline run).
+ID and phone numbers; a group with both as members), in plaintext, "Encrypt registry" off, as a
+registry holds before encryption is turned on. Then it sets ``g2p_encryption.encrypt_registry``
+and runs the addon's registry encryption job to its end, as the cron would
+(``g2p.encryption.job``: ``_start_registry_encryption`` then ``_cron_run_jobs``), and prints the
+job's outcome and how many registrants are still stored in plaintext. Exits 1 when registering,
+the job or its outcome failed (registrants left in plaintext). ``--seed-only`` registers the
+household and stops (the baseline run).
 """
 
 import sys
@@ -20,6 +21,7 @@ from odoo import SUPERUSER_ID, api
 # Passes of the job runner; each one runs for up to the cron's time budget, 50 s.
 MAX_PASSES = 20
 SEED_ID_TYPE = "Zseed National ID"
+PARAM_ENCRYPT = "g2p_encryption.encrypt_registry"
 
 
 def _seed(env):
@@ -77,6 +79,10 @@ def _run_jobs(env):
     return ok
 
 
+def _first_line(error):
+    return f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+
+
 def main(argv):
     if len(argv) not in (2, 3) or argv[2:] not in ([], ["--seed-only"]):
         sys.stderr.write(__doc__)
@@ -86,16 +92,30 @@ def main(argv):
     registry = odoo.modules.registry.Registry(dbname)
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
-        seeded = _seed(env)
-        env.cr.commit()  # pylint: disable=invalid-commit
+        params = env["ir.config_parameter"].sudo()
+        # A registry from before encryption: registered while "Encrypt registry" is off (this
+        # addon's demo data turns it on).
+        params.set_param(PARAM_ENCRYPT, False)
+        try:
+            seeded = _seed(env)
+            env.cr.commit()  # pylint: disable=invalid-commit
+        except Exception as error:  # pylint: disable=broad-except
+            env.cr.rollback()
+            sys.stdout.write(f"registering the household in plaintext FAILED: {_first_line(error)}\n")
+            return 1
         sys.stdout.write(f"registered {seeded} registrants in plaintext (household Zseed)\n")
         if seed_only:
             return 0
         registrants = env["res.partner"].sudo().with_context(active_test=False)
         count = registrants.search_count([("is_registrant", "=", True)])
-        env["ir.config_parameter"].set_param("g2p_encryption.encrypt_registry", "True")
+        params.set_param(PARAM_ENCRYPT, "True")
         env.cr.commit()  # pylint: disable=invalid-commit
-        ok = _run_jobs(env)
+        try:
+            ok = _run_jobs(env)
+        except Exception as error:  # pylint: disable=broad-except
+            env.cr.rollback()
+            sys.stdout.write(f"running the registry encryption job FAILED: {_first_line(error)}\n")
+            ok = False
         plaintext = _plaintext_registrants(env)
         if plaintext is None:
             sys.stdout.write(f"encryption: on; {count} registrants (cannot tell how many are encrypted)\n")
