@@ -3,20 +3,27 @@
 #
 # Idempotent. On a fresh machine it
 #   1. gets Odoo 17.0 once into a cache outside the clone, from $ODOO_SRC: a local Odoo tree,
-#      a git directory (bare or not) holding Odoo 17.0, or a git URL (default: the official
-#      repository, branch 17.0, shallow);
+#      a git directory (bare or not) holding Odoo 17.0, or a git URL (default: the local mirror
+#      below when it exists, else the official repository, branch 17.0, shallow);
 #   2. makes a virtualenv there with Odoo's pinned requirements (python-ldap left out: only
 #      auth_ldap needs it) and this addon's runtime and dev requirements;
 #   3. starts PostgreSQL when it is not running and gives the current OS user a role;
-#   4. writes an Odoo configuration for this clone (addons path, data dir, master key file);
-#   5. installs Debian's chromium, for the browser tour, when no Chrome/Chromium is on PATH.
+#   4. writes an Odoo configuration for this clone (addons path, data dir, master key file).
+# g2p_install_chromium installs Debian's chromium, for the browser tour, when no Chrome/Chromium
+# is on PATH: only the test tools call it (tools/test, tools/openg2p_test), not tools/run.
 # Everything it makes lives under $G2P_CACHE (default ~/.cache/g2p_encryption).
 
 set -euo pipefail
 
 ADDON_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 G2P_CACHE="${G2P_CACHE:-$HOME/.cache/g2p_encryption}"
-ODOO_SRC="${ODOO_SRC:-https://github.com/odoo/odoo.git}"
+# Where Odoo comes from when the cache below lacks it and ODOO_SRC is unset: the mirror of Odoo
+# 17.0 that this workplace keeps (CI runs here, in a fresh clone, and cannot reach GitHub), and
+# the official repository as the last resort.
+ODOO_MIRROR="/work/.mirror/3bdo72+odoo17/repo"
+if [ -z "${ODOO_SRC:-}" ]; then
+    if [ -d "$ODOO_MIRROR" ]; then ODOO_SRC="$ODOO_MIRROR"; else ODOO_SRC="https://github.com/odoo/odoo.git"; fi
+fi
 ODOO_DIR="$G2P_CACHE/odoo-17.0"
 VENV="$G2P_CACHE/venv"
 PYTHON="$VENV/bin/python"
@@ -129,7 +136,7 @@ _find_chrome() {
 
 # The browser tour (tests/test_admin_tour.py) needs a Chrome or Chromium on PATH: Odoo looks for
 # google-chrome, chromium, chromium-browser, google-chrome-stable. Without one, that test skips.
-_install_chromium() {
+g2p_install_chromium() {
     _find_chrome && return 0
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
         log "no Chrome/Chromium on PATH and cannot apt-get install chromium (not root, or no apt):
@@ -151,7 +158,6 @@ g2p_setup() {
     _make_venv
     _start_postgresql
     _write_config
-    _install_chromium
 }
 
 odoo_bin() {
