@@ -172,20 +172,19 @@ class EncryptedFieldConfig(models.Model):
                 if not field.store:
                     exit_derived.add(field)
                     continue
+                if field.type not in ("char", "text"):
+                    unprotected.append(f"{model_name}.{field.name}")
+                    continue
                 scope = _derived_scope(registry, model, field)
                 if scope is not False and not field_problem(model, field.name) and (model_name, field.name) not in listed:
                     to_list.append((model_name, field.name, scope))
                 else:
                     unprotected.append(f"{model_name}.{field.name}")
         registry.g2p_exit_derived = tuple(exit_derived)
-        registry.g2p_unprotected_derived = tuple(sorted(unprotected))
-        if unprotected:
-            _logger.warning(
-                "Stored fields computed from encrypted fields, not protected (they hold plaintext of "
-                "registrants): %s. List them in Encryption ‣ Encrypted fields if they are character "
-                "or text fields.",
-                ", ".join(unprotected),
-            )
+        unprotected = tuple(sorted(unprotected))
+        if unprotected != registry.__dict__.get("g2p_unprotected_derived"):
+            registry.g2p_unprotected_derived = unprotected
+            self._report_unprotected(unprotected)
         if to_list and listed is not None and tools.sql.table_exists(self.env.cr, self._table):
             for model_name, field_name, scope in to_list:
                 self.env.cr.execute(
@@ -206,6 +205,28 @@ class EncryptedFieldConfig(models.Model):
                 registry.setup_models(self.env.cr)
                 registry.registry_invalidated = True
                 self._protect_derived_fields()
+
+    @api.model
+    def _report_unprotected(self, names):
+        """Say which stored fields computed from encrypted ones stay in the clear: text is a
+        warning (it copies personal data), other types (a flag, a number) a note."""
+        registry = self.env.registry
+        texts, others = [], []
+        for name in names:
+            model_name, field_name = name.rsplit(".", 1)
+            field = registry[model_name]._fields[field_name]
+            (texts if field.type in ("char", "text", "html") else others).append(name)
+        if texts:
+            _logger.warning(
+                "Stored fields computed from encrypted fields hold plaintext of registrants: %s. "
+                "List them in Encryption ‣ Encrypted Fields (with a scope) to encrypt them.",
+                ", ".join(texts),
+            )
+        if others:
+            _logger.info(
+                "Stored fields computed from encrypted fields, not text, left in the clear: %s.",
+                ", ".join(others),
+            )
 
     @api.model
     def _install_defaults(self):
@@ -279,10 +300,17 @@ def _derived_scope(registry, model, field):
     scope of res.partner, for res.company.name)."""
     if model._g2p_encrypted:
         return model._g2p_scope_path
-    if field.related:
-        first = model._fields.get(field.related.split(".")[0])
-        comodel = registry.get(first.comodel_name) if first is not None and first.type == "many2one" else None
-        if comodel is not None and comodel._g2p_encrypted:
-            path = comodel._g2p_scope_path
-            return f"{first.name}.{path}" if path else None
-    return False
+    # Reached through one many2one to a model with encrypted fields (a related field, or a
+    # compute such as calendar.attendee.common_name from partner_id.name): in scope when the
+    # record it points to is.
+    paths = [field.related] if field.related else registry.field_depends.get(field, ())
+    links = set()
+    for path in paths:
+        first = model._fields.get(path.split(".")[0])
+        if first is not None and first.type == "many2one" and registry[first.comodel_name]._g2p_encrypted:
+            links.add(first)
+    if len(links) != 1:
+        return False
+    link = links.pop()
+    scope = registry[link.comodel_name]._g2p_scope_path
+    return f"{link.name}.{scope}" if scope else None
