@@ -72,6 +72,16 @@ class G2PEncryptionCase(TransactionCase):
             cls.env, login="g2p_clerk", groups="base.group_user,base.group_partner_manager"
         )
 
+        # On an OpenG2P registry its own groups guard the registry's models too.
+        for user, xmlid in (
+            (cls.crypto_admin, "g2p_registry_base.group_g2p_admin"),
+            (cls.settings_admin, "g2p_registry_base.group_g2p_admin"),
+            (cls.clerk, "g2p_registry_base.group_g2p_registrar"),
+        ):
+            group = cls.env.ref(xmlid, raise_if_not_found=False)
+            if group:
+                user.groups_id += group
+
     def setUp(self):
         super().setUp()
         # Each test starts cold, as a new worker would.

@@ -6,7 +6,7 @@ from ..core import envelope
 from ..core.encoding import b64url_decode
 from .common import KeyManagerCase, database_text, marker_values
 
-PLACEHOLDER = "encrypted"
+PLACEHOLDER = "encrypted@placeholder.invalid"  # what OpenG2P's module left in the columns
 
 
 class TestOpenG2PMigration(KeyManagerCase):
