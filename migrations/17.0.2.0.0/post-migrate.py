@@ -7,8 +7,8 @@
   searchable list).
 * Blind-index rows name the index key that made them (the registry provider's).
 * ``res_partner.is_encrypted`` is gone: the format of each value says whether it is ciphertext.
-* Values written by 1.x (``g2pe1.``, bound to model and field) stay readable; a re-encryption job
-  moves them to the current format, bound to their record.
+* Then ``end-migrate.py``, once every module is loaded, recomputes the derived fields and starts the
+  re-encryption of 1.x values.
 """
 
 import logging
@@ -29,7 +29,7 @@ def migrate(cr, version):
     _blind_index_keys(env)
     if sql.column_exists(cr, "res_partner", "is_encrypted"):
         cr.execute("ALTER TABLE res_partner DROP COLUMN is_encrypted")
-    _reencrypt_version_1(env)
+
 
 
 def _field_lists(env):
@@ -76,20 +76,3 @@ def _blind_index_keys(env):
     row = env.cr.fetchone()
     if row:
         env.cr.execute("UPDATE g2p_blind_index SET index_key_id = %s WHERE index_key_id IS NULL", (row[0],))
-
-
-def _reencrypt_version_1(env):
-    models_with_v1 = []
-    for model_name in env["g2p.encryption.job"]._registry_models():
-        model = env[model_name]
-        columns = [name for name in model._g2p_encrypted if model._fields[name].store]
-        condition = " OR ".join(f'"{column}" LIKE %s' for column in columns)
-        env.cr.execute(
-            f'SELECT 1 FROM "{model._table}" WHERE {condition} LIMIT 1',  # pylint: disable=sql-injection
-            ["g2pe1.%"] * len(columns),
-        )
-        if env.cr.fetchone():
-            models_with_v1.append(model_name)
-    if models_with_v1:
-        env["g2p.encryption.job"]._start_registry("reencrypt")
-        _logger.info("Values written by g2p_encryption 1.x in %s: a re-encryption job moves them", models_with_v1)
