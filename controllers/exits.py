@@ -20,6 +20,21 @@ from ..models.encryption_exits import exit_for, person_request, scan_result
 
 # Public ORM methods that return field values without being an exit themselves.
 VALUE_METHODS = frozenset({"mapped", "copy_data", "name_get"})
+# Methods whose domain comes from the person: their lookups by exact value are capped and logged
+# (models/search_log.py); lookups of server code run by a button are not.
+SEARCH_METHODS = frozenset(
+    {
+        "search",
+        "search_count",
+        "search_read",
+        "search_fetch",
+        "web_search_read",
+        "name_search",
+        "read_group",
+        "web_read_group",
+        "read_progress_bar",
+    }
+)
 
 
 class DataSetExits(DataSet):
@@ -28,6 +43,8 @@ class DataSetExits(DataSet):
         entry_point = f"{model}.{method}"
         if not person_request(env):
             return super()._call_kw(model, method, args, kwargs)
+        if method in SEARCH_METHODS:
+            env.transaction.g2p_person_search = True
         if method in VALUE_METHODS:
             with exit_for(env, entry_point):
                 return super()._call_kw(model, method, args, kwargs)

@@ -19,6 +19,8 @@ import unicodedata
 
 KINDS = ("email", "phone", "text", "identifier")
 MIN_KEY_SIZE = 16
+DIGEST_BITS = 256
+MIN_BITS = 8
 
 
 def normalize(value, kind):
@@ -67,3 +69,14 @@ def blind_index(key, field, value, kind="text"):
         raise ValueError("a blind index needs a field name without NUL")
     message = field.encode("utf-8") + b"\x00" + normalize(value, kind).encode("utf-8")
     return hmac.new(bytes(key), message, hashlib.sha256).hexdigest()
+
+
+def truncate(digest, bits):
+    """The first ``bits`` bits of a hex ``digest`` (a multiple of 4: whole hex digits).
+
+    A truncated index maps many values to each digest, so that a dump alone cannot prove that two
+    records share a value; a lookup then gives candidates, which are checked by decrypting them.
+    """
+    if bits % 4 or not MIN_BITS <= bits <= DIGEST_BITS:
+        raise ValueError(f"a blind index keeps a multiple of 4 bits between {MIN_BITS} and {DIGEST_BITS}")
+    return digest[: bits // 4]

@@ -7,6 +7,7 @@ from . import encryption_exits
 from . import encrypted_model
 from . import encrypted_mixin
 from . import blind_index
+from . import search_log
 from . import decryption_log
 from . import encryption_job
 from . import res_partner

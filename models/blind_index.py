@@ -42,9 +42,10 @@ class BlindIndex(models.Model):
 
     @api.model
     def _store(self, res_model, rows):
-        """Index [(record id, field, kind, plaintext or empty)]; an empty value removes the row."""
+        """Index [(record id, field, kind, plaintext or empty, bits kept)]; an empty value removes
+        the row."""
         provider = self.env["g2p.encryption.provider"]._get_registry_provider()
-        removed = [(res_id, name) for res_id, name, _kind, value in rows if not value]
+        removed = [(res_id, name) for res_id, name, _kind, value, _bits in rows if not value]
         kept = [row for row in rows if row[3]]
         for res_id, name in removed:
             self.env.cr.execute(
@@ -55,8 +56,8 @@ class BlindIndex(models.Model):
             return
         key_id, key = provider._blind_index_key()
         values = [
-            (res_model, res_id, name, blind_index.blind_index(key, name, str(value), kind), key_id)
-            for res_id, name, kind, value in kept
+            (res_model, res_id, name, blind_index.truncate(blind_index.blind_index(key, name, str(value), kind), bits), key_id)
+            for res_id, name, kind, value, bits in kept
         ]
         for chunk in tools.split_every(1000, values):
             placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
@@ -70,14 +71,17 @@ class BlindIndex(models.Model):
         _KEYS_IN_USE.pop((self.env.cr.dbname, res_model), None)
 
     @api.model
-    def _lookup(self, res_model, field_name, kind, values):
-        """Ids of the records whose ``field_name`` equals one of ``values`` (normalised)."""
+    def _lookup(self, res_model, field_name, kind, values, lengths=(blind_index.DIGEST_BITS,)):
+        """Ids of the records whose ``field_name`` equals one of ``values`` (normalised): exactly,
+        or, for an index truncated to fewer bits, the candidates to check."""
         providers = self.env["g2p.encryption.provider"].sudo()
         digests = []
         for key_id in self._keys_in_use(res_model, field_name):
             provider = providers._providers_of_keys({key_id})
             key = next(iter(provider))._keyring().key(key_id)
-            digests.extend(blind_index.blind_index(key, field_name, value, kind) for value in values)
+            for value in values:
+                digest = blind_index.blind_index(key, field_name, value, kind)
+                digests.extend(blind_index.truncate(digest, bits) for bits in lengths)
         if not digests:
             return []
         self.env.cr.execute(

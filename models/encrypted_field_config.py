@@ -18,11 +18,11 @@ from collections import namedtuple
 from odoo import _, api, fields, models, tools
 from odoo.exceptions import ValidationError
 
-from ..core.blind_index import KINDS
+from ..core.blind_index import DIGEST_BITS, KINDS, MIN_BITS
 
 _logger = logging.getLogger(__name__)
 
-FieldSpec = namedtuple("FieldSpec", "index_kind names_record scope")
+FieldSpec = namedtuple("FieldSpec", "index_kind names_record scope index_bits index_lengths")
 
 # (model, field, blind-index kind, names the record, scope: records whose values are encrypted)
 DEFAULT_FIELDS = (
@@ -68,6 +68,17 @@ class EncryptedFieldConfig(models.Model):
         help="Exact searches (=, in, and ilike of a whole value) find the field through a keyed hash "
         "of its normalised value. Empty: the field cannot be searched.",
     )
+    index_bits = fields.Integer(
+        string="Index bits",
+        default=DIGEST_BITS,
+        help="Bits of the keyed hash kept in the blind index (a multiple of 4, 8 to 256). Fewer bits: "
+        "many values share each digest, so a stolen database cannot prove that two people share a "
+        "value; searches then check their candidates by decrypting them. See the README for the "
+        "figures. Rows already written keep their length until the index is rebuilt.",
+    )
+    index_bits_used = fields.Char(
+        readonly=True, help="Every length the index of this field has been written with (searched too)."
+    )
     names_record = fields.Boolean(
         help="The field names the record (a name): where a person may not read it, it shows a "
         "pseudonymous label (Registrant #12) instead of the mask."
@@ -103,6 +114,14 @@ class EncryptedFieldConfig(models.Model):
             else:
                 config.state = "invalid"
 
+    @api.constrains("index_bits")
+    def _check_index_bits(self):
+        for config in self:
+            if config.index_bits % 4 or not MIN_BITS <= config.index_bits <= DIGEST_BITS:
+                raise ValidationError(
+                    _("A blind index keeps a multiple of 4 bits between %(min)s and %(max)s.", min=MIN_BITS, max=DIGEST_BITS)
+                )
+
     @api.constrains("model_name", "field_name", "index_kind", "scope")
     def _check_field(self):
         for config in self:
@@ -120,9 +139,17 @@ class EncryptedFieldConfig(models.Model):
         return records
 
     def write(self, vals):
+        if "index_bits" in vals:
+            for config in self:
+                used = set(config._lengths_used()) | {int(vals["index_bits"])}
+                super(EncryptedFieldConfig, config).write({"index_bits_used": ",".join(map(str, sorted(used)))})
         result = super().write(vals)
         self._registry_changed()
         return result
+
+    def _lengths_used(self):
+        used = {int(bits) for bits in (self.index_bits_used or "").split(",") if bits}
+        return sorted(used | {self.index_bits or DIGEST_BITS})
 
     def unlink(self):
         result = super().unlink()
@@ -144,6 +171,15 @@ class EncryptedFieldConfig(models.Model):
     def _register_hook(self):
         super()._register_hook()
         self._protect_derived_fields()
+        self._link_openg2p_groups()
+
+    @api.model
+    def _link_openg2p_groups(self):
+        """OpenG2P's registrars find people by exact values: their group implies Registry Search."""
+        registrar = self.env.ref("g2p_registry_base.group_g2p_registrar", raise_if_not_found=False)
+        searcher = self.env.ref("g2p_encryption.registry_searcher", raise_if_not_found=False)
+        if registrar and searcher and searcher not in registrar.implied_ids:
+            registrar.sudo().implied_ids = [fields.Command.link(searcher.id)]
 
     @api.model
     def _protect_derived_fields(self):
@@ -266,17 +302,21 @@ def field_problem(model, field_name):
 
 def load_specs(cr):
     """{model: {field: FieldSpec}} of the listed, active fields (the defaults before install)."""
-    if not tools.sql.table_exists(cr, "g2p_encrypted_field"):
-        rows = DEFAULT_FIELDS
+    if not tools.sql.column_exists(cr, "g2p_encrypted_field", "index_bits"):
+        rows = [(*row, DIGEST_BITS, "") for row in DEFAULT_FIELDS]  # before the module's tables exist
     else:
         cr.execute(
-            """SELECT model_name, field_name, index_kind, names_record, scope
+            """SELECT model_name, field_name, index_kind, names_record, scope, index_bits, index_bits_used
                FROM g2p_encrypted_field WHERE active ORDER BY model_name, sequence, id"""
         )
         rows = cr.fetchall()
     specs = {}
-    for model_name, field_name, kind, names_record, scope in rows:
-        specs.setdefault(model_name, {})[field_name] = FieldSpec(kind or None, bool(names_record), scope or None)
+    for model_name, field_name, kind, names_record, scope, bits, used in rows:
+        bits = bits or DIGEST_BITS
+        lengths = tuple(sorted({bits, *(int(b) for b in (used or "").split(",") if b)}))
+        specs.setdefault(model_name, {})[field_name] = FieldSpec(
+            kind or None, bool(names_record), scope or None, bits, lengths
+        )
     return specs
 
 

@@ -21,9 +21,11 @@ from odoo.exceptions import UserError
 from odoo.osv import expression
 from odoo.tools import SQL
 
+from ..core import blind_index
+
 from .encrypted_field import EncryptedField, _Encrypting, check_not_masked, field_aad, is_ciphertext
 from .encrypted_field_config import FieldSpec, field_problem, load_specs
-from .encryption_exits import PARAM_ENCRYPT
+from .encryption_exits import PARAM_ENCRYPT, person_search
 
 _logger = logging.getLogger(__name__)
 
@@ -101,7 +103,9 @@ class EncryptedModel(models.AbstractModel):
         cls = registry[self._name]
         declared = getattr(cls, "_encrypted_fields", None) or {}
         for name, kind in dict(declared).items():
-            specs[name] = FieldSpec(kind, name in (cls._rec_name, "name"), getattr(cls, "_encrypted_scope", None))
+            names_record = name in (cls._rec_name, "name")
+            scope = getattr(cls, "_encrypted_scope", None)
+            specs[name] = FieldSpec(kind, names_record, scope, blind_index.DIGEST_BITS, (blind_index.DIGEST_BITS,))
         return specs
 
     # Storage -------------------------------------------------------------------------------------
@@ -232,7 +236,7 @@ class EncryptedModel(models.AbstractModel):
         """Blind indexes of the searchable fields given in {record id: {field: plaintext}}."""
         searchable = {name for name, spec in self._g2p_encrypted.items() if spec.index_kind}
         rows = [
-            (record_id, name, self._g2p_encrypted[name].index_kind, values[name])
+            (record_id, name, self._g2p_encrypted[name].index_kind, values[name], self._g2p_encrypted[name].index_bits)
             for record_id, values in values_by_id.items()
             for name in searchable & set(values)
         ]
@@ -313,9 +317,28 @@ class EncryptedModel(models.AbstractModel):
         values = [v for v in values if isinstance(v, str) and v.strip()]
         if not values:
             return []
+        log = self.env["g2p.search.log"]._check_and_log(self._name, name, values) if person_search(self.env) else None
         # Pending values (a stored compute not flushed yet) reach the index when flushed.
         self.flush_model([name])
-        return self.env["g2p.blind.index"]._lookup(self._name, name, kind, values)
+        spec = self._g2p_encrypted[name]
+        ids = self.env["g2p.blind.index"]._lookup(self._name, name, kind, values, spec.index_lengths)
+        if spec.index_bits < blind_index.DIGEST_BITS and ids:
+            ids = self._g2p_exact_matches(name, kind, values, ids)
+        if log:
+            log.sudo().hit_count = len(ids)
+        return ids
+
+    @api.model
+    def _g2p_exact_matches(self, name, kind, values, candidate_ids):
+        """The candidates of a truncated blind index whose value really is one of ``values``:
+        decrypted here (server code), never shown."""
+        wanted = {blind_index.normalize(value, kind) for value in values}
+        candidates = self.sudo().browse(candidate_ids).with_context(active_test=False)
+        return [
+            record.id
+            for record in candidates
+            if record[name] and blind_index.normalize(str(record[name]), kind) in wanted
+        ]
 
     @api.model
     def _read_group(self, domain, groupby=(), aggregates=(), having=(), offset=0, limit=None, order=None):

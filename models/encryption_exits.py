@@ -79,6 +79,15 @@ def reader_allowed(env):
     return group in env.user.sudo().groups_id
 
 
+def person_search(env):
+    """Whether an exact-value lookup now comes from a person's search (capped and logged), not
+    from server code: a search method called over the web client's RPC, or the external API."""
+    if not person_request(env):
+        return False
+    request = http.request
+    return bool(env.transaction.__dict__.get("g2p_person_search")) or request.httprequest.path in RPC_PATHS
+
+
 def person_request(env):
     """Whether ``env`` serves a person over HTTP (not server code in sudo, not a cron or job)."""
     request = http.request  # a proxy: false outside a request

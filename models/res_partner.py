@@ -23,6 +23,21 @@ class ResPartner(models.Model):
 
     # OpenG2P's g2p_registry_base defines the same field; either definition serves.
     is_registrant = fields.Boolean(string="Registrant", index=True)
+    g2p_national_id = fields.Char(
+        string="National ID (exact)",
+        compute="_compute_g2p_national_id",
+        search="_search_g2p_national_id",
+        help="Finds registrants by the exact value of one of their IDs (OpenG2P's registrant IDs).",
+    )
+
+    def _compute_g2p_national_id(self):
+        self.g2p_national_id = False  # a search criterion, never shown
+
+    def _search_g2p_national_id(self, operator, value):
+        if "g2p.reg.id" not in self.env or operator not in ("=", "ilike", "in") or not value:
+            return [("id", "=", 0)]
+        ids = self.env["g2p.reg.id"].search([("value", "in" if operator == "in" else "=", value)])
+        return [("id", "in", ids.partner_id.ids)]
 
     def _g2p_label(self):
         self.ensure_one()

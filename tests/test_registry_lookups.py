@@ -1,0 +1,120 @@
+# Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+"""Finding people without an oracle: a person's exact-value lookups are for Registry Search
+members, capped, logged with digests only; a truncated index still finds exactly the right
+records."""
+
+from unittest.mock import patch
+
+from odoo.exceptions import UserError
+from odoo.tests import new_test_user, tagged
+from odoo.tests.common import JsonRpcException, TransactionCase
+
+from ..models import encrypted_model as search_model
+from .common import RegistryHttpCase, marker_values
+
+NUMBERS = range(800, 806)
+
+
+@tagged("post_install", "-at_install")
+class TestRegistryLookups(RegistryHttpCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.people = cls.env["res.partner"].create([dict(marker_values(n), is_registrant=True) for n in NUMBERS])
+        cls.searcher = new_test_user(
+            cls.env,
+            login="g2p_registry_searcher",
+            groups="base.group_user,base.group_partner_manager,g2p_encryption.registry_searcher",
+        )
+        params = cls.env["ir.config_parameter"].sudo()
+        params.set_param("g2p_encryption.search_max_values", "3")
+        params.set_param("g2p_encryption.search_max_per_minute", "5")
+
+    def find(self, user, domain):
+        return self.rpc(user, "res.partner", "search", domain + [("id", "in", self.people.ids)])
+
+    def logs(self, user):
+        return self.env["g2p.search.log"].sudo().search([("user_id", "=", user.id)], order="id")
+
+    def test_a_member_of_registry_search_finds_people_and_each_lookup_is_logged(self):
+        email = marker_values(801)["email"]
+        self.assertEqual(self.find(self.searcher, [("email", "=", email)]), self.people[1].ids)
+        phone = marker_values(802)["phone"]
+        found = self.rpc(self.searcher, "res.partner", "name_search", marker_values(803)["name"], [("id", "in", self.people.ids)])
+        self.assertEqual([row[0] for row in found], self.people[3].ids)
+        self.assertEqual(self.find(self.searcher, [("phone", "=", phone)]), self.people[2].ids)
+        logs = self.logs(self.searcher)
+        # A name search looks up each searchable field of the name (full name, e-mail).
+        self.assertEqual(logs.mapped("field_name"), ["email", "complete_name", "email", "phone"])
+        self.assertEqual((logs[0].value_count, logs[0].hit_count), (1, 1))
+        for log in logs:
+            self.assertEqual(len(log.digests), 16)
+            self.assertNotIn("marker", (log.digests or "").lower())
+
+    def test_others_are_refused(self):
+        with self.assertRaises(JsonRpcException):
+            self.find(self.clerk_without_search(), [("email", "=", marker_values(800)["email"])])
+
+    def clerk_without_search(self):
+        return self.env["res.users"].search([("login", "=", "g2p_clerk_no_search")]) or new_test_user(
+            self.env, login="g2p_clerk_no_search", groups="base.group_user,base.group_partner_manager"
+        )
+
+    def test_enumeration_is_refused_by_the_caps(self):
+        emails = [marker_values(n)["email"] for n in NUMBERS]
+        with self.assertRaises(JsonRpcException):
+            self.find(self.searcher, [("email", "in", emails)])  # more values than the cap of 3
+        self.assertEqual(len(self.find(self.searcher, [("email", "in", emails[:3])])), 3)
+        for number in NUMBERS[:4]:
+            self.find(self.searcher, [("email", "=", marker_values(number)["email"])])
+        with self.assertRaises(JsonRpcException):
+            self.find(self.searcher, [("email", "=", emails[5])])  # the 6th lookup in a minute
+
+    def test_server_code_is_not_capped(self):
+        emails = [marker_values(n)["email"] for n in NUMBERS]
+        partners = self.env["res.partner"].with_user(self.clerk)
+        self.assertEqual(len(partners.search([("email", "in", emails)])), len(NUMBERS))
+        self.assertFalse(self.logs(self.clerk))
+
+    def test_a_truncated_index_still_finds_exactly_the_right_records(self):
+        config = self.env["g2p.encrypted.field"].search([("model_name", "=", "res.partner"), ("field_name", "=", "email")])
+        config.index_bits = 8  # 256 digests in all: most lookups give false candidates
+        self.addCleanup(self.restore_bits, config)
+        people = self.env["res.partner"].create([dict(marker_values(n), is_registrant=True) for n in range(820, 860)])
+        self.env.cr.execute(
+            "SELECT length(digest) FROM g2p_blind_index WHERE res_model = 'res.partner' AND field_name = 'email' AND res_id = %s",
+            (people[0].id,),
+        )
+        self.assertEqual(self.env.cr.fetchone()[0], 2)
+        for number, person in zip(range(820, 860), people, strict=True):
+            found = self.env["res.partner"].search([("email", "=", marker_values(number)["email"]), ("id", "in", people.ids)])
+            self.assertEqual(found, person)
+        # Rows written before the change (full length) are still found.
+        self.assertEqual(self.env["res.partner"].search([("email", "=", marker_values(800)["email"])]), self.people[0])
+
+    def restore_bits(self, config):
+        config.write({"index_bits": 256, "index_bits_used": False})
+
+
+@tagged("post_install", "-at_install")
+class TestLookupRefusalsAreLogged(TransactionCase):
+    """A refusal rolls the request back; its log row is written in a transaction of its own once
+    the request's has ended. (In an HttpCase every request shares the test's transaction, so the
+    row cannot outlive the request's rollback there: this runs the same path with real cursors.)"""
+
+    def test_a_refused_lookup_leaves_a_row_after_the_rollback(self):
+        admin = self.env.ref("base.user_admin")
+        admin.groups_id -= self.env.ref("g2p_encryption.registry_searcher")
+        with patch.object(search_model, "person_search", return_value=True):
+            with self.assertRaisesRegex(UserError, "Registry Search"):
+                self.env["res.partner"].with_user(admin).search([("email", "=", "zmarker0899@example.org")])
+        self.env.cr.postrollback.run()  # as the request's rollback would
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "SELECT id, refused, digests FROM g2p_search_log WHERE user_id = %s ORDER BY id DESC LIMIT 1",
+                (admin.id,),
+            )
+            row_id, refused, digests = cr.fetchone()
+            cr.execute("DELETE FROM g2p_search_log WHERE id = %s", (row_id,))  # leave the database as found
+        self.assertIn("Registry Search", refused)
+        self.assertNotIn("zmarker", digests)
