@@ -14,6 +14,7 @@ Rows are written by the addon's code only and never changed or deleted.
 """
 
 from odoo import _, api, fields, http, models
+from odoo.exceptions import AccessError, UserError
 
 MAX_IDS_KEPT = 5000
 
@@ -46,6 +47,22 @@ class DecryptionLog(models.Model):
                 model=log.res_model,
                 when=fields.Datetime.to_string(log.create_date) if log.create_date else "",
             )
+
+    def action_open_records(self):
+        """The records a row names (what was shown to the person, as they are now)."""
+        self.ensure_one()
+        if not self.env.user.has_group("g2p_encryption.crypto_admin"):
+            raise AccessError(_("Only a Crypto Admin reads the decryption log."))
+        ids = [int(part) for part in (self.res_ids or "").split(",") if part.isdigit()]
+        if self.res_model not in self.env or not ids:
+            raise UserError(_("This row names no records that can be opened."))
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Records of %(log)s", log=self.display_name),
+            "res_model": self.res_model,
+            "view_mode": "tree,form",
+            "domain": [("id", "in", ids)],
+        }
 
     # Writing rows (the addon's code only) --------------------------------------------------------
     @api.model

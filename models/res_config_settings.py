@@ -47,6 +47,52 @@ class ResConfigSettings(models.TransientModel):
         help="Who reads registrant data in the clear while Decrypt registry is on (default: Crypto Admin).",
     )
 
+    # What the block shows (Odoo's own blocks say "3 Active Users ‣ Manage Users") --------------
+    g2p_registrant_count = fields.Integer(compute="_compute_g2p_state")
+    g2p_encrypted_count = fields.Integer(compute="_compute_g2p_state")
+    g2p_pending_count = fields.Integer(compute="_compute_g2p_state")
+    g2p_unreadable_count = fields.Integer(compute="_compute_g2p_state")
+    g2p_key_age_days = fields.Integer(compute="_compute_g2p_state")
+    g2p_running_job_count = fields.Integer(compute="_compute_g2p_state")
+
+    def _compute_g2p_state(self):
+        counts = self.env["res.partner"]._g2p_registry_counts() if self.env.user.has_group(CRYPTO_ADMIN) else {}
+        provider = self.env["g2p.encryption.provider"]._get_registry_provider()
+        key = self.env["g2p.encryption.key"].sudo().search(
+            [("provider_id", "=", provider.id), ("usage", "=", "encrypt"), ("state", "=", "active")], limit=1
+        )
+        jobs = self.env["g2p.encryption.job"].sudo()
+        unreadable = sum(
+            len([i for i in (job.skipped_ids or "").split(",") if i])
+            for job in jobs.search([("kind", "=", "reencrypt"), ("state", "=", "done")], order="id desc", limit=20)
+        )
+        for settings in self:
+            settings.g2p_registrant_count = counts.get("registrants", 0)
+            settings.g2p_encrypted_count = counts.get("encrypted", 0)
+            settings.g2p_pending_count = counts.get("pending", 0)
+            settings.g2p_unreadable_count = unreadable
+            settings.g2p_key_age_days = key.age_days if key and "age_days" in key._fields else 0
+            settings.g2p_running_job_count = jobs.search_count([("state", "=", "running")])
+
+    def action_g2p_open_registrants(self):
+        self._check_g2p_settings_rights()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Registrants"),
+            "res_model": "res.partner",
+            "view_mode": "tree,form",
+            "domain": [("is_registrant", "=", True)],
+        }
+
+    def action_g2p_open_jobs(self):
+        self._check_g2p_settings_rights()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Registry jobs"),
+            "res_model": "g2p.encryption.job",
+            "view_mode": "tree,form",
+        }
+
     def execute(self):
         self.ensure_one()
         if self._g2p_settings_changed():

@@ -12,6 +12,7 @@ import json
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
 # Column in which OpenG2P's g2p_registry_encryption kept a JSON blob of the encrypted fields,
 # encrypted by its (KeyManager, direct) provider; its columns held a placeholder.
@@ -51,6 +52,29 @@ class ResPartner(models.Model):
         if vals.get("is_registrant") and self._g2p_encrypting():
             # Values stored in the clear while the partner was no registrant are encrypted now.
             self._g2p_encrypt_in_place(flush=False)
+
+    @api.model
+    def _g2p_registry_counts(self):
+        """{registrants, encrypted, pending}: registrants, those whose name is stored encrypted,
+        and those with a value still stored in the clear (the encryption job's work)."""
+        columns = [name for name in self._g2p_encrypted if self._fields[name].store]
+        if not columns:
+            self.env.cr.execute("SELECT count(*) FROM res_partner WHERE is_registrant")
+            return {"registrants": self.env.cr.fetchone()[0], "encrypted": 0, "pending": 0}
+        plain = SQL(" OR ").join(
+            SQL("(%s <> '' AND %s NOT LIKE %s AND %s NOT LIKE %s)", SQL.identifier(c), SQL.identifier(c), "g2pe%", SQL.identifier(c), "g2pkm%")
+            for c in columns
+        )
+        self.env.cr.execute(
+            SQL(
+                """SELECT count(*), count(*) FILTER (WHERE name LIKE %s), count(*) FILTER (WHERE %s)
+                   FROM res_partner WHERE is_registrant""",
+                "g2pe%",
+                plain,
+            )
+        )
+        registrants, encrypted, pending = self.env.cr.fetchone()
+        return {"registrants": registrants, "encrypted": encrypted, "pending": pending}
 
     # Migration from OpenG2P's g2p_registry_encryption ----------------------------------------
     @api.model

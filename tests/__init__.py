@@ -19,3 +19,4 @@ from . import test_registry_migration
 from . import test_admin_tour
 from . import test_openg2p_registry
 from . import test_registry_lookups
+from . import test_registry_admin
