@@ -178,7 +178,7 @@ def label_of_reference(reference):
         part.split("=", 1) for part in (reference or "").removeprefix("pkcs11:").split(";") if "=" in part
     )
     if not (reference or "").startswith("pkcs11:") or "object" not in attributes:
-        raise HsmKeyError(f"{reference!r} is not a PKCS#11 URI of a key", service="PKCS#11")
+        raise HsmKeyError("the key record does not name a key of a PKCS#11 token", service="PKCS#11")
     return unquote(attributes["object"])
 
 
@@ -399,13 +399,7 @@ class Token:
         pkcs11 = binding()
         library = self._library()
         try:
-            if self.token_label:
-                token = library.get_token(token_label=self.token_label)
-            else:
-                slots = [slot for slot in library.get_slots(token_present=True) if slot.slot_id == self.slot_id]
-                if not slots:
-                    raise pkcs11.exceptions.NoSuchToken(f"no token in slot {self.slot_id}")
-                token = slots[0].get_token()
+            token = self._find_token(library)
         except pkcs11.exceptions.PKCS11Error as error:
             raise self._error(HsmAbsentError, "C_GetTokenInfo", error, "the token is absent") from None
         if not self._pin:
@@ -429,6 +423,30 @@ class Token:
         _logged_in[self._key()] = self._pin_digest
         _counts["login"] += 1
         return _Session(opened, self._pin_digest, self)
+
+    def _find_token(self, library):
+        """The token by label (or slot); a slot that fails to answer hides no other token."""
+        pkcs11 = binding()
+        found, failure = [], None
+        for slot in library.get_slots(token_present=True):
+            if not self.token_label and slot.slot_id != self.slot_id:
+                continue
+            try:
+                token = slot.get_token()
+            except pkcs11.exceptions.PKCS11Error as error:
+                failure = error
+                continue
+            if not self.token_label or token.label == self.token_label:
+                found.append(token)
+        if len(found) > 1:
+            raise HsmAbsentError(
+                f"several tokens are labelled {self.token_label!r}: name the token by its slot",
+                service=self.name,
+                endpoint="C_GetTokenInfo",
+            )
+        if not found:
+            raise failure or pkcs11.exceptions.NoSuchToken("no such token")
+        return found[0]
 
     def _library(self):
         pkcs11 = binding()

@@ -18,3 +18,4 @@ from . import test_registry_no_leak
 from . import test_registry_migration
 from . import test_admin_tour
 from . import test_openg2p_registry
+from . import test_provider_pkcs11
