@@ -19,6 +19,7 @@ without it, and only a ``pkcs11`` provider then fails, saying what to install.
 """
 
 import collections
+import contextlib
 import hashlib
 import hmac
 import os
@@ -247,7 +248,9 @@ class Token:
         def generate(session):
             if session.find_key("secret", key_label) is not None:
                 raise HsmKeyError(
-                    f"a key labelled {key_label!r} exists already", service=self.name, endpoint="C_GenerateKey"
+                    f"a key labelled {key_label!r} exists already",
+                    service=self.name,
+                    endpoint="C_GenerateKey",
                 )
             session.secret_key(key_label, create=True)
 
@@ -515,10 +518,8 @@ class _Session:
 
     def close(self):
         self._keys.clear()
-        try:
+        with contextlib.suppress(Exception):  # a lost session cannot be closed, and need not be
             self.session.close()
-        except Exception:  # pylint: disable=broad-except
-            pass  # a lost session cannot be closed, and need not be
 
     def find_key(self, kind, label):
         """The key object (``secret``, ``private`` or ``public``) labelled ``label``, or None."""

@@ -44,7 +44,9 @@ class EncryptionProviderPkcs11(models.Model):
         help="Path, on the server, of the HSM vendor's PKCS#11 module, e.g. "
         "/usr/lib/softhsm/libsofthsm2.so for SoftHSM2.",
     )
-    pkcs11_token_label = fields.Char("Token label", help="The token's label; or leave it empty and give its slot.")
+    pkcs11_token_label = fields.Char(
+        "Token label", help="The token's label; or leave it empty and give its slot."
+    )
     pkcs11_slot = fields.Char("Slot ID", help="Used when no token label is given.")
     pkcs11_key_label = fields.Char(
         "Master key label",
@@ -73,7 +75,9 @@ class EncryptionProviderPkcs11(models.Model):
         self.ensure_one()
         names = [*self.sudo().get_external_id().values(), str(self.id)]
         sources = [("option", f"{PIN_OPTION}_{name}") for name in names if name]
-        sources += [("env", f"{PIN_ENV}_{re.sub(r'[^A-Za-z0-9]', '_', name).upper()}") for name in names if name]
+        sources += [
+            ("env", f"{PIN_ENV}_{re.sub(r'[^A-Za-z0-9]', '_', name).upper()}") for name in names if name
+        ]
         return sources + [("option", PIN_OPTION), ("env", PIN_ENV)]
 
     def _pkcs11_pin(self):
@@ -95,7 +99,8 @@ class EncryptionProviderPkcs11(models.Model):
                 _("read from %(where)s", where=source)
                 if source
                 else _(
-                    "not configured: set %(option)s in the server configuration or %(env)s in the environment",
+                    "not configured: set %(option)s in the server configuration "
+                    "or %(env)s in the environment",
                     option=f"{PIN_OPTION}_{provider.id}",
                     env=f"{PIN_ENV}_{provider.id}",
                 )
@@ -117,7 +122,9 @@ class EncryptionProviderPkcs11(models.Model):
             try:
                 yield
             except G2PCryptoError as error:
-                _logger.warning("Encryption provider %s (id %s): %s failed: %s", self.name, self.id, operation, error)
+                _logger.warning(
+                    "Encryption provider %s (id %s): %s failed: %s", self.name, self.id, operation, error
+                )
                 raise
 
     def _pkcs11_next_label(self, token, label, kind):
@@ -150,9 +157,15 @@ class EncryptionProviderPkcs11(models.Model):
         if usage == "sign":
             with self._pkcs11_logged("making a signing key"):
                 token = self._pkcs11_token()
-                label = self._pkcs11_next_label(token, provider.pkcs11_signing_key_label or "g2p-signing", "private")
-                key = token.generate_signing_key(label, provider.signing_algorithm, f"g2p_encryption {provider.name}")
-            _logger.info("Encryption provider %s: signing key %s made in %s as %s", self.id, key.kid, token.name, label)
+                label = self._pkcs11_next_label(
+                    token, provider.pkcs11_signing_key_label or "g2p-signing", "private"
+                )
+                key = token.generate_signing_key(
+                    label, provider.signing_algorithm, f"g2p_encryption {provider.name}"
+                )
+            _logger.info(
+                "Encryption provider %s: signing key %s made in %s as %s", self.id, key.kid, token.name, label
+            )
             return {
                 "key_id": key.kid,
                 "algorithm": key.alg,
@@ -228,7 +241,8 @@ class EncryptionProviderPkcs11(models.Model):
             facts = token.describe()
             done.append(
                 _(
-                    "Session opened with token %(label)s (%(model)s by %(maker)s, serial %(serial)s) in %(ms)d ms.",
+                    "Session opened with token %(label)s (%(model)s by %(maker)s, serial %(serial)s) "
+                    "in %(ms)d ms.",
                     label=facts["label"],
                     model=facts["model"],
                     maker=facts["manufacturer"],
@@ -254,11 +268,15 @@ class EncryptionProviderPkcs11(models.Model):
                     p11.label_of_reference(record.wrapped_key), record.algorithm, record.certificate
                 )
                 jose.jws_verify(jose.jws_sign(signing_key, {"test": key_id}), provider.get_jwks_pkcs11())
-                done.append(_("Signing key %(kid)s found: a test JWS signed and verified.", kid=record.key_id))
+                done.append(
+                    _("Signing key %(kid)s found: a test JWS signed and verified.", kid=record.key_id)
+                )
             else:
                 done.append(_("No signing key yet: one is made in the token on the first signature."))
         except G2PCryptoError as error:
-            _logger.warning("Encryption provider %s (id %s): connection test failed: %s", self.name, self.id, error)
+            _logger.warning(
+                "Encryption provider %s (id %s): connection test failed: %s", self.name, self.id, error
+            )
             message = " ".join(done + [_("Failed: %(cause)s", cause=error)])
             return _notification(_("PKCS#11 token connection failed"), message, "danger", sticky=True)
         _logger.info("Encryption provider %s (id %s): connection test passed", self.name, self.id)

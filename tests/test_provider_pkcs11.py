@@ -143,16 +143,18 @@ class TestPkcs11Provider(SoftHsmSetup, RegistryCase):
         self.hsm_provider.sudo().jwt_sign({"a": 1})
         pkcs11, session = self.binding_session()
         master = session.get_key(object_class=pkcs11.ObjectClass.SECRET_KEY, label="master-hsm")
-        with self.assertRaises(pkcs11.exceptions.AttributeSensitive):
-            master[pkcs11.Attribute.VALUE]
+        self.assertRaises(pkcs11.exceptions.AttributeSensitive, master.__getitem__, pkcs11.Attribute.VALUE)
         wrapping = session.generate_key(
-            pkcs11.KeyType.AES, 256, template={pkcs11.Attribute.WRAP: True, pkcs11.Attribute.EXTRACTABLE: True}
+            pkcs11.KeyType.AES,
+            256,
+            template={pkcs11.Attribute.WRAP: True, pkcs11.Attribute.EXTRACTABLE: True},
         )
         with self.assertRaises(pkcs11.exceptions.KeyUnextractable):
             wrapping.wrap_key(master, mechanism=pkcs11.Mechanism.AES_KEY_WRAP_PAD)
         signing = session.get_key(object_class=pkcs11.ObjectClass.PRIVATE_KEY, label="signing-hsm")
-        with self.assertRaises(pkcs11.exceptions.AttributeSensitive):
-            signing[pkcs11.Attribute.PRIVATE_EXPONENT]
+        self.assertRaises(
+            pkcs11.exceptions.AttributeSensitive, signing.__getitem__, pkcs11.Attribute.PRIVATE_EXPONENT
+        )
         with self.assertRaises(pkcs11.exceptions.KeyUnextractable):
             wrapping.wrap_key(signing, mechanism=pkcs11.Mechanism.AES_KEY_WRAP_PAD)
         facts = self.hsm_provider._pkcs11_token().key_facts("master-hsm")
@@ -200,7 +202,9 @@ class TestPkcs11Provider(SoftHsmSetup, RegistryCase):
 
     def test_an_es256_provider_signs_in_the_token(self):
         provider = self.make_pkcs11_provider("Elliptic", signing_algorithm="ES256")
-        voucher = provider.sudo().jwt_sign({"voucher": "V-9"}, include_certificate=True, include_cert_hash=True)
+        voucher = provider.sudo().jwt_sign(
+            {"voucher": "V-9"}, include_certificate=True, include_cert_hash=True
+        )
         header = jwt.get_unverified_header(voucher)
         self.assertEqual(header["alg"], "ES256")
         self.assertIn("x5c", header)
@@ -265,13 +269,18 @@ class TestPkcs11Faults(SoftHsmSetup, RegistryCase):
         p11.forget_sessions()
         provider = self.make_pkcs11_provider("Wrong PIN", token=PIN_TOKEN, pin="not-the-pin")
         error = self.assertFaultNamed(
-            provider, HsmPinError, "Wrong PIN: PKCS#11 token 'g2p-odoo-pin' C_Login \\(CKR_PIN_INCORRECT\\)", 11
+            provider,
+            HsmPinError,
+            "Wrong PIN: PKCS#11 token 'g2p-odoo-pin' C_Login \\(CKR_PIN_INCORRECT\\)",
+            11,
         )
         self.assertNotIn("not-the-pin", str(error))
 
     def test_token_absent(self):
         provider = self.make_pkcs11_provider("Absent", token="no-such-token")
-        self.assertFaultNamed(provider, HsmAbsentError, "PKCS#11 token 'no-such-token' .*the token is absent", 12)
+        self.assertFaultNamed(
+            provider, HsmAbsentError, "PKCS#11 token 'no-such-token' .*the token is absent", 12
+        )
 
     def test_library_absent(self):
         provider = self.make_pkcs11_provider("No library", pkcs11_library="/nonexistent/libhsm.so")
@@ -308,7 +317,9 @@ class TestPkcs11Faults(SoftHsmSetup, RegistryCase):
         with self.assertLogs("odoo.addons.g2p_encryption", level="WARNING"):
             with self.assertRaisesRegex(RemoteServiceUserError, "the token is (absent|gone)"):
                 provider.decrypt_data(token)
-        self.assertFalse([name for name, _key in cache_items() if name[0] == (self.env.cr.dbname, provider.id)])
+        self.assertFalse(
+            [name for name, _key in cache_items() if name[0] == (self.env.cr.dbname, provider.id)]
+        )
 
     def test_missing_key_in_the_token_is_named(self):
         provider = self.make_pkcs11_provider("Missing key")
@@ -336,7 +347,9 @@ class TestPkcs11Http(SoftHsmSetup, RegistryHttpCase):
         jwks = jwt.PyJWKSet.from_dict(self.url_open(JWKS_PATH).json())
         kid = jwt.get_unverified_header(voucher)["kid"]
         key = next(key for key in jwks.keys if key.key_id == kid)
-        self.assertEqual(jwt.decode(voucher, key.key, algorithms=["RS256"]), {"voucher": "V-1", "amount": 250})
+        self.assertEqual(
+            jwt.decode(voucher, key.key, algorithms=["RS256"]), {"voucher": "V-1", "amount": 250}
+        )
         self.assertEqual(kid, self.hsm_provider._active_key("sign").key_id)
 
     def test_public_methods_check_who_calls(self):
@@ -363,7 +376,10 @@ class TestPkcs11CommittedDump(SoftHsmSetup, G2PEncryptionCase):
         cls.addClassCleanup(cls.hsm.stop)
 
     def test_pg_dump_and_data_dir_hold_no_key_material(self):
-        with self.registry.cursor() as cr, patch.dict(config.options, {"g2p_encryption_pkcs11_pin": self.hsm.pin}):
+        with (
+            self.registry.cursor() as cr,
+            patch.dict(config.options, {"g2p_encryption_pkcs11_pin": self.hsm.pin}),
+        ):
             env = api.Environment(cr, SUPERUSER_ID, {})
             provider = env["g2p.encryption.provider"].create(
                 {

@@ -71,10 +71,11 @@ def test_master_key_is_generated_sensitive_and_never_leaves_the_token(hsm, token
     session = pkcs11.lib(hsm.library).get_token(token_label=MAIN).open(rw=True)
     try:
         master = session.get_key(object_class=pkcs11.ObjectClass.SECRET_KEY, label="master-b")
-        with pytest.raises(pkcs11.exceptions.AttributeSensitive):
-            master[pkcs11.Attribute.VALUE]
+        pytest.raises(pkcs11.exceptions.AttributeSensitive, master.__getitem__, pkcs11.Attribute.VALUE)
         wrapping = session.generate_key(
-            pkcs11.KeyType.AES, 256, template={pkcs11.Attribute.WRAP: True, pkcs11.Attribute.EXTRACTABLE: True}
+            pkcs11.KeyType.AES,
+            256,
+            template={pkcs11.Attribute.WRAP: True, pkcs11.Attribute.EXTRACTABLE: True},
         )
         with pytest.raises(pkcs11.exceptions.KeyUnextractable):
             wrapping.wrap_key(master, mechanism=pkcs11.Mechanism.AES_KEY_WRAP_PAD)
@@ -157,7 +158,9 @@ def test_pin_never_appears_in_errors_or_repr(hsm):
 
 
 def test_absent_token_and_missing_library(hsm):
-    with pytest.raises(HsmAbsentError, match="PKCS#11 token 'no-such-token' C_GetTokenInfo .*: the token is absent"):
+    with pytest.raises(
+        HsmAbsentError, match="PKCS#11 token 'no-such-token' C_GetTokenInfo .*: the token is absent"
+    ):
         hsm.token("no-such-token").wrap("m", "k", os.urandom(32), "data-key")
     with pytest.raises(HsmAbsentError, match="no PKCS#11 library at /nonexistent/libpkcs11.so"):
         pkcs11_token.Token("/nonexistent/libpkcs11.so", MAIN, pin="x").wrap("m", "k", b"k" * 32, "data-key")
