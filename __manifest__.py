@@ -19,6 +19,7 @@
         "data/encrypted_field_data.xml",
         "views/encryption_provider_views.xml",
         "views/encryption_provider_keymanager_views.xml",
+        "views/encryption_provider_pkcs11_views.xml",
         "views/encryption_key_views.xml",
         "views/decryption_log_views.xml",
         "views/encrypted_field_views.xml",

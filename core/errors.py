@@ -86,3 +86,32 @@ class AuthenticationError(RemoteServiceError):
 
 class KeyManagerError(RemoteServiceError):
     """KeyManager answered with an ``errors`` list (HTTP 200) or without a ``response``."""
+
+
+class HsmError(RemoteServiceError):
+    """A PKCS#11 token (HSM) failed or refused: ``service`` names the token, ``endpoint`` the
+    PKCS#11 function called, ``error_code`` its ``CKR_*`` return value."""
+
+
+class HsmAbsentError(HsmError):
+    """The token is not there: unplugged, not initialised, deleted, or the HSM is unreachable."""
+
+
+class HsmPinError(HsmError):
+    """The token refused the user PIN (wrong, locked, expired), or none is configured."""
+
+
+class HsmSessionLostError(HsmError):
+    """The session with the token was lost (closed, invalid handle) and could not be reopened."""
+
+    retryable = True
+
+
+class HsmBusyError(HsmError):
+    """The token is busy (no free session, operation active, device memory): worth retrying."""
+
+    retryable = True
+
+
+class HsmKeyError(HsmError):
+    """The token holds no key under the label asked for (another token, a deleted key), or several."""

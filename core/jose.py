@@ -17,7 +17,8 @@ import time
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
 from jwcrypto import jwk as jwcrypto_jwk
 from jwcrypto import jws as jwcrypto_jws
@@ -109,9 +110,70 @@ class SigningKey:
         return _strip_private(public)
 
 
-def jws_sign(key, data, include_payload=True, include_certificate=False, include_cert_hash=False):
-    """Sign ``data`` (dict, str or bytes) and return a compact JWS.
+class ExternalSigningKey:
+    """A signing key whose private half is held elsewhere (an HSM) and signs through ``sign``.
 
+    ``sign(signing_input: bytes) -> bytes`` returns the signature in its JWS form (RS256: RSASSA
+    PKCS#1 v1.5 with SHA-256; ES256: ``r || s``, 32 bytes each). ``public_key`` is the
+    ``cryptography`` public key; ``certificate`` (optional) its X.509 certificate. ``kid`` is the
+    RFC 7638 thumbprint of the public key, as for ``SigningKey``.
+    """
+
+    def __init__(self, public_key, alg, sign, certificate=None):
+        _check_key_for_alg(public_key, alg)
+        if certificate is not None and _spki(certificate.public_key()) != _spki(public_key):
+            raise G2PCryptoError("the certificate does not belong to this signing key")
+        self.alg = alg
+        self.sign = sign
+        self._public_key = public_key
+        self._certificate = certificate
+        self._jwk = jwcrypto_jwk.JWK.from_pyca(public_key)
+        self.kid = self._jwk.thumbprint()
+
+    def __repr__(self):
+        return f"<ExternalSigningKey {self.alg} {self.kid}>"
+
+    @classmethod
+    def from_certificate(cls, certificate_pem, alg, sign):
+        """The key of a certificate made by ``self_signed_certificate``, signing through ``sign``."""
+        certificate = _load_certificate(certificate_pem)
+        return cls(certificate.public_key(), alg, sign, certificate)
+
+    certificate_pem = SigningKey.certificate_pem
+    certificate_der = SigningKey.certificate_der
+    public_jwk = SigningKey.public_jwk
+
+    def self_signed_certificate(self, common_name):
+        """A self-signed certificate (SHA-256, three years) of this key, signed through ``sign``.
+
+        The certificate is built for a throwaway key of the same type, whose signature is then
+        replaced by ours over the same to-be-signed bytes (``cryptography`` signs only with keys
+        it holds). Returns a new ``ExternalSigningKey`` carrying the certificate.
+        """
+        throwaway = (
+            rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            if self.alg == "RS256"
+            else ec.generate_private_key(ec.SECP256R1())
+        )
+        draft = _certificate_builder(self._public_key, common_name).sign(throwaway, hashes.SHA256())
+        signature = self.sign(draft.tbs_certificate_bytes)
+        if self.alg == "ES256":  # X.509 carries ECDSA signatures DER-encoded, JWS as r || s
+            half = len(signature) // 2
+            signature = encode_dss_signature(
+                int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big")
+            )
+        certificate = x509.load_der_x509_certificate(_resigned_certificate(draft, signature))
+        try:
+            _verify_certificate_signature(certificate, self.alg)
+        except Exception:  # cryptography's InvalidSignature, or a malformed signature
+            raise G2PCryptoError("the external signer did not sign with this key") from None
+        return type(self)(self._public_key, self.alg, self.sign, certificate)
+
+
+def jws_sign(key, data, include_payload=True, include_certificate=False, include_cert_hash=False):
+    """Sign ``data`` (dict, str or bytes) with ``key`` and return a compact JWS.
+
+    ``key`` is a ``SigningKey`` or an ``ExternalSigningKey`` (an HSM's: one ``sign`` call per JWS).
     A dict is serialized as compact JSON with sorted keys, so that the same claims always give
     the same bytes (a detached signature can be checked against claims rebuilt from storage).
     ``include_payload=False`` returns the detached form ``header..signature``.
@@ -128,9 +190,14 @@ def jws_sign(key, data, include_payload=True, include_certificate=False, include
             header["x5c"] = [b64encode(der)]
         if include_cert_hash:
             header["x5t#S256"] = b64url_encode(_digest(hashes.SHA256(), der))
-    token = jwcrypto_jws.JWS(payload)
-    token.add_signature(key._jwk, alg=key.alg, protected=json.dumps(header, separators=(",", ":")))
-    compact = token.serialize(compact=True)
+    protected = json.dumps(header, separators=(",", ":"))
+    if isinstance(key, ExternalSigningKey):
+        signing_input = f"{b64url_encode(protected.encode())}.{b64url_encode(payload)}"
+        compact = f"{signing_input}.{b64url_encode(key.sign(signing_input.encode('ascii')))}"
+    else:
+        token = jwcrypto_jws.JWS(payload)
+        token.add_signature(key._jwk, alg=key.alg, protected=protected)
+        compact = token.serialize(compact=True)
     if include_payload:
         return compact
     protected, _payload, signature = compact.split(".")
@@ -266,10 +333,13 @@ def _check_key_for_alg(key, alg, expected_rsa_bits=2048):
 
 
 def _self_signed_certificate(private_key, common_name):
+    return _certificate_builder(private_key.public_key(), common_name).sign(private_key, hashes.SHA256())
+
+
+def _certificate_builder(public_key, common_name):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-    public_key = private_key.public_key()
-    builder = (
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -294,7 +364,48 @@ def _self_signed_certificate(private_key, common_name):
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
-    return builder.sign(private_key, hashes.SHA256())
+
+
+def _resigned_certificate(certificate, signature):
+    """DER of ``certificate`` with its signature value replaced by ``signature`` (DER bytes).
+
+    Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }:
+    the to-be-signed part and the algorithm are kept as they are.
+    """
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    tbs = certificate.tbs_certificate_bytes
+    body_start = der.index(tbs)
+    algorithm_start = body_start + len(tbs)
+    algorithm = der[algorithm_start : algorithm_start + _der_length_of(der, algorithm_start)]
+    bit_string = b"\x03" + _der_length(len(signature) + 1) + b"\x00" + signature
+    body = tbs + algorithm + bit_string
+    return b"\x30" + _der_length(len(body)) + body
+
+
+def _der_length(length):
+    if length < 0x80:
+        return bytes([length])
+    encoded = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(encoded)]) + encoded
+
+
+def _der_length_of(der, start):
+    """Length in bytes of the whole DER element (tag, length, value) that starts at ``start``."""
+    first = der[start + 1]
+    if first < 0x80:
+        return 2 + first
+    count = first & 0x7F
+    return 2 + count + int.from_bytes(der[start + 2 : start + 2 + count], "big")
+
+
+def _verify_certificate_signature(certificate, alg):
+    public_key = certificate.public_key()
+    if alg == "RS256":
+        public_key.verify(
+            certificate.signature, certificate.tbs_certificate_bytes, padding.PKCS1v15(), hashes.SHA256()
+        )
+    else:
+        public_key.verify(certificate.signature, certificate.tbs_certificate_bytes, ec.ECDSA(hashes.SHA256()))
 
 
 def _load_certificate(data):

@@ -18,3 +18,4 @@ from . import custody_server
 from . import custody_log
 from . import custody_key_rotation
 from . import encryption_provider_keymanager
+from . import encryption_provider_pkcs11

@@ -95,6 +95,10 @@ class EncryptionKey(models.Model):
         )
         key_id = envelope.new_key_id()
         vals = {"provider_id": provider.id, "key_id": key_id, "usage": usage, "state": "active"}
+        # A type that makes a key where it stays (an HSM's signing key) gives the record's values.
+        made = provider._optional_dispatch("_generate_key", None, usage)
+        if made is not None:
+            return KEY_MATERIAL.grant(self).create(dict(vals, **made))
         if usage == "sign":
             signing_key = jose.SigningKey.generate(
                 provider.signing_algorithm, common_name=f"g2p_encryption {provider.name}"

@@ -152,6 +152,23 @@ g2p_install_chromium() {
         log "apt-get install chromium failed: the browser tour test will be skipped."
 }
 
+# The pkcs11 provider's tests (core/tests/test_pkcs11_token.py, tests/test_provider_pkcs11.py) and
+# tools/run --with-hsm need SoftHSM2, a real PKCS#11 token in files: Debian's softhsm2. Without it
+# those tests skip, saying so. Only the test tools and --with-hsm call this, not g2p_setup.
+g2p_install_softhsm() {
+    command -v softhsm2-util >/dev/null && return 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        log "softhsm2-util is not on PATH and cannot apt-get install softhsm2 (not root, or no apt):
+         the PKCS#11 tests will be skipped. Install Debian's 'softhsm2' to run them."
+        return 0
+    fi
+    log "installing Debian's softhsm2 for the PKCS#11 provider's tests"
+    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o DPkg::Lock::Timeout=600)
+    "${apt[@]}" install --no-install-recommends softhsm2 >/dev/null 2>&1 ||
+        { "${apt[@]}" update >/dev/null && "${apt[@]}" install --no-install-recommends softhsm2 >/dev/null; } ||
+        log "apt-get install softhsm2 failed: the PKCS#11 tests will be skipped."
+}
+
 g2p_setup() {
     mkdir -p "$G2P_CACHE"
     _fetch_odoo

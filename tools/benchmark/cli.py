@@ -45,6 +45,19 @@ def parse_args(argv):
     return args
 
 
+def start_softhsm():
+    """A SoftHSM2 token in a temporary directory for the ``pkcs11`` row, or None when it cannot run."""
+    from odoo.addons.g2p_encryption.core.tests.softhsm import SoftHSM, missing
+
+    reason = missing()
+    if reason:
+        progress(f"pkcs11: {reason}")
+        return None
+    hsm = SoftHSM("g2p-bench").start()
+    progress(f"SoftHSM2 token g2p-bench in {hsm.directory}")
+    return hsm
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     started = time.monotonic()
@@ -67,13 +80,14 @@ def main(argv=None):
             emulator = Emulator().start()
             emulator.faults.set_latency(LATENCY_MS)
             progress(f"emulator on {emulator.url}, {LATENCY_MS} ms added latency per call")
+        hsm = start_softhsm() if any(CONFIGURATIONS[name].hsm for name in args.configs) else None
         sections = Sections()
         sections.install(env)
         admin_env = crypto_admin_env(env)
         env.flush_all()
         bench = Bench(env, emulator, sections, args.records)
 
-        results = run_all(bench, env, emulator, admin_env, args, installed)
+        results = run_all(bench, env, emulator, admin_env, args, installed, hsm)
         floor = aes_floor(args.records, args.runs)
         machine = machine_info(env)
         machine[LOAD_KEY] = f"{load_before} — {load_average()}"
@@ -82,6 +96,8 @@ def main(argv=None):
         cr.close()
         if emulator is not None:
             emulator.stop()
+        if hsm is not None:
+            hsm.stop()
 
     document, table = render(results, args, floor, machine)
     out()

@@ -63,12 +63,13 @@ class Bench:
         self.records = records
 
     def remote_counts(self):
-        """(KeyManager calls, Keycloak token requests) received so far by the emulator."""
+        """(KeyManager calls and HSM wrap/unwrap operations, Keycloak token requests) so far."""
+        hsm = hsm_operations()
         if self.emulator is None:
-            return 0, 0
+            return hsm, 0
         counts = self.emulator.counts
         return (
-            sum(count for endpoint, count in counts.items() if str(endpoint).startswith("/")),
+            hsm + sum(count for endpoint, count in counts.items() if str(endpoint).startswith("/")),
             counts.get("token", 0),
         )
 
@@ -120,6 +121,15 @@ class Bench:
             savepoint.close(rollback=True)
             env.invalidate_all(flush=False)
         return results
+
+
+def hsm_operations():
+    """Wrap and unwrap operations of PKCS#11 tokens in this process (0 when none was used)."""
+    import sys
+
+    module = sys.modules.get("odoo.addons.g2p_encryption.core.pkcs11_token")
+    counts = module.operation_counts() if module else {}
+    return counts.get("wrap", 0) + counts.get("unwrap", 0)
 
 
 def check_answer(answer, vals_list, check_plaintext):

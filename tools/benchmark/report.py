@@ -68,7 +68,7 @@ def format_seconds(value):
 
 def results_table(results, args):
     lines = [
-        "| Configuration | Operation | Seconds (median) | Runs (s) | × off | KeyManager calls per run "
+        "| Configuration | Operation | Seconds (median) | Runs (s) | × off | KeyManager/HSM calls per run "
         "| Keycloak tokens per run |",
         "|---|---|---:|---|---:|---|---|",
     ]
@@ -240,7 +240,9 @@ def render(results, args, floor, machine_facts):
         "and envelope are interleaved (off, local, envelope, off, local, envelope...), each on "
         "fresh records rolled back afterwards; direct mode runs last. The `keymanager` rows talk "
         f"over HTTP to the emulator on 127.0.0.1 with {LATENCY_MS} ms of added latency per call; "
-        "KeyManager calls and Keycloak token requests are counted by the emulator, per run.",
+        "KeyManager calls and Keycloak token requests are counted by the emulator, per run. The "
+        "`pkcs11` row wraps data keys with an AES-256 key inside a SoftHSM2 token loaded in this "
+        "process; its calls are the token's wrap and unwrap operations.",
         "",
         "## Targets",
         "",

@@ -9,6 +9,7 @@ PARAM_ENCRYPT = "g2p_encryption.encrypt_registry"
 PARAM_DECRYPT = "g2p_encryption.decrypt_registry"
 PARAM_PROVIDER = "g2p_encryption.registry_encryption_provider_id"
 NOT_INSTALLED = "n/a (keymanager provider type not installed)"
+NO_HSM = "n/a (SoftHSM2 or python-pkcs11 missing)"
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,8 @@ class Configuration:
     """One column of the comparison: how the registry is encrypted while the operations run.
 
     ``keymanager_mode`` is None for the default ``local`` provider, else the mode of a keymanager
-    provider talking to the emulator. ``slow`` configurations run last, ``--direct-runs`` times.
+    provider talking to the emulator. ``hsm``: a ``pkcs11`` provider on a SoftHSM2 token. ``slow``
+    configurations run last, ``--direct-runs`` times.
     """
 
     name: str
@@ -24,6 +26,7 @@ class Configuration:
     encrypt: bool = True
     keymanager_mode: str | None = None
     slow: bool = False
+    hsm: bool = False
 
     @property
     def remote(self):
@@ -36,6 +39,8 @@ CONFIGURATIONS = {
         Configuration("off", "encryption off", encrypt=False),
         Configuration("local", "`local`"),
         Configuration("envelope", "`keymanager` envelope", keymanager_mode="envelope"),
+        # Data keys wrapped by an AES key inside a PKCS#11 token (SoftHSM2, in this process).
+        Configuration("pkcs11", "`pkcs11` (SoftHSM2)", hsm=True),
         # The per-record baseline of OpenG2P's module: one HTTP call per value.
         Configuration("direct", "`keymanager` direct", keymanager_mode="direct", slow=True),
     )
@@ -62,9 +67,25 @@ def clear_worker_caches():
     cache.clear_all()
 
 
-def make_provider(env, configuration, emulator):
+def make_provider(env, configuration, emulator, hsm=None):
     """The provider of ``configuration``, its keys already made (as in a registry in use)."""
-    if not configuration.remote:
+    if configuration.hsm:
+        from odoo.tools import config
+
+        provider = (
+            env["g2p.encryption.provider"]
+            .sudo()
+            .create(
+                {
+                    "name": "Benchmark PKCS#11",
+                    "type": "pkcs11",
+                    "pkcs11_library": hsm.library,
+                    "pkcs11_token_label": hsm.labels[0],
+                }
+            )
+        )
+        config.options[f"g2p_encryption_pkcs11_pin_{provider.id}"] = hsm.pin  # never in the database
+    elif not configuration.remote:
         provider = env.ref("g2p_encryption.encryption_provider_default")
     else:
         from odoo.addons.g2p_encryption.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
@@ -88,7 +109,7 @@ def make_provider(env, configuration, emulator):
         )
     if configuration.encrypt:
         # The benchmark measures the addon from inside: it makes the keys the way the addon does.
-        provider._active_data_key()  # pylint: disable=protected-access
+        provider._active_key("encrypt")  # pylint: disable=protected-access
         provider._blind_index_key()  # pylint: disable=protected-access
     env.flush_all()
     return provider
@@ -124,7 +145,7 @@ def crypto_admin_env(env):
     return env(user=user.id)
 
 
-def run_all(bench, env, emulator, admin_env, args, installed):
+def run_all(bench, env, emulator, admin_env, args, installed, hsm=None):
     """{configuration name: [run results] or why it was not measured}.
 
     The runs of the fast configurations are interleaved (off, local, envelope, off, local...), so
@@ -137,7 +158,11 @@ def run_all(bench, env, emulator, admin_env, args, installed):
             results[name] = NOT_INSTALLED
             progress(f"{name}: {NOT_INSTALLED}")
             continue
-        providers[name] = make_provider(env, configuration, emulator)
+        if configuration.hsm and hsm is None:
+            results[name] = NO_HSM
+            progress(f"{name}: {NO_HSM}")
+            continue
+        providers[name] = make_provider(env, configuration, emulator, hsm)
         results[name] = []
     progress("warm-up (not timed into the results): encryption off, then local")
     for name, records in (("off", args.records), ("local", min(args.records, 100))):
