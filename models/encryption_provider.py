@@ -2,9 +2,10 @@
 """The provider of cryptographic operations and its public contract.
 
 Other modules call ``encrypt_data``, ``decrypt_data``, ``jwt_sign``, ``jwt_verify`` and
-``get_jwks``; each dispatches to ``<operation>_<type>`` (``jwt_sign_local``,
-``get_jwks_keymanager``, ...), so a module adds a provider type with ``selection_add`` and those
-methods, in a small file of its own. Field values are encrypted with data keys (envelope
+``get_jwks``; each dispatches to the type's ``_<operation>_<type>`` (``_jwt_sign_local``,
+``_get_jwks_keymanager``, ...: private, so that only the checked public method is an RPC
+endpoint), or ``<operation>_<type>`` as OpenG2P's modules name them. A module adds a provider type
+with ``selection_add`` and those methods, in a small file of its own. Field values are encrypted with data keys (envelope
 encryption, ``core/keyring.py``): a type supplies how a data key is wrapped and unwrapped
 (``_wrap_key_<type>`` / ``_unwrap_key_<type>``), the keyring does the rest.
 """
@@ -123,7 +124,7 @@ class G2PEncryptionProvider(models.Model):
 
     def _dispatch(self, operation, *args, **kwargs):
         self.ensure_one()
-        method = getattr(self, f"{operation}_{self.type}", None)
+        method = self._type_method(operation)
         if method is None:
             raise UserError(
                 _(
@@ -154,13 +155,20 @@ class G2PEncryptionProvider(models.Model):
             return self._keyring().decrypt([data], [aad])[0]  # this provider's keys only
         return self._dispatch("_decrypt_values", [data], [aad])[0]  # the type's own ciphertext
 
-    encrypt_data_local = _envelope_encrypt_data
-    decrypt_data_local = _envelope_decrypt_data
+    _encrypt_data_local = _envelope_encrypt_data
+    _decrypt_data_local = _envelope_decrypt_data
 
     def _optional_dispatch(self, operation, default, *args):
         """``<operation>_<type>(*args)`` when the type defines it, else ``default``."""
-        method = getattr(self, f"{operation}_{self.type}", None)
+        method = self._type_method(operation)
         return method(*args) if method else default
+
+    def _type_method(self, operation):
+        """The type's implementation of ``operation``: ``_<operation>_<type>`` (this addon's types:
+        private, so not an RPC endpoint of its own), or ``<operation>_<type>`` (OpenG2P's naming,
+        for types other modules add)."""
+        name = f"{operation.lstrip('_')}_{self.type}"
+        return getattr(self, f"_{name}", None) or getattr(self, name, None)
 
     def _user_error(self, error):
         """A ``G2PCryptoError`` of ``core`` as the ``UserError`` of its cause (``exceptions.py``),

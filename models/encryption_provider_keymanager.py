@@ -238,23 +238,23 @@ class EncryptionProviderKeyManager(models.Model):
     # ------------------------------------------------------------------------------------------
     # Public contract
     # ------------------------------------------------------------------------------------------
-    def encrypt_data_keymanager(self, data, aad=b"", **kwargs):
+    def _encrypt_data_keymanager(self, data, aad=b"", **kwargs):
         return self._envelope_encrypt_data(data, aad)
 
-    def decrypt_data_keymanager(self, data, aad=b"", **kwargs):
+    def _decrypt_data_keymanager(self, data, aad=b"", **kwargs):
         return self._envelope_decrypt_data(data, aad)
 
-    def jwt_sign_keymanager(
+    def _jwt_sign_keymanager(
         self, data, include_payload=True, include_certificate=False, include_cert_hash=False, **kwargs
     ):
         with self._keymanager_logged("/jwtSign"):
             return self._keymanager_keys().sign(data, include_payload, include_certificate, include_cert_hash)
 
-    def jwt_verify_keymanager(self, token, payload=None, **kwargs):
+    def _jwt_verify_keymanager(self, token, payload=None, **kwargs):
         with self._keymanager_logged("/jwtVerify"):
             return self._keymanager_keys().verify(token, payload)
 
-    def get_jwks_keymanager(self, **kwargs):
+    def _get_jwks_keymanager(self, **kwargs):
         """The encryption (``enc``) and signing (``sig``) keys of ``/getAllCertificates``, cached."""
         with self._keymanager_logged("/getAllCertificates"):
             return {"keys": [dict(key) for key in self._keymanager_keys().certificates()[0]]}

@@ -200,15 +200,15 @@ class EncryptionProviderPkcs11(models.Model):
         _PRESENT.put(scope, True, ttl=max(0, self.pkcs11_check_seconds))
 
     # Public contract (reached through encrypt_data, ... ; RPC can call these names too: they check)
-    def encrypt_data_pkcs11(self, data, aad=b"", **kwargs):
+    def _encrypt_data_pkcs11(self, data, aad=b"", **kwargs):
         self._check_crypto_admin_or_server()
         return self._envelope_encrypt_data(data, aad)
 
-    def decrypt_data_pkcs11(self, data, aad=b"", **kwargs):
+    def _decrypt_data_pkcs11(self, data, aad=b"", **kwargs):
         self._check_crypto_admin_or_server()
         return self._envelope_decrypt_data(data, aad)
 
-    def jwt_sign_pkcs11(
+    def _jwt_sign_pkcs11(
         self, data, include_payload=True, include_certificate=False, include_cert_hash=False, **kwargs
     ):
         self._check_crypto_admin_or_server()
@@ -224,10 +224,10 @@ class EncryptionProviderPkcs11(models.Model):
                 include_cert_hash=include_cert_hash,
             )
 
-    def jwt_verify_pkcs11(self, token, payload=None, **kwargs):
-        return jose.jws_verify(token, self.get_jwks_pkcs11(), payload=payload)
+    def _jwt_verify_pkcs11(self, token, payload=None, **kwargs):
+        return jose.jws_verify(token, self._get_jwks_pkcs11(), payload=payload)
 
-    def get_jwks_pkcs11(self, **kwargs):
+    def _get_jwks_pkcs11(self, **kwargs):
         """The public keys of the key records: published without asking the token."""
         return self.env["g2p.encryption.key"].sudo()._signing_jwks(self)
 
@@ -267,7 +267,7 @@ class EncryptionProviderPkcs11(models.Model):
                 signing_key = token.signing_key(
                     p11.label_of_reference(record.wrapped_key), record.algorithm, record.certificate
                 )
-                jose.jws_verify(jose.jws_sign(signing_key, {"test": key_id}), provider.get_jwks_pkcs11())
+                jose.jws_verify(jose.jws_sign(signing_key, {"test": key_id}), provider._get_jwks_pkcs11())
                 done.append(
                     _("Signing key %(kid)s found: a test JWS signed and verified.", kid=record.key_id)
                 )

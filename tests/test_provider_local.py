@@ -100,7 +100,7 @@ class TestLocalProvider(G2PEncryptionCase):
 
     def test_unknown_type_gives_a_clear_error(self):
         # What a module's new type meets before it defines its methods.
-        with patch.object(type(self.provider), "encrypt_data_local", None):
+        with patch.object(type(self.provider), "_encrypt_data_local", None):
             with self.assertRaisesRegex(UserError, "does not implement encrypt_data"):
                 self.provider.encrypt_data(b"x")
 

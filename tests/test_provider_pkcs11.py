@@ -354,14 +354,17 @@ class TestPkcs11Http(SoftHsmSetup, RegistryHttpCase):
 
     def test_public_methods_check_who_calls(self):
         for method, args in (
-            ("encrypt_data_pkcs11", ["x"]),
-            ("decrypt_data_pkcs11", ["x"]),
-            ("jwt_sign_pkcs11", [{"a": 1}]),
+            ("encrypt_data", ["x"]),
+            ("decrypt_data", ["x"]),
+            ("jwt_sign", [{"a": 1}]),
             ("action_test_connection", []),
         ):
             with self.subTest(method=method):
                 with self.assertRaisesRegex(Exception, "AccessError|Only"):
                     self.rpc(self.clerk, "g2p.encryption.provider", method, [self.hsm_provider.id], *args)
+        for method in ("_encrypt_data_pkcs11", "_decrypt_data_pkcs11", "_jwt_sign_pkcs11"):
+            with self.subTest(method=method), self.assertRaisesRegex(Exception, "Private methods"):
+                self.rpc(self.clerk, "g2p.encryption.provider", method, [self.hsm_provider.id], "x")
 
 
 @unittest.skipIf(SKIP, SKIP)
