@@ -21,3 +21,4 @@ from . import test_openg2p_registry
 from . import test_registry_lookups
 from . import test_registry_admin
 from . import test_provider_pkcs11
+from . import test_registrar_tour

@@ -20,6 +20,18 @@ REAL_NAME = "Zmarker Tour Amina"
 BROWSERS = ("google-chrome", "chromium", "chromium-browser", "google-chrome-stable")
 
 
+def skip_without_browser(case):
+    """Skip ``case`` (saying why) when no Chromium or no tour support is there."""
+    if not any(shutil.which(name) for name in BROWSERS):
+        case.skipTest(
+            f"no Chrome/Chromium on PATH ({', '.join(BROWSERS)}): "
+            "run tools/test as root to install Debian's chromium"
+        )
+    web_tour = case.env["ir.module.module"].search([("name", "=", "web_tour")])
+    if web_tour.state != "installed":
+        case.skipTest("the web_tour module is not installed (install contacts, or web_tour)")
+
+
 @tagged("post_install", "-at_install")
 class TestAdminTour(HttpCase):
     @classmethod
@@ -46,14 +58,7 @@ class TestAdminTour(HttpCase):
 
     def setUp(self):
         super().setUp()
-        if not any(shutil.which(name) for name in BROWSERS):
-            self.skipTest(
-                f"no Chrome/Chromium on PATH ({', '.join(BROWSERS)}): "
-                "run tools/setup.sh as root to install Debian's chromium"
-            )
-        web_tour = self.env["ir.module.module"].search([("name", "=", "web_tour")])
-        if web_tour.state != "installed":
-            self.skipTest("the web_tour module is not installed (install contacts, or web_tour)")
+        skip_without_browser(self)
 
     def _logs(self, user):
         logs = (
