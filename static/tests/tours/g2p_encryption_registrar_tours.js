@@ -95,5 +95,14 @@ registry.category("web_tour.tours").add("g2p_encryption_registrar_find", {
                 }
             },
         },
+        {
+            content: "Leave the new contact unsaved",
+            trigger: ".o_form_button_cancel",
+        },
+        {
+            content: "Back on the list",
+            trigger: ".o_list_view",
+            run() {},
+        },
     ],
 });
