@@ -247,4 +247,3 @@ def _parse(prefix, token):
     if len(blob) < NONCE_SIZE + TAG_SIZE:
         raise InvalidCiphertextError("malformed ciphertext: too short")
     return key_id, blob
-

@@ -56,7 +56,13 @@ class BlindIndex(models.Model):
             return
         key_id, key = provider._blind_index_key()
         values = [
-            (res_model, res_id, name, blind_index.truncate(blind_index.blind_index(key, name, str(value), kind), bits), key_id)
+            (
+                res_model,
+                res_id,
+                name,
+                blind_index.truncate(blind_index.blind_index(key, name, str(value), kind), bits),
+                key_id,
+            )
             for res_id, name, kind, value, bits in kept
         ]
         for chunk in tools.split_every(1000, values):
@@ -108,7 +114,9 @@ class BlindIndex(models.Model):
                 if self.env.cr.fetchone():
                     in_use.append(key_id)
             cached = _KEYS_IN_USE[cache_key] = (now + KEYS_IN_USE_SECONDS, in_use)
-        registry_key = self.env["g2p.encryption.provider"]._get_registry_provider()._active_key("index").key_id
+        registry_key = (
+            self.env["g2p.encryption.provider"]._get_registry_provider()._active_key("index").key_id
+        )
         return list(dict.fromkeys([registry_key, *cached[1]]))
 
     @api.model

@@ -14,8 +14,6 @@ from datetime import timedelta
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
-from ..core import envelope
-
 _logger = logging.getLogger(__name__)
 
 AGE_ROTATED_USAGES = ("encrypt", "sign")

@@ -119,7 +119,11 @@ class EncryptedFieldConfig(models.Model):
         for config in self:
             if config.index_bits % 4 or not MIN_BITS <= config.index_bits <= DIGEST_BITS:
                 raise ValidationError(
-                    _("A blind index keeps a multiple of 4 bits between %(min)s and %(max)s.", min=MIN_BITS, max=DIGEST_BITS)
+                    _(
+                        "A blind index keeps a multiple of 4 bits between %(min)s and %(max)s.",
+                        min=MIN_BITS,
+                        max=DIGEST_BITS,
+                    )
                 )
 
     @api.constrains("model_name", "field_name", "index_kind", "scope")
@@ -142,7 +146,9 @@ class EncryptedFieldConfig(models.Model):
         if "index_bits" in vals:
             for config in self:
                 used = set(config._lengths_used()) | {int(vals["index_bits"])}
-                super(EncryptedFieldConfig, config).write({"index_bits_used": ",".join(map(str, sorted(used)))})
+                super(EncryptedFieldConfig, config).write(
+                    {"index_bits_used": ",".join(map(str, sorted(used)))}
+                )
         result = super().write(vals)
         self._registry_changed()
         return result
@@ -212,7 +218,11 @@ class EncryptedFieldConfig(models.Model):
                     unprotected.append(f"{model_name}.{field.name}")
                     continue
                 scope = _derived_scope(registry, model, field)
-                if scope is not False and not field_problem(model, field.name) and (model_name, field.name) not in listed:
+                if (
+                    scope is not False
+                    and not field_problem(model, field.name)
+                    and (model_name, field.name) not in listed
+                ):
                     to_list.append((model_name, field.name, scope))
                 else:
                     unprotected.append(f"{model_name}.{field.name}")
@@ -281,8 +291,8 @@ class EncryptedFieldConfig(models.Model):
             for model_name, field_name, kind, names_record, scope in DEFAULT_FIELDS
             if (model_name, field_name) not in existing
         ]
-        if missing:
-            super().create(missing)  # the registry is set up again once installed
+        # super(): the registry is set up again once the module is installed, not row by row.
+        return super().create(missing) if missing else self.browse()
 
 
 def field_problem(model, field_name):

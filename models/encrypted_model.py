@@ -22,7 +22,6 @@ from odoo.osv import expression
 from odoo.tools import SQL
 
 from ..core import blind_index
-
 from .encrypted_field import EncryptedField, _Encrypting, check_not_masked, field_aad, is_ciphertext
 from .encrypted_field_config import FieldSpec, field_problem, load_specs
 from .encryption_exits import PARAM_ENCRYPT, person_search
@@ -54,14 +53,15 @@ class EncryptedModel(models.AbstractModel):
     # Set-up ------------------------------------------------------------------------------------
     @api.model
     def _prepare_setup(self):
-        super()._prepare_setup()
+        result = super()._prepare_setup()
         # The list of encrypted fields is read again at each set-up of the registry.
         self.env.registry.__dict__.pop("g2p_specs", None)
         self.env.registry.__dict__.pop("g2p_exit_derived", None)
+        return result
 
     @api.model
     def _setup_base(self):
-        super()._setup_base()
+        result = super()._setup_base()
         cls = self.env.registry[self._name]
         specs = self._g2p_specs()
         cls._g2p_encrypted = {}
@@ -91,6 +91,7 @@ class EncryptedModel(models.AbstractModel):
             field.g2p_names_record = spec.names_record
             cls._g2p_encrypted[name] = spec
             cls._g2p_scope_path = cls._g2p_scope_path or spec.scope
+        return result
 
     @api.model
     def _g2p_specs(self):
@@ -105,7 +106,9 @@ class EncryptedModel(models.AbstractModel):
         for name, kind in dict(declared).items():
             names_record = name in (cls._rec_name, "name")
             scope = getattr(cls, "_encrypted_scope", None)
-            specs[name] = FieldSpec(kind, names_record, scope, blind_index.DIGEST_BITS, (blind_index.DIGEST_BITS,))
+            specs[name] = FieldSpec(
+                kind, names_record, scope, blind_index.DIGEST_BITS, (blind_index.DIGEST_BITS,)
+            )
         return specs
 
     # Storage -------------------------------------------------------------------------------------
@@ -143,7 +146,9 @@ class EncryptedModel(models.AbstractModel):
                 stored["id"] = record_id
                 for name, value in given.items():
                     stored[name] = _Encrypting(value, encrypted[record_id][name])
-            self.browse(ids)._g2p_update_index({record_id: given for record_id, (_s, given) in zip(ids, pending)})
+            self.browse(ids)._g2p_update_index(
+                {record_id: given for record_id, (_s, given) in zip(ids, pending, strict=False)}
+            )
         return super()._create(data_list)
 
     def _write(self, vals):
@@ -163,7 +168,9 @@ class EncryptedModel(models.AbstractModel):
         if plain:
             super(EncryptedModel, plain)._write(vals)
         if encrypted:
-            super(EncryptedModel, encrypted)._write({name: value for name, value in vals.items() if name not in values})
+            super(EncryptedModel, encrypted)._write(
+                {name: value for name, value in vals.items() if name not in values}
+            )
             encrypted._g2p_store({record.id: values for record in encrypted})
 
     def _g2p_store(self, values_by_id):
@@ -172,7 +179,11 @@ class EncryptedModel(models.AbstractModel):
         tokens = self._g2p_encrypt_rows(list(values_by_id.items()))
         names = sorted({name for values in values_by_id.values() for name in values})
         for name in names:
-            rows = [(record_id, tokens[record_id][name]) for record_id in values_by_id if name in tokens[record_id]]
+            rows = [
+                (record_id, tokens[record_id][name])
+                for record_id in values_by_id
+                if name in tokens[record_id]
+            ]
             self.env.cr.execute(
                 SQL(
                     "UPDATE %s AS t SET %s = v.value FROM (VALUES %s) AS v(id, value) WHERE t.id = v.id",
@@ -202,7 +213,11 @@ class EncryptedModel(models.AbstractModel):
         )
         values_by_id = {}
         for row in self.env.cr.fetchall():
-            plain = {name: value for name, value in zip(names, row[1:], strict=True) if value and not is_ciphertext(value)}
+            plain = {
+                name: value
+                for name, value in zip(names, row[1:], strict=True)
+                if value and not is_ciphertext(value)
+            }
             if plain:
                 values_by_id[row[0]] = plain
         if values_by_id:
@@ -226,7 +241,8 @@ class EncryptedModel(models.AbstractModel):
                     result[record_id][name] = None
             if filled:
                 tokens = provider._encrypt_values(
-                    [value.encode() for _id, value in filled], [field_aad(field, record_id) for record_id, _v in filled]
+                    [value.encode() for _id, value in filled],
+                    [field_aad(field, record_id) for record_id, _v in filled],
                 )
                 for (record_id, _value), token in zip(filled, tokens, strict=True):
                     result[record_id][name] = token
@@ -236,7 +252,13 @@ class EncryptedModel(models.AbstractModel):
         """Blind indexes of the searchable fields given in {record id: {field: plaintext}}."""
         searchable = {name for name, spec in self._g2p_encrypted.items() if spec.index_kind}
         rows = [
-            (record_id, name, self._g2p_encrypted[name].index_kind, values[name], self._g2p_encrypted[name].index_bits)
+            (
+                record_id,
+                name,
+                self._g2p_encrypted[name].index_kind,
+                values[name],
+                self._g2p_encrypted[name].index_bits,
+            )
             for record_id, values in values_by_id.items()
             for name in searchable & set(values)
         ]
@@ -300,10 +322,14 @@ class EncryptedModel(models.AbstractModel):
             return expression.AND([[(name, operator, value)], not_ciphertext])
         ids = self._g2p_index_lookup(name, positive, value)
         if positive == operator:
-            return expression.OR([[("id", "in", ids)], expression.AND([[(name, operator, value)], not_ciphertext])])
+            return expression.OR(
+                [[("id", "in", ids)], expression.AND([[(name, operator, value)], not_ciphertext])]
+            )
         # Negative: encrypted records outside the hits, plaintext records by the condition.
         ciphertext = ["|", (name, "=like", "g2pe%"), (name, "=like", "g2pkm%")]
-        return expression.AND([[("id", "not in", ids)], expression.OR([ciphertext, [(name, operator, value)]])])
+        return expression.AND(
+            [[("id", "not in", ids)], expression.OR([ciphertext, [(name, operator, value)]])]
+        )
 
     @api.model
     def _g2p_index_lookup(self, name, operator, value):
@@ -317,7 +343,11 @@ class EncryptedModel(models.AbstractModel):
         values = [v for v in values if isinstance(v, str) and v.strip()]
         if not values:
             return []
-        log = self.env["g2p.search.log"]._check_and_log(self._name, name, values) if person_search(self.env) else None
+        log = (
+            self.env["g2p.search.log"]._check_and_log(self._name, name, values)
+            if person_search(self.env)
+            else None
+        )
         # Pending values (a stored compute not flushed yet) reach the index when flushed.
         self.flush_model([name])
         spec = self._g2p_encrypted[name]

@@ -58,7 +58,11 @@ class ExitState:
         return not self.allowed and self.protected(field, record, value)
 
     def gate(self, field, record, value):
-        if not isinstance(value, str) or isinstance(value, Masked) or not self.protected(field, record, value):
+        if (
+            not isinstance(value, str)
+            or isinstance(value, Masked)
+            or not self.protected(field, record, value)
+        ):
             return value
         if not self.allowed:
             return record._g2p_mask(field)

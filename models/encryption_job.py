@@ -98,7 +98,9 @@ class EncryptionJob(models.Model):
     def _start_registry(self, kind):
         """One job of ``kind`` per model with encrypted fields."""
         provider = self.env["g2p.encryption.provider"]._get_registry_provider()
-        return self.browse().union(*(self._start(provider, kind, model_name) for model_name in self._registry_models()))
+        return self.browse().union(
+            *(self._start(provider, kind, model_name) for model_name in self._registry_models())
+        )
 
     @api.model
     def _start_registry_encryption(self):
@@ -170,7 +172,9 @@ class EncryptionJob(models.Model):
                 changed, skipped = self._reencrypt(records)
         values = {"done": self.done + len(records), "changed": self.changed + changed}
         if skipped:
-            reported = [part for part in (self.skipped_ids or "").split(",") if part] + list(map(str, skipped))
+            reported = [part for part in (self.skipped_ids or "").split(",") if part] + list(
+                map(str, skipped)
+            )
             values["skipped_ids"] = ",".join(reported[:MAX_REPORTED])
         if records:
             values["last_id"] = records[-1].id

@@ -4,10 +4,10 @@
 Other modules call ``encrypt_data``, ``decrypt_data``, ``jwt_sign``, ``jwt_verify`` and
 ``get_jwks``; each dispatches to the type's ``_<operation>_<type>`` (``_jwt_sign_local``,
 ``_get_jwks_keymanager``, ...: private, so that only the checked public method is an RPC
-endpoint), or ``<operation>_<type>`` as OpenG2P's modules name them. A module adds a provider type
-with ``selection_add`` and those methods, in a small file of its own. Field values are encrypted with data keys (envelope
-encryption, ``core/keyring.py``): a type supplies how a data key is wrapped and unwrapped
-(``_wrap_key_<type>`` / ``_unwrap_key_<type>``), the keyring does the rest.
+endpoint), or to ``<operation>_<type>`` as OpenG2P's modules name them. A module adds a provider
+type with ``selection_add`` and those methods, in a small file of its own. Field values are
+encrypted with data keys (envelope encryption, ``core/keyring.py``): a type supplies how a data key
+is wrapped and unwrapped (``_wrap_key_<type>`` / ``_unwrap_key_<type>``), the keyring does the rest.
 """
 
 import contextlib

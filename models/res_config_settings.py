@@ -7,8 +7,9 @@ Only a Crypto Admin changes them, and turning "Decrypt registry" on asks for the
 """
 
 from odoo import _, api, fields, models
-from odoo.addons.base.models.res_users import check_identity
 from odoo.exceptions import AccessError
+
+from odoo.addons.base.models.res_users import check_identity
 
 from .encryption_exits import PARAM_DECRYPT, PARAM_ENCRYPT, PARAM_READER_GROUP
 from .internal_write import WriteMarker
@@ -56,15 +57,24 @@ class ResConfigSettings(models.TransientModel):
     g2p_running_job_count = fields.Integer(compute="_compute_g2p_state")
 
     def _compute_g2p_state(self):
-        counts = self.env["res.partner"]._g2p_registry_counts() if self.env.user.has_group(CRYPTO_ADMIN) else {}
+        counts = (
+            self.env["res.partner"]._g2p_registry_counts() if self.env.user.has_group(CRYPTO_ADMIN) else {}
+        )
         provider = self.env["g2p.encryption.provider"]._get_registry_provider()
-        key = self.env["g2p.encryption.key"].sudo().search(
-            [("provider_id", "=", provider.id), ("usage", "=", "encrypt"), ("state", "=", "active")], limit=1
+        key = (
+            self.env["g2p.encryption.key"]
+            .sudo()
+            .search(
+                [("provider_id", "=", provider.id), ("usage", "=", "encrypt"), ("state", "=", "active")],
+                limit=1,
+            )
         )
         jobs = self.env["g2p.encryption.job"].sudo()
         unreadable = sum(
             len([i for i in (job.skipped_ids or "").split(",") if i])
-            for job in jobs.search([("kind", "=", "reencrypt"), ("state", "=", "done")], order="id desc", limit=20)
+            for job in jobs.search(
+                [("kind", "=", "reencrypt"), ("state", "=", "done")], order="id desc", limit=20
+            )
         )
         for settings in self:
             settings.g2p_registrant_count = counts.get("registrants", 0)

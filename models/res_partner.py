@@ -48,10 +48,11 @@ class ResPartner(models.Model):
         return _("Registrant #%(id)s", id=record_id)
 
     def _write(self, vals):
-        super()._write(vals)
+        result = super()._write(vals)
         if vals.get("is_registrant") and self._g2p_encrypting():
             # Values stored in the clear while the partner was no registrant are encrypted now.
             self._g2p_encrypt_in_place(flush=False)
+        return result
 
     @api.model
     def _g2p_registry_counts(self):
@@ -62,7 +63,14 @@ class ResPartner(models.Model):
             self.env.cr.execute("SELECT count(*) FROM res_partner WHERE is_registrant")
             return {"registrants": self.env.cr.fetchone()[0], "encrypted": 0, "pending": 0}
         plain = SQL(" OR ").join(
-            SQL("(%s <> '' AND %s NOT LIKE %s AND %s NOT LIKE %s)", SQL.identifier(c), SQL.identifier(c), "g2pe%", SQL.identifier(c), "g2pkm%")
+            SQL(
+                "(%s <> '' AND %s NOT LIKE %s AND %s NOT LIKE %s)",
+                SQL.identifier(c),
+                SQL.identifier(c),
+                "g2pe%",
+                SQL.identifier(c),
+                "g2pkm%",
+            )
             for c in columns
         )
         self.env.cr.execute(

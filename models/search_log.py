@@ -86,7 +86,8 @@ class SearchLog(models.Model):
 
     def _lookups_in_the_last_minute(self):
         self.env.cr.execute(
-            "SELECT count(*) FROM g2p_search_log WHERE user_id = %s AND date > now() at time zone 'UTC' - interval '1 minute'",
+            """SELECT count(*) FROM g2p_search_log
+               WHERE user_id = %s AND date > now() at time zone 'UTC' - interval '1 minute'""",
             (self.env.uid,),
         )
         return self.env.cr.fetchone()[0]

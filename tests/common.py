@@ -259,12 +259,14 @@ def decrypt_values(provider, tokens, aad=b""):
     local = [i for i, token in enumerate(tokens) if envelope.is_token(token)]
     results = [None] * len(tokens)
     if local:
-        for i, plaintext in zip(local, provider._decrypt_tokens([tokens[i] for i in local], [aad] * len(local))):
+        for i, plaintext in zip(
+            local, provider._decrypt_tokens([tokens[i] for i in local], [aad] * len(local)), strict=False
+        ):
             results[i] = plaintext
     remote = [i for i in range(len(tokens)) if i not in local]
     if remote:
         opened = provider._dispatch("_decrypt_values", [tokens[i] for i in remote], [aad] * len(remote))
-        for i, plaintext in zip(remote, opened):
+        for i, plaintext in zip(remote, opened, strict=False):
             results[i] = plaintext
     return results
 

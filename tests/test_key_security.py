@@ -31,7 +31,9 @@ class TestKeySecurity(G2PEncryptionCase):
     def test_a_clerk_registers_people_without_using_the_keys_himself(self):
         # Field values are encrypted by the engine; the provider's public methods are not his.
         self.env["ir.config_parameter"].sudo().set_param("g2p_encryption.encrypt_registry", "True")
-        partner = self.env["res.partner"].with_user(self.clerk).create({"name": "Amina", "is_registrant": True})
+        partner = (
+            self.env["res.partner"].with_user(self.clerk).create({"name": "Amina", "is_registrant": True})
+        )
         self.assertEqual(partner.name, "Amina")
         provider = self.provider.with_user(self.clerk)
         with self.assertRaises(AccessError):

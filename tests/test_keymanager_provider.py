@@ -18,7 +18,16 @@ from ..core.encoding import b64url_decode
 from ..core.errors import G2PCryptoError
 from ..core.keymanager_format import DIRECT_PREFIX
 from ..models.encryption_provider import clear_data_key_cache
-from .common import KeyManagerCase, active_data_key, database_text, decrypt_values, encrypt_values, marker_fragments, marker_values, master_key_file
+from .common import (
+    KeyManagerCase,
+    active_data_key,
+    database_text,
+    decrypt_values,
+    encrypt_values,
+    marker_fragments,
+    marker_values,
+    master_key_file,
+)
 
 SIZES = (0, 1, 15, 16, 17, 255, 4096, 65_536)
 UNICODE = "Zoë Ñúñez — 山田太郎 — Ахмед — 🇰🇪 — عائشة".encode()
@@ -133,13 +142,19 @@ class TestKeyManagerEnvelope(KeyManagerCase):
         }
         self.assertEqual(len(thumbprints), 2)
         self.assertTrue(
-            self.km_provider._is_stale_ciphertext_keymanager(old.decode(), active_data_key(self.km_provider)[0])
+            self.km_provider._is_stale_ciphertext_keymanager(
+                old.decode(), active_data_key(self.km_provider)[0]
+            )
         )
 
     def test_data_key_cache_limits_come_from_the_provider(self):
         self.km_provider.write({"keymanager_data_key_cache_seconds": 60, "keymanager_data_key_cache_uses": 2})
-        self.assertEqual(self.km_provider._optional_dispatch("_data_key_cache_limits", (3600.0, 10**9)), (60.0, 2))
-        self.assertEqual(self.provider._optional_dispatch("_data_key_cache_limits", (3600.0, 10**9)), (3600.0, 10**9))
+        self.assertEqual(
+            self.km_provider._optional_dispatch("_data_key_cache_limits", (3600.0, 10**9)), (60.0, 2)
+        )
+        self.assertEqual(
+            self.provider._optional_dispatch("_data_key_cache_limits", (3600.0, 10**9)), (3600.0, 10**9)
+        )
         token = self.km_provider.encrypt_data(b"x")  # generates, unwraps and caches for 2 uses
         self.emulator.reset_counts()
         self.km_provider.decrypt_data(token)
@@ -272,7 +287,9 @@ class TestKeyManagerDirect(KeyManagerCase):
         clear_all()
         self.assertTrue(self.direct._is_stale_ciphertext_keymanager(token, None))
         self.assertEqual(decrypt_values(self.direct, [token]), [b"Amina"])
-        self.assertFalse(self.direct._is_stale_ciphertext_keymanager(encrypt_values(self.direct, [b"x"])[0], None))
+        self.assertFalse(
+            self.direct._is_stale_ciphertext_keymanager(encrypt_values(self.direct, [b"x"])[0], None)
+        )
 
     def test_registrants_in_direct_mode(self):
         self.use_as_registry_provider(self.direct)

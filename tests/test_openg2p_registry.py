@@ -19,8 +19,18 @@ from .common import RegistryHttpCase, database_text
 OPENG2P_MODELS = ("g2p.reg.id", "g2p.phone.number", "g2p.group.membership", "g2p.payment.file.qrcode.config")
 
 PEOPLE = [
-    {"family_name": "Zmarkerfam0901", "given_name": "Amina", "email": "zmarker0901@example.org", "phone": "+254700000901"},
-    {"family_name": "Zmarkerfam0902", "given_name": "Baraka", "email": "zmarker0902@example.org", "phone": "+254700000902"},
+    {
+        "family_name": "Zmarkerfam0901",
+        "given_name": "Amina",
+        "email": "zmarker0901@example.org",
+        "phone": "+254700000901",
+    },
+    {
+        "family_name": "Zmarkerfam0902",
+        "given_name": "Baraka",
+        "email": "zmarker0902@example.org",
+        "phone": "+254700000902",
+    },
 ]
 NATIONAL_IDS = ["ZM0901NID", "ZM0902NID"]
 
@@ -32,7 +42,9 @@ class TestOpenG2PRegistry(RegistryHttpCase):
         super().setUpClass()
         missing = [model for model in OPENG2P_MODELS if model not in cls.env]
         if missing:
-            raise unittest.SkipTest(f"OpenG2P's modules are not installed ({', '.join(missing)}): see tools/openg2p_test")
+            raise unittest.SkipTest(
+                f"OpenG2P's modules are not installed ({', '.join(missing)}): see tools/openg2p_test"
+            )
         cls.registrar = new_test_user(
             cls.env,
             login="g2p_openg2p_registrar",
@@ -61,7 +73,12 @@ class TestOpenG2PRegistry(RegistryHttpCase):
                 "create",
                 {"partner_id": partner.id, "id_type": self.id_type.id, "value": national_id},
             )
-            self.rpc(self.registrar, "g2p.phone.number", "create", {"partner_id": partner.id, "phone_no": person["phone"]})
+            self.rpc(
+                self.registrar,
+                "g2p.phone.number",
+                "create",
+                {"partner_id": partner.id, "phone_no": person["phone"]},
+            )
             people.append(partner)
         group = self.env["res.partner"].create(
             {"name": "Zmarkerhouse0900", "is_registrant": True, "is_group": True, "is_company": True}
@@ -71,7 +88,7 @@ class TestOpenG2PRegistry(RegistryHttpCase):
         return self.env["res.partner"].concat(*people), group
 
     def test_registration_works_and_the_database_holds_no_personal_data(self):
-        people, group = self.register_household()
+        people, _group = self.register_household()
         self.env.flush_all()
         self.env.cr.precommit.run()
         self.assertEqual(people[0].email, PEOPLE[0]["email"])  # the server reads it: constraints ran
@@ -101,7 +118,9 @@ class TestOpenG2PRegistry(RegistryHttpCase):
         self.assertEqual({row["value"] for row in ids}, {"[encrypted]"})
         self.assertNotIn("zmarker", json.dumps(ids).lower())
         self.set_registry(decrypt=True)
-        members = self.rpc(self.crypto_admin, "g2p.group.membership", "web_search_read", domain, spec)["records"]
+        members = self.rpc(self.crypto_admin, "g2p.group.membership", "web_search_read", domain, spec)[
+            "records"
+        ]
         self.assertIn("ZMARKERFAM0901, AMINA", {row["individual"]["display_name"].strip() for row in members})
         rows = self.decryption_rows(kind="exit", user_id=self.crypto_admin.id)
         self.assertEqual(len(rows), 1)

@@ -11,7 +11,14 @@ from odoo.tools import config
 
 from ..core import envelope
 from ..models.encryption_provider_local import MASTER_KEY_ENV, forget_master_keys, local_master_key
-from .common import G2PEncryptionCase, active_data_key, database_text, decrypt_values, encrypt_values, master_key_file
+from .common import (
+    G2PEncryptionCase,
+    active_data_key,
+    database_text,
+    decrypt_values,
+    encrypt_values,
+    master_key_file,
+)
 
 SIZES = (0, 1, 15, 16, 17, 255, 4096, 100_000)
 

@@ -363,7 +363,10 @@ class TestPkcs11Http(SoftHsmSetup, RegistryHttpCase):
                 with self.assertRaisesRegex(Exception, "AccessError|Only"):
                     self.rpc(self.clerk, "g2p.encryption.provider", method, [self.hsm_provider.id], *args)
         for method in ("_encrypt_data_pkcs11", "_decrypt_data_pkcs11", "_jwt_sign_pkcs11"):
-            with self.subTest(method=method), self.assertRaisesRegex(Exception, "AccessError"):  # private: not callable over RPC
+            with (
+                self.subTest(method=method),
+                self.assertRaisesRegex(Exception, "AccessError"),
+            ):  # private: not callable over RPC
                 self.rpc(self.clerk, "g2p.encryption.provider", method, [self.hsm_provider.id], "x")
 
 

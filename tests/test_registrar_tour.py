@@ -29,8 +29,12 @@ class TestRegistrarTour(RegistryHttpCase):
 
     def test_a_registrar_finds_people_by_exact_values_and_reads_labels(self):
         skip_without_browser(self)
-        self.start_tour("/web#action=contacts.action_contacts&view_type=list", "g2p_encryption_registrar_find",
-                        login=self.registrar.login, timeout=120)
+        self.start_tour(
+            "/web#action=contacts.action_contacts&view_type=list",
+            "g2p_encryption_registrar_find",
+            login=self.registrar.login,
+            timeout=120,
+        )
         logs = self.env["g2p.search.log"].sudo().search([("user_id", "=", self.registrar.id)])
         self.assertGreaterEqual(len(logs), 3)
         self.assertFalse(self.decryption_rows(kind="exit", user_id=self.registrar.id))

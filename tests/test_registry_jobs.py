@@ -53,7 +53,10 @@ class TestRegistryJobs(RegistryCase):
             self.assertTrue(all(envelope.is_token(value) for value in values), column)
         self.env.invalidate_all()
         self.assertEqual(self.partners[7].email, marker_values(FIRST + 7)["email"])
-        self.assertEqual(self.env["res.partner"].search([("email", "=", marker_values(FIRST + 9)["email"])]), self.partners[9])
+        self.assertEqual(
+            self.env["res.partner"].search([("email", "=", marker_values(FIRST + 9)["email"])]),
+            self.partners[9],
+        )
 
     def test_a_record_that_a_constraint_would_refuse_does_not_stop_the_job(self):
         bad = self.partners[3]
@@ -107,7 +110,9 @@ class TestRegistryJobs(RegistryCase):
 
     def test_turning_encryption_on_in_settings_starts_the_jobs(self):
         self.set_registry(encrypt=False)
-        settings = self.env["res.config.settings"].with_user(self.settings_admin).create({"encrypt_registry": True})
+        settings = (
+            self.env["res.config.settings"].with_user(self.settings_admin).create({"encrypt_registry": True})
+        )
         settings.execute()
         jobs = self.env["g2p.encryption.job"].search([("kind", "=", "encrypt"), ("state", "=", "running")])
         self.assertIn("res.partner", jobs.mapped("res_model"))
@@ -125,7 +130,9 @@ class TestRegistryJobs(RegistryCase):
         self.assertEqual({envelope.key_id_of(token) for token in self.stored(sample).values()}, {new_key})
         self.env.invalidate_all()
         self.assertEqual(sample[0].name, marker_values(FIRST)["name"])
-        self.assertEqual(self.env["res.partner"].search([("email", "=", marker_values(FIRST + 1)["email"])]), sample[1])
+        self.assertEqual(
+            self.env["res.partner"].search([("email", "=", marker_values(FIRST + 1)["email"])]), sample[1]
+        )
 
     def test_a_new_registry_provider_reads_the_old_ones_data_and_a_job_moves_it(self):
         self.start("encrypt")

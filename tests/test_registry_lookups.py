@@ -20,7 +20,9 @@ class TestRegistryLookups(RegistryHttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.people = cls.env["res.partner"].create([dict(marker_values(n), is_registrant=True) for n in NUMBERS])
+        cls.people = cls.env["res.partner"].create(
+            [dict(marker_values(n), is_registrant=True) for n in NUMBERS]
+        )
         cls.searcher = new_test_user(
             cls.env,
             login="g2p_registry_searcher",
@@ -40,7 +42,13 @@ class TestRegistryLookups(RegistryHttpCase):
         email = marker_values(801)["email"]
         self.assertEqual(self.find(self.searcher, [("email", "=", email)]), self.people[1].ids)
         phone = marker_values(802)["phone"]
-        found = self.rpc(self.searcher, "res.partner", "name_search", marker_values(803)["name"], [("id", "in", self.people.ids)])
+        found = self.rpc(
+            self.searcher,
+            "res.partner",
+            "name_search",
+            marker_values(803)["name"],
+            [("id", "in", self.people.ids)],
+        )
         self.assertEqual([row[0] for row in found], self.people[3].ids)
         self.assertEqual(self.find(self.searcher, [("phone", "=", phone)]), self.people[2].ids)
         logs = self.logs(self.searcher)
@@ -77,20 +85,29 @@ class TestRegistryLookups(RegistryHttpCase):
         self.assertFalse(self.logs(self.clerk))
 
     def test_a_truncated_index_still_finds_exactly_the_right_records(self):
-        config = self.env["g2p.encrypted.field"].search([("model_name", "=", "res.partner"), ("field_name", "=", "email")])
+        config = self.env["g2p.encrypted.field"].search(
+            [("model_name", "=", "res.partner"), ("field_name", "=", "email")]
+        )
         config.index_bits = 8  # 256 digests in all: most lookups give false candidates
         self.addCleanup(self.restore_bits, config)
-        people = self.env["res.partner"].create([dict(marker_values(n), is_registrant=True) for n in range(820, 860)])
+        people = self.env["res.partner"].create(
+            [dict(marker_values(n), is_registrant=True) for n in range(820, 860)]
+        )
         self.env.cr.execute(
-            "SELECT length(digest) FROM g2p_blind_index WHERE res_model = 'res.partner' AND field_name = 'email' AND res_id = %s",
+            """SELECT length(digest) FROM g2p_blind_index
+               WHERE res_model = 'res.partner' AND field_name = 'email' AND res_id = %s""",
             (people[0].id,),
         )
         self.assertEqual(self.env.cr.fetchone()[0], 2)
         for number, person in zip(range(820, 860), people, strict=True):
-            found = self.env["res.partner"].search([("email", "=", marker_values(number)["email"]), ("id", "in", people.ids)])
+            found = self.env["res.partner"].search(
+                [("email", "=", marker_values(number)["email"]), ("id", "in", people.ids)]
+            )
             self.assertEqual(found, person)
         # Rows written before the change (full length) are still found.
-        self.assertEqual(self.env["res.partner"].search([("email", "=", marker_values(800)["email"])]), self.people[0])
+        self.assertEqual(
+            self.env["res.partner"].search([("email", "=", marker_values(800)["email"])]), self.people[0]
+        )
 
     def restore_bits(self, config):
         config.write({"index_bits": 256, "index_bits_used": False})

@@ -60,7 +60,8 @@ class TestOpenG2PMigration(KeyManagerCase):
     def raw_column(self, record, field_name):
         record.flush_recordset()
         self.env.cr.execute(
-            f'SELECT "{field_name}" FROM res_partner WHERE id = %s', (record.id,)  # pylint: disable=sql-injection
+            f'SELECT "{field_name}" FROM res_partner WHERE id = %s',
+            (record.id,),  # pylint: disable=sql-injection
         )
         return self.env.cr.fetchone()[0]
 

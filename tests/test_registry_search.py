@@ -14,7 +14,9 @@ class TestRegistrySearch(RegistryCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.people = cls.env["res.partner"].create([dict(marker_values(n), is_registrant=True) for n in NUMBERS])
+        cls.people = cls.env["res.partner"].create(
+            [dict(marker_values(n), is_registrant=True) for n in NUMBERS]
+        )
         cls.company = cls.env["res.partner"].create(
             {"name": "Zmarker0799 Company", "email": "ZMARKER0799@example.org", "is_company": True}
         )
@@ -47,23 +49,31 @@ class TestRegistrySearch(RegistryCase):
         person = self.people[4]
         others = self.search([("email", "!=", marker_values(704)["email"])])
         self.assertEqual(others, self.mine - person)
-        self.assertEqual(self.search([("email", "not in", [marker_values(704)["email"]])]), self.mine - person)
+        self.assertEqual(
+            self.search([("email", "not in", [marker_values(704)["email"]])]), self.mine - person
+        )
         self.assertEqual(self.search([("email", "=", False)]), self.env["res.partner"])
 
     def test_name_search_and_related_paths_use_the_index(self):
         values = marker_values(705)
         found = self.env["res.partner"].name_search(values["name"], [("id", "in", self.mine.ids)])
         self.assertEqual([row[0] for row in found], [self.people[5].id])
-        child = self.env["res.partner"].create({"name": "Child", "parent_id": self.people[5].id, "type": "other"})
+        child = self.env["res.partner"].create(
+            {"name": "Child", "parent_id": self.people[5].id, "type": "other"}
+        )
         self.assertEqual(
-            self.env["res.partner"].search([("parent_id.email", "=", values["email"]), ("id", "=", child.id)]),
+            self.env["res.partner"].search(
+                [("parent_id.email", "=", values["email"]), ("id", "=", child.id)]
+            ),
             child,
         )
 
     def test_grouping_by_an_encrypted_field_is_refused(self):
         with self.assertRaisesRegex(UserError, "encrypted"):
             self.env["res.partner"]._read_group([("id", "in", self.people.ids)], ["city"], ["__count"])
-        groups = self.env["res.partner"]._read_group([("id", "in", self.people.ids)], ["is_registrant"], ["__count"])
+        groups = self.env["res.partner"]._read_group(
+            [("id", "in", self.people.ids)], ["is_registrant"], ["__count"]
+        )
         self.assertEqual(groups, [(True, len(self.people))])
 
     def test_ordering_by_an_encrypted_field_still_returns_every_record(self):

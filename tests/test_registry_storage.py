@@ -30,7 +30,9 @@ class TestRegistryStorage(RegistryCase):
 
     def test_companies_and_contacts_stay_in_the_clear(self):
         company = self.env["res.partner"].create({"name": "Zmarker0002 Company", "is_company": True})
-        contact = self.env["res.partner"].create({"name": "Zmarker0003 Contact", "email": "zmarker0003@x.org"})
+        contact = self.env["res.partner"].create(
+            {"name": "Zmarker0003 Contact", "email": "zmarker0003@x.org"}
+        )
         self.assertEqual(self.raw_column(company, "name"), "Zmarker0002 Company")
         self.assertEqual(self.raw_column(contact, "email"), "zmarker0003@x.org")
 

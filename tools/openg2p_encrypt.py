@@ -60,7 +60,9 @@ def _plaintext_registrants(env):
     columns = [name for name in getattr(partners, "_g2p_encrypted", {}) if partners._fields[name].store]
     if not columns:
         return None
-    condition = " OR ".join(f"({c} <> '' AND {c} NOT LIKE 'g2pe%%' AND {c} NOT LIKE 'g2pkm%%')" for c in columns)
+    condition = " OR ".join(
+        f"({c} <> '' AND {c} NOT LIKE 'g2pe%%' AND {c} NOT LIKE 'g2pkm%%')" for c in columns
+    )
     env.cr.execute(f"SELECT count(*) FROM res_partner WHERE is_registrant AND ({condition})")  # pylint: disable=sql-injection
     return env.cr.fetchone()[0]
 

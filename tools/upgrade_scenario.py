@@ -20,7 +20,8 @@ import sys
 STATE = os.environ["G2P_UPGRADE_STATE"]
 STEP = os.environ["G2P_UPGRADE_STEP"]
 PEOPLE = [
-    {"name": f"Zupgrade{n} Person", "email": f"zupgrade{n}@example.org", "phone": f"+25470000{n:04d}"} for n in range(3)
+    {"name": f"Zupgrade{n} Person", "email": f"zupgrade{n}@example.org", "phone": f"+25470000{n:04d}"}
+    for n in range(3)
 ]
 
 
@@ -55,7 +56,9 @@ def check():
         state = json.load(handle)
     problems = []
     partners = env["res.partner"].browse(state["partners"])
-    env.cr.execute("SELECT count(*) FROM res_partner WHERE id IN %s AND name LIKE 'g2pe1.%%'", (tuple(partners.ids),))
+    env.cr.execute(
+        "SELECT count(*) FROM res_partner WHERE id IN %s AND name LIKE 'g2pe1.%%'", (tuple(partners.ids),)
+    )
     if not env.cr.fetchone()[0]:
         problems.append("the previous release's ciphertext is not there to upgrade")
     for partner, person in zip(partners, PEOPLE, strict=True):
@@ -65,7 +68,9 @@ def check():
             problems.append(f"registrant {partner.id} is not found by its e-mail after the upgrade")
     if partners[2].city != "Zupgradeville":
         problems.append("a value written under a rotated key does not read back")
-    if set(env["g2p.encryption.provider"].with_context(active_test=False).search([]).ids) != set(state["providers"]):
+    if set(env["g2p.encryption.provider"].with_context(active_test=False).search([]).ids) != set(
+        state["providers"]
+    ):
         problems.append("providers changed")
     if not set(state["keys"]) <= set(env["g2p.encryption.key"].search([]).ids):
         problems.append("keys were lost")
@@ -78,7 +83,9 @@ def check():
         env["g2p.encryption.job"]._cron_run_jobs(commit=False)
         if not jobs.filtered(lambda job: job.state == "running"):
             break
-    env.cr.execute("SELECT count(*) FROM res_partner WHERE id IN %s AND name LIKE 'g2pe1.%%'", (tuple(partners.ids),))
+    env.cr.execute(
+        "SELECT count(*) FROM res_partner WHERE id IN %s AND name LIKE 'g2pe1.%%'", (tuple(partners.ids),)
+    )
     if env.cr.fetchone()[0]:
         problems.append("the re-encryption job left values in the previous format")
     env.invalidate_all()

@@ -41,7 +41,9 @@ def _recompute_derived(env, batch=1000):
                 env.add_to_compute(field, chunk)
             chunk.flush_recordset([field.name for field in fields])
             env.invalidate_all()
-        _logger.info("%s: %s computed again for %s records", model_name, [f.name for f in fields], len(records))
+        _logger.info(
+            "%s: %s computed again for %s records", model_name, [f.name for f in fields], len(records)
+        )
 
 
 def _reencrypt_version_1(env):
@@ -58,4 +60,6 @@ def _reencrypt_version_1(env):
             models_with_v1.append(model_name)
     if models_with_v1:
         env["g2p.encryption.job"]._start_registry("reencrypt")
-        _logger.info("Values written by g2p_encryption 1.x in %s: a re-encryption job moves them", models_with_v1)
+        _logger.info(
+            "Values written by g2p_encryption 1.x in %s: a re-encryption job moves them", models_with_v1
+        )

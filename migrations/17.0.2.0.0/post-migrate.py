@@ -31,14 +31,14 @@ def migrate(cr, version):
         cr.execute("ALTER TABLE res_partner DROP COLUMN is_encrypted")
 
 
-
 def _field_lists(env):
     cr = env.cr
     if not sql.column_exists(cr, "g2p_encryption_provider", "registrant_encrypted_fields"):
         return
     provider = env["g2p.encryption.provider"]._get_registry_provider()
     cr.execute(
-        "SELECT registrant_encrypted_fields, registrant_searchable_fields FROM g2p_encryption_provider WHERE id = %s",
+        """SELECT registrant_encrypted_fields, registrant_searchable_fields
+           FROM g2p_encryption_provider WHERE id = %s""",
         (provider.id,),
     )
     row = cr.fetchone()
@@ -70,7 +70,8 @@ def _field_lists(env):
 def _blind_index_keys(env):
     provider = env["g2p.encryption.provider"]._get_registry_provider()
     env.cr.execute(
-        "SELECT key_id FROM g2p_encryption_key WHERE provider_id = %s AND usage = 'index' ORDER BY id DESC LIMIT 1",
+        """SELECT key_id FROM g2p_encryption_key
+           WHERE provider_id = %s AND usage = 'index' ORDER BY id DESC LIMIT 1""",
         (provider.id,),
     )
     row = env.cr.fetchone()
