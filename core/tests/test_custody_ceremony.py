@@ -2,8 +2,7 @@ import os
 
 import pytest
 
-from ..custody import InstanceStore, PendingCeremony, combine_shares, new_box_key, verify_check_value
-from ..custody import box
+from ..custody import InstanceStore, PendingCeremony, box, combine_shares, new_box_key, verify_check_value
 from ..errors import DecryptionError
 
 MAGIC = b"test box v1\n"
