@@ -7,7 +7,7 @@
     "website": "https://github.com/OpenG2P/openg2p-registry",
     "author": "OpenG2P",
     "license": "LGPL-3",
-    "depends": ["base"],
+    "depends": ["base", "web"],
     "external_dependencies": {"python": ["cryptography", "jwcrypto", "requests", "shamir_mnemonic"]},
     "data": [
         "security/res_groups.xml",
@@ -27,8 +27,12 @@
     ],
     "demo": [
         "demo/res_partner_demo.xml",
+        "demo/res_users_demo.xml",
     ],
     "assets": {
+        "web.assets_backend": [
+            "g2p_encryption/static/src/**/*",
+        ],
         "web.assets_tests": [
             "g2p_encryption/static/tests/tours/*.js",
         ],

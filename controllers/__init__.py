@@ -1,1 +1,2 @@
 from . import jwks
+from . import seal_status

@@ -1,15 +1,19 @@
 # Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+"""Rekey: custodians enter k current shares, then a Crypto Admin starts the rekey ceremony."""
+
 from odoo import _, fields, models
 
-from .custody_shares_wizard import shares_display_action
+from ..models.rpc_guard import CRYPTO_ADMIN, CUSTODY_GROUPS, requires
 
 
 class CustodyRekeyWizard(models.TransientModel):
     _name = "g2p.encryption.custody.rekey.wizard"
     _inherit = "g2p.encryption.custody.share.entry"
     _description = "Rekey an Encryption Provider"
-    _share_kind = "rekey"
 
+    custody_id = fields.Many2one(
+        "g2p.encryption.custody", string="Provider", required=True, ondelete="cascade"
+    )
     mode = fields.Selection(
         [("shares", "New shares for the same master key"), ("master", "New master key and new shares")],
         required=True,
@@ -21,18 +25,33 @@ class CustodyRekeyWizard(models.TransientModel):
     new_threshold = fields.Integer(string="New shares needed", required=True, default=3)
     new_share_count = fields.Integer(string="New shares issued", required=True, default=5)
 
-    def action_rekey(self):
+    def _take_share(self, share):
+        return self.custody_id._enter_share(share, "rekey")
+
+    def _share_progress(self):
         self.ensure_one()
-        share_set, reason = self.provider_id._custody_rekey(
+        custody_record = self.custody_id
+        if not custody_record:
+            return 0, 0
+        return custody_record._progress("rekey").get("count", 0), custody_record.sudo().threshold
+
+    @requires(CRYPTO_ADMIN, identity=True)
+    def action_rekey(self):
+        """Start the rekey ceremony: new shares are shown, and take over once confirmed."""
+        self.ensure_one()
+        ceremony, reason = self.custody_id.sudo()._start_rekey(
             self.mode, self.new_threshold, self.new_share_count
         )
-        if share_set is None:
-            self.write({"message": _("Rekey refused: %(reason)s", reason=reason), "message_type": "danger"})
+        if ceremony is None:
+            self._write_outcome(
+                {"message": _("Rekey refused: %(reason)s", reason=reason), "message_type": "danger"}
+            )
             return self._reopen()
-        return shares_display_action(self.provider_id, share_set, _("New shares: hand each to its custodian"))
+        return ceremony._dialog_action()
 
+    @requires(*CUSTODY_GROUPS)
     def action_abandon(self):
         """Forget the shares entered towards this rekey."""
         for wizard in self:
-            wizard.provider_id._custody_forget_rekey()
+            wizard.custody_id.sudo()._forget_rekey()
         return {"type": "ir.actions.act_window_close"}

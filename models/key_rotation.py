@@ -1,11 +1,14 @@
 # Part of OpenG2P. See LICENSE file for full copyright and licensing details.
-"""Age-based rotation of data and signing keys, for every provider type.
+"""Key rotation, for every provider type: one path, by hand or by age.
 
-Each key records when it became active (``activated_date``). A daily scheduled action replaces the
-active data key and the active signing key of each provider once they are older than the
-provider's ``rotate_after_days`` (0: never). Retired keys are kept: the key id in every ciphertext
-finds its key, and the re-encryption job can later move the data to the new key. Blind-index keys
-are never rotated (the indexes would stop matching).
+``_rotate_keys`` is the one rotation path: it retires the active keys of the usages the provider
+rotates (``_rotated_key_usages``: data and signing keys of a local provider, data keys of
+KeyManager; never blind-index keys, whose indexes would stop matching), makes new ones and
+records the event. *Rotate key* (Crypto Admin, password asked again) and the daily scheduled
+action both go through it: the action replaces keys older than the provider's
+``rotate_after_days`` (0: never). Each key records when it became active (``activated_date``).
+Retired keys are kept: the key id in every ciphertext finds its key, and the re-encryption job can
+later move the data to the new key.
 """
 
 import logging
@@ -15,10 +18,9 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
 from ..core import envelope
+from .rpc_guard import CRYPTO_ADMIN, requires
 
 _logger = logging.getLogger(__name__)
-
-AGE_ROTATED_USAGES = ("encrypt", "sign")
 
 
 class EncryptionKeyAge(models.Model):
@@ -94,14 +96,6 @@ class EncryptionKeyAge(models.Model):
                 result.append((model._table, model._encryption_provider(), columns))
         return result
 
-    def _rotate_usage(self, provider, usage):
-        """Retire the active keys of ``provider`` for ``usage`` and make a new one."""
-        old = self.search(
-            [("provider_id", "=", provider.id), ("usage", "=", usage), ("state", "=", "active")]
-        )
-        old.write({"state": "retired", "retired_date": fields.Datetime.now()})
-        return old, self._generate(provider, usage)
-
 
 class EncryptionProviderRotation(models.Model):
     _inherit = "g2p.encryption.provider"
@@ -122,7 +116,7 @@ class EncryptionProviderRotation(models.Model):
     ]
 
     def _aged_keys(self, now=None):
-        """Active data and signing keys of this provider older than ``rotate_after_days``."""
+        """Active keys of this provider, of the usages it rotates, older than ``rotate_after_days``."""
         self.ensure_one()
         if self.rotate_after_days <= 0:
             return self.env["g2p.encryption.key"]
@@ -134,43 +128,59 @@ class EncryptionProviderRotation(models.Model):
                 [
                     ("provider_id", "=", self.id),
                     ("state", "=", "active"),
-                    ("usage", "in", AGE_ROTATED_USAGES),
+                    ("usage", "in", self._rotated_key_usages()),
                     ("activated_date", "<=", limit),
                 ]
             )
         )
 
-    def _rotate_aged_keys(self, automatic=False):
-        """Replace the aged keys of each provider; return the new keys."""
+    def _rotate_keys(self, usages=None, automatic=False, reason=""):
+        """The one rotation path: retire the active keys of ``usages`` (default: every usage the
+        provider rotates) and make new ones; record each rotation. Returns the new keys."""
         keys = self.env["g2p.encryption.key"].sudo()
         made = keys.browse()
         for provider in self:
-            aged = provider._aged_keys()
-            for usage in AGE_ROTATED_USAGES:
-                old = aged.filtered(lambda key, usage=usage: key.usage == usage)
-                if not old:
+            for usage in provider._rotated_key_usages():
+                if usages is not None and usage not in usages:
                     continue
-                retired, new = keys._rotate_usage(provider, usage)
+                retired = keys.search(
+                    [("provider_id", "=", provider.id), ("usage", "=", usage), ("state", "=", "active")]
+                )
+                ages = retired.mapped("age_days")
+                retired.write({"state": "retired", "retired_date": fields.Datetime.now()})
+                new = keys._generate(provider, usage)
                 made |= new
-                provider._custody_log(
-                    "rotation",
-                    detail=_(
-                        "%(usage)s key %(old)s (%(days)s days old) replaced by %(new)s",
-                        usage=usage,
-                        old=", ".join(retired.mapped("key_id")),
-                        days=max(retired.mapped("age_days") or [0]),
-                        new=new.key_id,
-                    ),
-                    automatic=automatic,
+                detail = _(
+                    "%(usage)s key %(old)s (%(days)s days old) replaced by %(new)s",
+                    usage=usage,
+                    old=", ".join(retired.mapped("key_id")) or "-",
+                    days=max(ages or [0]),
+                    new=new.key_id,
+                )
+                provider._log_key_event(
+                    "rotation", f"{detail}; {reason}" if reason else detail, automatic=automatic
                 )
                 _logger.info(
-                    "Encryption provider %s: %s key %s rotated after %s days",
+                    "Encryption provider %s: %s key %s rotated (%s)",
                     provider.id,
                     usage,
-                    ", ".join(retired.mapped("key_id")),
-                    provider.rotate_after_days,
+                    ", ".join(retired.mapped("key_id")) or "-",
+                    "scheduled" if automatic else "by hand",
                 )
         return made
+
+    def _rotate_aged_keys(self, automatic=False):
+        """Replace the aged keys of each provider; return the new keys."""
+        made = self.env["g2p.encryption.key"].sudo().browse()
+        for provider in self:
+            aged = set(provider._aged_keys().mapped("usage"))
+            if aged:
+                made |= provider._rotate_keys(usages=aged, automatic=automatic, reason=_("aged"))
+        return made
+
+    def _log_key_event(self, event, detail="", success=True, automatic=False):
+        self.ensure_one()
+        return self.env["g2p.encryption.event"]._record(self, event, detail, success, automatic)
 
     @api.model
     def _cron_rotate_aged_keys(self):
@@ -183,13 +193,11 @@ class EncryptionProviderRotation(models.Model):
             except UserError as error:
                 # A sealed provider, or KeyManager unreachable: try again at the next run.
                 _logger.warning("Encryption provider %s: aged keys not rotated: %s", provider.id, error)
-                provider._custody_log(
-                    "rotation_failed", detail=str(error)[:500], success=False, automatic=True
-                )
+                provider._log_key_event("rotation_failed", str(error)[:500], success=False, automatic=True)
         return True
 
+    @requires(CRYPTO_ADMIN, identity=True)
     def action_rotate_key(self):
-        result = super().action_rotate_key()
-        for provider in self:
-            provider._custody_log("rotation", detail=_("data and signing keys rotated by hand"))
-        return result
+        """Retire the active keys and make new ones; data under retired keys stays readable."""
+        self.sudo()._rotate_keys(reason=_("by hand"))
+        return True
