@@ -26,7 +26,8 @@ from odoo.exceptions import AccessError, UserError
 from ..core import custody
 from ..core.errors import DecryptionError, G2PCryptoError
 from ..core.master_key import MasterKey
-from .custody_server import ServerMemory, current_instance_id
+from . import custody_server
+from .custody_server import ServerMemory
 from .encryption_provider_local import local_master_key
 from .rpc_guard import CRYPTO_ADMIN, internal, is_internal, requires
 
@@ -44,6 +45,7 @@ class CustodyCeremony(models.Model):
     _inherit = ["g2p.encryption.custody.share.entry"]
     _description = "Key Ceremony"
     _order = "id desc"
+    _share_progress_depends = ("state",)
 
     name = fields.Char(compute="_compute_name")
     provider_id = fields.Many2one(
@@ -210,9 +212,11 @@ class CustodyCeremony(models.Model):
                 "box_key": box_key.hex(),
                 "user_id": self.env.uid,
                 "hostname": socket.gethostname(),
-                "instance_id": current_instance_id(),
+                "instance_id": custody_server.current_instance_id(),
             }
         )
+        self.env["g2p.encryption.custody"]._changed()
+        ceremony = self.browse(ceremony.id)  # the caller's environment, not the internal one
         memory = ServerMemory(self.env, provider.id)
         memory.remove("confirm")
         memory.put("ceremony", ceremony_data.seal(box_key))
@@ -232,13 +236,13 @@ class CustodyCeremony(models.Model):
     def _log(self, event, detail="", success=True):
         self.ensure_one()
         return self.env["g2p.encryption.event"]._record(
-            self.provider_id, event, detail, success, instance=current_instance_id()
+            self.provider_id, event, detail, success, instance=custody_server.current_instance_id()
         )
 
     def _server_alive(self):
         """Whether the server instance that holds this ceremony's box may still be running."""
         self.ensure_one()
-        if self.instance_id == current_instance_id():
+        if self.instance_id == custody_server.current_instance_id():
             return True
         if self.hostname != socket.gethostname():
             return True  # another machine: we cannot tell
@@ -250,7 +254,7 @@ class CustodyCeremony(models.Model):
         ceremony = self.sudo()
         if ceremony.state not in PENDING:
             raise UserError(_("This key ceremony is over (%(state)s).", state=ceremony.state))
-        if ceremony.instance_id != current_instance_id():
+        if ceremony.instance_id != custody_server.current_instance_id():
             raise UserError(
                 _(
                     "This key ceremony was started on the server %(host)s (instance %(instance)s): its new "
@@ -293,9 +297,9 @@ class CustodyCeremony(models.Model):
         """Check one of the new shares; when k are in and rebuild the new key, complete."""
         self.ensure_one()
         ceremony = self.sudo()
+        ceremony._pending()  # a ceremony in progress whose box is here, or a clear error
         if ceremony.state != "confirming":
             raise UserError(_("Press 'Shares handed out: confirm them' first; then enter the shares."))
-        ceremony._pending()  # the box is here, or a clear error
         memory = ServerMemory(self.env, ceremony.provider_id.id)
         server = memory.server(lock=True)
         collector = memory.collector("confirm", server, ceremony.share_set_id, ceremony.threshold)
@@ -471,7 +475,7 @@ class CustodyCeremony(models.Model):
     # Abandon -----------------------------------------------------------------------------------
     def _abandon(self, reason):
         for ceremony in self.sudo().filtered(lambda record: record.state in PENDING):
-            if ceremony.instance_id == current_instance_id():
+            if ceremony.instance_id == custody_server.current_instance_id():
                 memory = ServerMemory(self.env, ceremony.provider_id.id)
                 memory.remove("ceremony")
                 memory.remove("confirm")
@@ -484,6 +488,7 @@ class CustodyCeremony(models.Model):
                 }
             )
             ceremony._log("ceremony_abandoned", _("nothing changed: %(reason)s", reason=reason))
+        self.env["g2p.encryption.custody"]._changed()
 
     @requires(CRYPTO_ADMIN)
     def action_abandon(self):

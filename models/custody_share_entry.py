@@ -11,7 +11,7 @@ A model using it implements ``_take_share(share)`` (returns the outcome dict of
 needed)``). Only Crypto Admins and Key Custodians enter shares.
 """
 
-from odoo import _, fields, models
+from odoo import _, api, fields, models
 
 from .rpc_guard import CUSTODY_GROUPS, check_groups, internal, requires
 
@@ -19,6 +19,8 @@ from .rpc_guard import CUSTODY_GROUPS, check_groups, internal, requires
 class CustodyShareEntry(models.AbstractModel):
     _name = "g2p.encryption.custody.share.entry"
     _description = "Entry of Key Custody Shares"
+    # Fields the progress follows: without them a new dialog (``onchange``) would show none.
+    _share_progress_depends = ()
 
     share = fields.Char(
         compute="_compute_share",
@@ -51,6 +53,7 @@ class CustodyShareEntry(models.AbstractModel):
         """Store the outcome shown in the dialog (never the share)."""
         internal(self.sudo()).write(vals)
 
+    @api.depends(lambda self: self._share_progress_depends)
     def _compute_share_progress(self):
         for record in self:
             entered, needed = record._share_progress()

@@ -22,7 +22,8 @@ from odoo.tools.sql import table_exists
 
 from ..core import custody
 from ..core.master_key import MasterKey
-from .custody_server import ServerMemory, current_instance_id, custody_store, remove_files_at_exit
+from . import custody_server
+from .custody_server import ServerMemory
 from .encryption_provider import clear_data_key_cache
 from .rpc_guard import CRYPTO_ADMIN, CUSTODY_GROUPS, is_internal, requires
 
@@ -128,8 +129,19 @@ class EncryptionCustody(models.Model):
 
     def _changed(self):
         """The state on this server changed: computed fields are to be read again."""
-        self.env["g2p.encryption.custody"].invalidate_model(["state", "shares_entered", "status"])
-        self.env["g2p.encryption.provider"].invalidate_model(["custody_state", "custody_status"])
+        self.env["g2p.encryption.custody"].invalidate_model(
+            ["state", "shares_entered", "status", "pending_ceremony_id"]
+        )
+        self.env["g2p.encryption.provider"].invalidate_model(
+            [
+                "custody_ids",
+                "custody_id",
+                "custody_mode",
+                "custody_state",
+                "custody_status",
+                "custody_pending_ceremony_id",
+            ]
+        )
 
     def _unsealed_here(self):
         """Cheap test (one stat) that this server holds the key; the key itself is checked on use."""
@@ -168,7 +180,7 @@ class EncryptionCustody(models.Model):
 
     def _log(self, event, detail="", success=True, automatic=False):
         return self.env["g2p.encryption.event"]._record(
-            self.provider_id, event, detail, success, automatic, instance=current_instance_id()
+            self.provider_id, event, detail, success, automatic, instance=custody_server.current_instance_id()
         )
 
     # Shares entered: unseal, and the current shares of a rekey -------------------------------
@@ -317,7 +329,7 @@ class EncryptionCustody(models.Model):
             memory = record._memory()
             pending = record.pending_ceremony_id
             memory.forget()
-            if pending and pending.instance_id == current_instance_id():
+            if pending and pending.instance_id == custody_server.current_instance_id():
                 # Its sealed box was in this server's memory too: nothing of it can complete now.
                 pending._abandon(_("the server that held it was sealed"))
             clear_data_key_cache()
@@ -360,7 +372,7 @@ class EncryptionCustody(models.Model):
                 "type": "success" if round_trip else "danger",
                 "sticky": False,
                 "pid": os.getpid(),
-                "instance_id": current_instance_id(),
+                "instance_id": custody_server.current_instance_id(),
                 "round_trip": round_trip,
                 "token": new_token.decode(),
                 "probe": probe.decode(),
@@ -401,9 +413,9 @@ class EncryptionCustody(models.Model):
     # Housekeeping ----------------------------------------------------------------------------
     def _register_hook(self):
         super()._register_hook()
-        remove_files_at_exit()
+        custody_server.remove_files_at_exit()
         try:
-            removed = custody_store().remove_stale()
+            removed = custody_server.custody_store().remove_stale()
         except (custody.CustodyError, OSError) as error:
             _logger.debug("Stale custody files not checked: %s", error)
             return

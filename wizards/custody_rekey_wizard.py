@@ -9,6 +9,7 @@ from ..models.rpc_guard import CRYPTO_ADMIN, CUSTODY_GROUPS, requires
 class CustodyRekeyWizard(models.TransientModel):
     _name = "g2p.encryption.custody.rekey.wizard"
     _inherit = "g2p.encryption.custody.share.entry"
+    _share_progress_depends = ("custody_id",)
     _description = "Rekey an Encryption Provider"
 
     custody_id = fields.Many2one(

@@ -7,6 +7,7 @@ from odoo import _, fields, models
 class CustodyUnsealWizard(models.TransientModel):
     _name = "g2p.encryption.custody.unseal.wizard"
     _inherit = "g2p.encryption.custody.share.entry"
+    _share_progress_depends = ("custody_id",)
     _description = "Unseal an Encryption Provider"
 
     custody_id = fields.Many2one(
