@@ -16,3 +16,5 @@ from . import test_keymanager_faults
 from . import test_keymanager_signing
 from . import test_registry_migration
 from . import test_admin_tour
+from . import test_audit_chain
+from . import test_rpc_surface
