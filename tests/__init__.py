@@ -10,6 +10,7 @@ from . import test_registry_jobs
 from . import test_custody
 from . import test_custody_security
 from . import test_custody_wizards
+from . import test_custody_server
 from . import test_key_rotation_age
 from . import test_keymanager_provider
 from . import test_keymanager_faults

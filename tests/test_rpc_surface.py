@@ -25,7 +25,6 @@ more than the normal run).
 import hashlib
 import os
 import re
-import time
 from typing import NamedTuple
 
 from odoo.tests import HttpCase, new_test_user, tagged
