@@ -173,6 +173,7 @@ class CustodyCeremony(models.Model):
         """The dialog that shows this ceremony (its shares, to the person who started it)."""
         action = self._reopen()
         action["name"] = self.name
+        action["views"] = [(self.env.ref("g2p_encryption.custody_ceremony_view_form_dialog").id, "form")]
         return action
 
     @api.model
@@ -507,7 +508,8 @@ class CustodyCeremony(models.Model):
     # Dialog ------------------------------------------------------------------------------------
     def _after_share(self):
         self.ensure_one()
-        if self.state == "done":
+        in_dialog = self.env.context.get("g2p_dialog")
+        if self.state == "done" and in_dialog:
             return {
                 "type": "ir.actions.client",
                 "tag": "display_notification",
@@ -516,10 +518,10 @@ class CustodyCeremony(models.Model):
                     "message": self.outcome,
                     "type": "success",
                     "sticky": False,
-                    "next": {"type": "ir.actions.client", "tag": "reload"},
+                    "next": {"type": "ir.actions.act_window_close"},
                 },
             }
-        if not self.env.context.get("g2p_dialog"):
+        if not in_dialog:
             return False  # the ceremony's own page: the web client reads it again
         return self._dialog_action()
 
