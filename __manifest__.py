@@ -1,4 +1,6 @@
 # Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+# The lead sets the version to 17.0.2.0.0 when merging; until then, migrations/17.0.2.0.0 is ahead.
+# pylint: disable=manifest-behind-migrations
 {
     "name": "G2P Encryption",
     "summary": "Encrypt registrant data and sign vouchers with local keys or MOSIP KeyManager",

@@ -10,8 +10,9 @@ A log inherits ``g2p.audit.chain`` and names the fields its hash covers::
 
     self.env["my.log"]._append([{"user_id": uid, "detail": "..."}])
 
-* Rows are added only by ``_append`` (any other ``create`` raises), and ``write`` and ``unlink``
-  raise for everybody, ``sudo`` included, and whatever access rights an admin grants himself.
+* Rows are added only by ``_append`` (any other ``create`` raises), and ``write`` and deletion
+  raise for everybody, ``sudo`` included, and whatever access rights an admin grants himself
+  (uninstalling the addon drops the table).
 * Each append takes a transaction-level advisory lock on the log, then locks its head row (the
   last sequence and digest, in ``g2p.audit.chain.head``) and chains the new rows after it
   (``core/audit_chain.py``). Two transactions appending at once are serialised: the second waits,
@@ -75,13 +76,14 @@ class AuditChain(models.AbstractModel):
             )
 
     def init(self):
-        super().init()
+        result = super().init()
         if not self._abstract:
             self.env.cr.execute(
                 """INSERT INTO g2p_audit_chain_head (chain, sequence, row_hash) VALUES (%s, 0, %s)
                    ON CONFLICT (chain) DO NOTHING""",
                 (self._name, audit_chain.GENESIS),
             )
+        return result
 
     # Append only ------------------------------------------------------------------------------
     @api.model
@@ -104,7 +106,8 @@ class AuditChain(models.AbstractModel):
     def write(self, vals):  # pylint: disable=method-required-super
         raise AccessError(_("%(log)s rows are never changed.", log=self._description))
 
-    def unlink(self):  # pylint: disable=method-required-super
+    @api.ondelete(at_uninstall=False)
+    def _unlink_never(self):
         raise AccessError(_("%(log)s rows are never deleted.", log=self._description))
 
     def _chain_lock_id(self):
@@ -197,10 +200,11 @@ class AuditChain(models.AbstractModel):
         head = cr.fetchone()
         head = tuple(head) if head else None
         columns = ", ".join(f'"{name}"' for name in self._audit_chain_fields)
-        cr.execute(
-            f"SELECT id, chain_sequence, chain_previous, chain_hash, {columns} "  # pylint: disable=sql-injection
+        query = (
+            f"SELECT id, chain_sequence, chain_previous, chain_hash, {columns} "
             f'FROM "{self._table}" ORDER BY chain_sequence IS NOT NULL, chain_sequence, id'
         )
+        cr.execute(query)  # pylint: disable=sql-injection
         counted = [0]
 
         def rows():

@@ -21,7 +21,7 @@ from datetime import timedelta
 from markupsafe import Markup, escape
 
 from odoo import _, api, fields, models
-from odoo.exceptions import AccessError, UserError
+from odoo.exceptions import UserError
 
 from ..core import custody
 from ..core.errors import DecryptionError, G2PCryptoError
@@ -29,23 +29,22 @@ from ..core.master_key import MasterKey
 from . import custody_server
 from .custody_server import ServerMemory
 from .encryption_provider_local import local_master_key
-from .rpc_guard import CRYPTO_ADMIN, internal, is_internal, requires
+from .rpc_guard import CRYPTO_ADMIN, internal, requires
 
 _logger = logging.getLogger(__name__)
 
 PENDING = ("shown", "confirming")
 # A ceremony left pending longer than this is abandoned by the daily clean-up.
 PENDING_DAYS = 1
-# Fields a person may write: the share typed into the dialog (its inverse does the rest).
-PERSON_FIELDS = {"share"}
 
 
 class CustodyCeremony(models.Model):
     _name = "g2p.encryption.custody.ceremony"
-    _inherit = ["g2p.encryption.custody.share.entry"]
+    _inherit = ["g2p.encryption.custody.share.entry", "g2p.internal.records"]
     _description = "Key Ceremony"
     _order = "id desc"
     _share_progress_depends = ("state",)
+    _person_fields = frozenset({"share"})
 
     name = fields.Char(compute="_compute_name")
     provider_id = fields.Many2one(
@@ -95,16 +94,8 @@ class CustodyCeremony(models.Model):
     shown_share_count = fields.Integer(compute="_compute_shares_html")
 
     # Written by the ceremony only --------------------------------------------------------------
-    @api.model_create_multi
-    def create(self, vals_list):
-        if not is_internal(self):
-            raise AccessError(_("A key ceremony is started by its wizard (initialise or rekey)."))
-        return super().create(vals_list)
-
-    def write(self, vals):
-        if set(vals) - PERSON_FIELDS and not is_internal(self):
-            raise AccessError(_("A key ceremony changes only by its own steps."))
-        return super().write(vals)
+    def _internal_steps(self):
+        return _("the ceremony's own steps (started by the initialise or rekey wizard)")
 
     @api.ondelete(at_uninstall=False)
     def _unlink_never(self):

@@ -6,9 +6,10 @@ client saves the dialog (``web_save``, before it calls the button), is checked a
 (encrypted) only in the server's memory store. The record keeps nothing of it, only the outcome
 ("share 2 accepted", "share rejected: ...").
 
-A model using it implements ``_take_share(share)`` (returns the outcome dict of
-``g2p.encryption.custody._enter_share``) and ``_share_progress()`` (returns ``(entered,
-needed)``). Only Crypto Admins and Key Custodians enter shares.
+A dialog bound to a custody (a ``custody_id`` field) names the kind of shares it collects in
+``_share_kind`` (``unseal``, ``rekey``); another model implements ``_take_share(share)`` (returns
+the outcome dict of ``g2p.encryption.custody._enter_share``) and ``_share_progress()`` (returns
+``(entered, needed)``). Only Crypto Admins and Key Custodians enter shares.
 """
 
 from odoo import _, api, fields, models
@@ -64,11 +65,18 @@ class CustodyShareEntry(models.AbstractModel):
     def _progress_text(self, entered, needed):
         return _("%(entered)s of %(threshold)s shares entered", entered=entered, threshold=needed)
 
+    # Shares of a custody (``custody_id``), of the kind ``_share_kind`` ----------------------------
+    _share_kind = None
+
     def _take_share(self, share):
-        raise NotImplementedError
+        return self.custody_id._enter_share(share, self._share_kind)
 
     def _share_progress(self):
-        raise NotImplementedError
+        self.ensure_one()
+        custody_record = self.custody_id
+        if not custody_record:
+            return 0, 0
+        return custody_record._progress(self._share_kind).get("count", 0), custody_record.sudo().threshold
 
     def _describe_result(self, result):
         if result["status"] == "rejected":

@@ -17,7 +17,7 @@ import os
 import socket
 
 from odoo import _, api, fields, models
-from odoo.exceptions import AccessError, UserError
+from odoo.exceptions import UserError
 from odoo.tools.sql import table_exists
 
 from ..core import custody
@@ -25,7 +25,7 @@ from ..core.master_key import MasterKey
 from . import custody_server
 from .custody_server import ServerMemory
 from .encryption_provider import clear_data_key_cache
-from .rpc_guard import CRYPTO_ADMIN, CUSTODY_GROUPS, is_internal, requires
+from .rpc_guard import CRYPTO_ADMIN, CUSTODY_GROUPS, requires
 
 _logger = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ PROBE_AAD = b"g2p_encryption custody probe"
 
 class EncryptionCustody(models.Model):
     _name = "g2p.encryption.custody"
+    _inherit = ["g2p.internal.records"]
     _description = "Sealed Key Custody"
     _order = "id"
 
@@ -77,16 +78,8 @@ class EncryptionCustody(models.Model):
     ]
 
     # Written by ceremonies only --------------------------------------------------------------
-    @api.model_create_multi
-    def create(self, vals_list):
-        if not is_internal(self):
-            raise AccessError(_("Sealed custody is set up by its key ceremony, never by hand."))
-        return super().create(vals_list)
-
-    def write(self, vals):
-        if not is_internal(self):
-            raise AccessError(_("Key custody is changed only by its key ceremonies (initialise, rekey)."))
-        return super().write(vals)
+    def _internal_steps(self):
+        return _("its key ceremonies (initialise, rekey)")
 
     @api.ondelete(at_uninstall=False)
     def _unlink_never(self):

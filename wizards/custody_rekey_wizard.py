@@ -8,13 +8,10 @@ from ..models.rpc_guard import CRYPTO_ADMIN, CUSTODY_GROUPS, requires
 
 class CustodyRekeyWizard(models.TransientModel):
     _name = "g2p.encryption.custody.rekey.wizard"
-    _inherit = "g2p.encryption.custody.share.entry"
-    _share_progress_depends = ("custody_id",)
+    _inherit = "g2p.encryption.custody.share.dialog"
+    _share_kind = "rekey"
     _description = "Rekey an Encryption Provider"
 
-    custody_id = fields.Many2one(
-        "g2p.encryption.custody", string="Provider", required=True, ondelete="cascade"
-    )
     mode = fields.Selection(
         [("shares", "New shares for the same master key"), ("master", "New master key and new shares")],
         required=True,
@@ -25,16 +22,6 @@ class CustodyRekeyWizard(models.TransientModel):
     )
     new_threshold = fields.Integer(string="New shares needed", required=True, default=3)
     new_share_count = fields.Integer(string="New shares issued", required=True, default=5)
-
-    def _take_share(self, share):
-        return self.custody_id._enter_share(share, "rekey")
-
-    def _share_progress(self):
-        self.ensure_one()
-        custody_record = self.custody_id
-        if not custody_record:
-            return 0, 0
-        return custody_record._progress("rekey").get("count", 0), custody_record.sudo().threshold
 
     @requires(CRYPTO_ADMIN, identity=True)
     def action_rekey(self):

@@ -6,24 +6,11 @@ from odoo import _, fields, models
 
 class CustodyUnsealWizard(models.TransientModel):
     _name = "g2p.encryption.custody.unseal.wizard"
-    _inherit = "g2p.encryption.custody.share.entry"
-    _share_progress_depends = ("custody_id",)
+    _inherit = "g2p.encryption.custody.share.dialog"
+    _share_kind = "unseal"
     _description = "Unseal an Encryption Provider"
 
-    custody_id = fields.Many2one(
-        "g2p.encryption.custody", string="Provider", required=True, ondelete="cascade"
-    )
     custody_state = fields.Selection(related="custody_id.state")
-
-    def _take_share(self, share):
-        return self.custody_id._enter_share(share, "unseal")
-
-    def _share_progress(self):
-        self.ensure_one()
-        custody_record = self.custody_id
-        if not custody_record:
-            return 0, 0
-        return custody_record._progress("unseal").get("count", 0), custody_record.sudo().threshold
 
     def _after_share(self):
         self.ensure_one()

@@ -117,7 +117,7 @@ def test_rows_outside_the_chain_are_found():
 
 
 def test_a_missing_or_wrong_head_is_found():
-    rows, head = make_rows(3)
+    rows, _head = make_rows(3)
     assert kinds(verify(CHAIN, rows, None)) == [("head", 3, 3)]
     assert kinds(verify(CHAIN, rows, (2, rows[1].digest))) == [("head", 2, 3)]
 

@@ -21,20 +21,20 @@ def rename_event_log(cr):
     cr.execute(f"ALTER TABLE {OLD_TABLE} RENAME TO {NEW_TABLE}")
     cr.execute(f"ALTER SEQUENCE IF EXISTS {OLD_TABLE}_id_seq RENAME TO {NEW_TABLE}_id_seq")
     # Indexes and constraints keep the old table's name in theirs: give them the new one.
-    cr.execute(
-        "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND conname LIKE %s",
-        (NEW_TABLE, OLD_TABLE + "%"),
+    renames = (
+        (
+            "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND conname LIKE %s",
+            f'ALTER TABLE {NEW_TABLE} RENAME CONSTRAINT "{{old}}" TO "{{new}}"',
+        ),
+        (
+            "SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexname LIKE %s",
+            'ALTER INDEX "{old}" RENAME TO "{new}"',
+        ),
     )
-    for (name,) in cr.fetchall():
-        new_name = NEW_TABLE + name[len(OLD_TABLE) :]
-        cr.execute(f'ALTER TABLE {NEW_TABLE} RENAME CONSTRAINT "{name}" TO "{new_name}"')
-    cr.execute(
-        "SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexname LIKE %s",
-        (NEW_TABLE, OLD_TABLE + "%"),
-    )
-    for (name,) in cr.fetchall():
-        new_name = NEW_TABLE + name[len(OLD_TABLE) :]
-        cr.execute(f'ALTER INDEX "{name}" RENAME TO "{new_name}"')
+    for query, statement in renames:
+        cr.execute(query, (NEW_TABLE, OLD_TABLE + "%"))
+        for (name,) in cr.fetchall():
+            cr.execute(statement.format(old=name, new=NEW_TABLE + name[len(OLD_TABLE) :]))
     cr.execute("UPDATE ir_model SET model = %s WHERE model = %s", (NEW_MODEL, OLD_MODEL))
     cr.execute("UPDATE ir_model_fields SET model = %s WHERE model = %s", (NEW_MODEL, OLD_MODEL))
     cr.execute("UPDATE ir_model_fields SET relation = %s WHERE relation = %s", (NEW_MODEL, OLD_MODEL))
@@ -75,7 +75,8 @@ def drop_old_views(cr):
     if view_ids:
         cr.execute("DELETE FROM ir_ui_view WHERE id IN %s", (view_ids,))
         cr.execute(
-            "DELETE FROM ir_model_data WHERE module = 'g2p_encryption' AND model = 'ir.ui.view' AND name IN %s",
+            """DELETE FROM ir_model_data
+                WHERE module = 'g2p_encryption' AND model = 'ir.ui.view' AND name IN %s""",
             (OLD_VIEWS,),
         )
 
