@@ -5,8 +5,10 @@ import base64
 import logging
 import os
 import stat
+import time
 
 from odoo.exceptions import AccessError, UserError
+from odoo.tests import new_test_user
 from odoo.tools import config
 
 from ..core import custody
@@ -238,3 +240,55 @@ class TestCustodyAccess(CustodyCase):
         )
         with self.assertRaisesRegex(UserError, "is sealed: 0 of 3 shares entered"):
             provider.encrypt_data(b"x")
+
+
+class TestSeparationOfDuties(CustodyCase):
+    def test_a_custodian_unseals_and_reads_only_masks(self):
+        from ..models.encrypted_mixin import MASK
+
+        custodian = new_test_user(
+            self.env, login="g2p_mask_custodian", groups="base.group_user,g2p_encryption.key_custodian"
+        )
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param("g2p_encryption.encrypt_registry", "True")
+        params.set_param("g2p_encryption.decrypt_registry", "True")
+        params.set_param("g2p_encryption.registry_encryption_provider_id", str(self.sealed_provider.id))
+        self.env.registry.clear_cache()
+        registrant = self.env["res.partner"].create({"name": "Zcustodian Reader", "is_registrant": True})
+        shares = self.initialise(2, 3)
+        self.restart()
+        for share in shares[:2]:
+            self.custody.with_user(custodian)._enter_share(share)
+        self.assertEqual(self.custody.state, "unsealed")
+        self.assertEqual(registrant.with_user(custodian).read(["name"])[0]["name"], MASK)
+        self.assertEqual(
+            registrant.with_user(self.crypto_admin).read(["name"])[0]["name"], "Zcustodian Reader"
+        )
+        for model in ("g2p.encryption.key", "g2p.encryption.provider", "g2p.decryption.log"):
+            with self.subTest(model=model), self.assertRaises(AccessError):
+                self.env[model].with_user(custodian).search([])
+
+
+class TestIdentityAction(CustodyCase):
+    """The helper the settings use before turning "Decrypt registry" on."""
+
+    def test_the_password_is_asked_unless_typed_in_the_last_ten_minutes(self):
+        from types import SimpleNamespace
+        from unittest.mock import patch
+
+        from odoo.addons.base.models import res_users
+
+        from ..models import rpc_guard
+
+        session = {}
+        fake = SimpleNamespace(session=session)
+        records = self.env["res.config.settings"].create({}).with_user(self.crypto_admin)
+        self.assertIsNone(rpc_guard.identity_action(records, "execute"))  # no request: server code
+        with patch.object(rpc_guard, "request", fake), patch.object(res_users, "request", fake):
+            action = rpc_guard.identity_action(records, "execute")
+            self.assertEqual(action["res_model"], "res.users.identitycheck")
+            check = self.env["res.users.identitycheck"].browse(action["res_id"])
+            self.assertIn('"execute"', check.sudo().request)
+            session["identity-check-last"] = time.time()
+            self.assertIsNone(rpc_guard.identity_action(records, "execute"))
+            self.assertIsNone(rpc_guard.identity_action(records.sudo(), "execute"))

@@ -8,7 +8,6 @@ while the browser shows nothing; these helpers make the same calls the browser m
 """
 
 import json
-import time
 from xml.etree import ElementTree
 
 import odoo
@@ -99,11 +98,6 @@ class WebClient:
             return action
         self.web_save("res.users.identitycheck", [action["res_id"]], {"password": self.password})
         return self.call_button("res.users.identitycheck", "run_check", [action["res_id"]])
-
-    def mark_identity_checked(self):
-        """As if the password had just been typed (the dialog is tested elsewhere)."""
-        self.session["identity-check-last"] = time.time()
-        odoo.http.root.session_store.save(self.session)
 
     def press(self, model, record_id, method, vals=None, context=None):
         """Save the dialog (with ``vals`` typed into it), then press its button ``method``."""
