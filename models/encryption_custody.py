@@ -414,9 +414,12 @@ class EncryptionCustody(models.Model):
             return
         if removed:
             _logger.info("Removed %s custody files of stopped Odoo servers", removed)
-        if not table_exists(self.env.cr, self._table):
-            return
-        for record in self.sudo().search([]):
+        if table_exists(self.env.cr, self._table):
+            self.sudo().search([])._warn_if_sealed()
+
+    def _warn_if_sealed(self):
+        """A WARNING for each of these providers that is sealed on this server (at start)."""
+        for record in self.sudo():
             if record._unsealed_here():
                 continue
             _logger.warning(

@@ -117,7 +117,7 @@ class TestSealedServer(HttpCase):
         for share in self.shares[:2]:
             self.custody._enter_share(share)
         with self.assertNoLogs("odoo.addons.g2p_encryption.models.encryption_custody", "WARNING"):
-            self.env["g2p.encryption.custody"].search([("id", "=", self.custody.id)])._register_hook()
+            self.custody._warn_if_sealed()
 
 
 @tagged("post_install", "-at_install")
