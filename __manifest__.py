@@ -26,6 +26,7 @@
         "data/ir_cron_data.xml",
         "wizards/custody_wizard_views.xml",
         "views/key_custody_views.xml",
+        "views/custody_templates.xml",
     ],
     "demo": [
         "demo/res_partner_demo.xml",

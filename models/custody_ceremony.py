@@ -18,17 +18,16 @@ import logging
 import socket
 from datetime import timedelta
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
 from ..core import custody
-from ..core.errors import DecryptionError, G2PCryptoError
-from ..core.master_key import MasterKey
+from ..core.errors import DecryptionError
 from . import custody_server
 from .custody_server import ServerMemory
-from .encryption_provider_local import local_master_key
+from .custody_takeover import KeyTakeover
 from .rpc_guard import CRYPTO_ADMIN, internal, requires
 
 _logger = logging.getLogger(__name__)
@@ -130,7 +129,11 @@ class CustodyCeremony(models.Model):
                     ceremony.shares_html = Markup("<p class='text-danger'>%s</p>") % error.args[0]
                     ceremony.shown_share_count = 0
                     continue
-            ceremony.shares_html = _shares_html(shares) if shares else False
+            ceremony.shares_html = (
+                self.env["ir.qweb"]._render("g2p_encryption.ceremony_shares", {"shares": shares})
+                if shares
+                else False
+            )
             ceremony.shown_share_count = len(shares)
 
     def _share_progress(self):
@@ -344,11 +347,11 @@ class CustodyCeremony(models.Model):
                 "threshold": self.threshold,
                 "rejected": 1,
             }
-        pending = self._pending()
+        takeover = KeyTakeover(self, memory)
         if self.kind == "initialise":
-            message = self._complete_initialise(memory, new_key)
+            message = takeover.initialise(new_key)
         else:
-            message = self._complete_rekey(memory, new_key, pending.old_key)
+            message = takeover.rekey(new_key, self._pending().old_key)
         memory.remove("confirm")
         memory.remove("ceremony")
         internal(self).write(
@@ -357,112 +360,6 @@ class CustodyCeremony(models.Model):
         _logger.info("Key ceremony %s of encryption provider %s done", self.id, self.provider_id.id)
         self.env["g2p.encryption.custody"]._changed()
         return {"status": "done", "message": message, "count": self.threshold, "threshold": self.threshold}
-
-    def _complete_initialise(self, memory, new_key):
-        provider = self.provider_id
-        if provider.custody_id:
-            raise UserError(_("%(provider)s is already in sealed custody.", provider=provider.display_name))
-        old_master, new_master = local_master_key(), MasterKey(new_key)
-        rewrapped = self._rewrap(old_master, new_master)
-        custody_record = internal(self.env["g2p.encryption.custody"].sudo()).create(
-            {
-                "provider_id": provider.id,
-                "threshold": self.threshold,
-                "share_count": self.share_count,
-                "share_set_id": self.share_set_id,
-                "check_value": self.check_value,
-                "master_key_id": new_master.key_id,
-                "initialised_date": fields.Datetime.now(),
-            }
-        )
-        internal(self).write({"custody_id": custody_record.id})
-        memory.keep_key(new_key)
-        memory.update_server("unsealed", shares_entered=0, rejected_shares=0)
-        detail = _(
-            "%(threshold)s of %(count)s shares confirmed; master key %(key_id)s replaces key file %(old)s; "
-            "%(keys)s keys re-wrapped",
-            threshold=self.threshold,
-            count=self.share_count,
-            key_id=new_master.key_id,
-            old=old_master.key_id,
-            keys=rewrapped,
-        )
-        custody_record._log("initialise", detail=detail)
-        return _("Sealed custody is in force: %(detail)s.", detail=detail)
-
-    def _complete_rekey(self, memory, new_key, old_key):
-        custody_record = self.custody_id
-        if not custody_record or custody_record.check_value != self.base_check_value:
-            raise UserError(
-                _(
-                    "The custody of %(provider)s changed since this ceremony started.",
-                    provider=self.provider_id.name,
-                )
-            )
-        vals = {
-            "threshold": self.threshold,
-            "share_count": self.share_count,
-            "share_set_id": self.share_set_id,
-            "rekeyed_date": fields.Datetime.now(),
-        }
-        if self.kind == "rekey_master":
-            if not old_key or not custody.verify_check_value(old_key, custody_record.check_value):
-                raise UserError(_("The current master key of this ceremony does not match the custody."))
-            old_master, new_master = MasterKey(old_key), MasterKey(new_key)
-            rewrapped = self._rewrap(old_master, new_master)
-            vals.update(check_value=self.check_value, master_key_id=new_master.key_id)
-            if memory.has("key"):
-                # Written aside: it replaces the current key only once this transaction committed.
-                memory.keep_next_key(new_key)
-            detail = _(
-                "new master key %(key_id)s replaces %(old)s (%(keys)s keys re-wrapped); %(threshold)s of "
-                "%(count)s shares",
-                key_id=new_master.key_id,
-                old=old_master.key_id,
-                keys=rewrapped,
-                threshold=self.threshold,
-                count=self.share_count,
-            )
-        else:
-            detail = _(
-                "new share set: %(threshold)s of %(count)s shares",
-                threshold=self.threshold,
-                count=self.share_count,
-            )
-        internal(custody_record).write(vals)
-        # Shares entered towards an unseal belong to the old share set.
-        memory.remove("unseal")
-        memory.update_server(shares_entered=0)
-        custody_record._log("rekey_master" if self.kind == "rekey_master" else "rekey", detail=detail)
-        return _("Rekeyed: %(detail)s. The old shares no longer work.", detail=detail)
-
-    def _rewrap(self, old_master, new_master):
-        """Re-wrap every key of the provider (all usages and states) under ``new_master``.
-
-        The keys themselves do not change, so no data is re-encrypted.
-        """
-        keys = self.env["g2p.encryption.key"].sudo().search([("provider_id", "=", self.provider_id.id)])
-        for record in keys:
-            purpose = record._wrap_purpose()
-            try:
-                secret = old_master.unwrap(record.key_id, record.wrapped_key, purpose)
-            except G2PCryptoError as error:
-                raise UserError(
-                    _(
-                        "%(provider)s: key %(key)s cannot be re-wrapped: %(cause)s",
-                        provider=self.provider_id.display_name,
-                        key=record.key_id,
-                        cause=error,
-                    )
-                ) from error
-            # The key model's own guard: its context marker today, internal() once it trusts no context.
-            internal(record.with_context(g2p_key_material=True)).write(
-                {
-                    "wrapped_key": new_master.wrap(record.key_id, secret, purpose),
-                    "wrapped_by": new_master.key_id,
-                }
-            )
-        return len(keys)
 
     # Abandon -----------------------------------------------------------------------------------
     def _abandon(self, reason):
@@ -515,16 +412,3 @@ class CustodyCeremony(models.Model):
         if not in_dialog:
             return False  # the ceremony's own page: the web client reads it again
         return self._dialog_action()
-
-
-def _shares_html(shares):
-    items = Markup("").join(
-        Markup(
-            '<li class="mb-3"><strong>%s</strong><br/>'
-            '<code class="o_g2p_share d-block p-2 bg-light text-dark" data-number="%s" '
-            'style="white-space: normal;">%s</code></li>'
-        )
-        % (_("Share %(number)s of %(count)s", number=number, count=len(shares)), number, escape(share))
-        for number, share in enumerate(shares, start=1)
-    )
-    return Markup("<ol class='list-unstyled o_g2p_shares'>%s</ol>") % items
