@@ -49,6 +49,7 @@ class CustodyCeremony(models.Model):
     provider_id = fields.Many2one(
         "g2p.encryption.provider",
         string="Encryption provider",
+        help="The provider whose master key the ceremony puts in custody or replaces.",
         required=True,
         readonly=True,
         ondelete="cascade",
