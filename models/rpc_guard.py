@@ -99,16 +99,8 @@ def requires(*groups, identity=False):
 def identity_action(records, method_name):
     """``None`` when the user typed their password in the last ten minutes (or there is no HTTP
     request, or under sudo); otherwise the "Security Control" action that asks for it and then
-    calls ``method_name`` on ``records`` again.
-
-    For methods that need the password only in some cases (turning "Decrypt registry" on)::
-
-        action = identity_action(self, "execute")
-        if action:
-            return action
-
-    ``method_name`` must be decorated with ``@requires(..., identity=True)`` (or Odoo's
-    ``@check_identity``): Odoo refuses to call anything else after the password.
+    calls ``method_name`` on ``records`` again (Odoo calls only a method marked for it: see
+    ``identity_if``).
     """
     if records.env.su or not request:
         return None
@@ -120,6 +112,34 @@ def identity_action(records, method_name):
     probe.__name__ = method_name
     result = check_identity(probe)(records)
     return None if result is done else result
+
+
+def identity_if(condition):
+    """Decorate a method that needs the password again only when ``condition(records)`` holds.
+
+    For turning "Decrypt registry" on in the settings::
+
+        @identity_if(lambda settings: settings.decrypt_registry and not currently_on())
+        def execute(self):
+            return super().execute()
+
+    The first call answers the "Security Control" dialog instead; after the password Odoo calls
+    the method again, and it runs.
+    """
+
+    def decorate(method):
+        @functools.wraps(method)
+        def checked(self, *args, **kwargs):
+            if condition(self):
+                action = identity_action(self, method.__name__)
+                if action:
+                    return action
+            return method(self, *args, **kwargs)
+
+        setattr(checked, _IDENTITY_MARK, True)
+        return checked
+
+    return decorate
 
 
 class InternalRecords(models.AbstractModel):

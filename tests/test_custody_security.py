@@ -292,3 +292,31 @@ class TestIdentityAction(CustodyCase):
             session["identity-check-last"] = time.time()
             self.assertIsNone(rpc_guard.identity_action(records, "execute"))
             self.assertIsNone(rpc_guard.identity_action(records.sudo(), "execute"))
+
+    def test_a_method_asks_for_the_password_only_when_its_condition_holds(self):
+        from types import SimpleNamespace
+        from unittest.mock import patch
+
+        from odoo.addons.base.models import res_users
+
+        from ..models import rpc_guard
+
+        calls = []
+
+        @rpc_guard.identity_if(lambda records: records.env.context.get("turning_on"))
+        def execute(records):
+            calls.append(records)
+            return "done"
+
+        self.assertTrue(getattr(execute, "__has_check_identity"))  # Odoo may call it again
+        session = {}
+        fake = SimpleNamespace(session=session)
+        records = self.env["res.config.settings"].create({}).with_user(self.crypto_admin)
+        with patch.object(rpc_guard, "request", fake), patch.object(res_users, "request", fake):
+            self.assertEqual(execute(records), "done")  # nothing turned on: no password
+            asked = execute(records.with_context(turning_on=True))
+            self.assertEqual(asked["res_model"], "res.users.identitycheck")
+            self.assertEqual(len(calls), 1)
+            session["identity-check-last"] = time.time()
+            self.assertEqual(execute(records.with_context(turning_on=True)), "done")
+        self.assertEqual(len(calls), 2)
