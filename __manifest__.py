@@ -7,8 +7,10 @@
     "website": "https://github.com/OpenG2P/openg2p-registry",
     "author": "OpenG2P",
     "license": "LGPL-3",
-    "depends": ["base", "mail"],
-    "external_dependencies": {"python": ["cryptography", "jwcrypto", "nacl", "requests", "shamir_mnemonic"]},
+    "depends": ["base", "mail", "web"],
+    "external_dependencies": {
+        "python": ["cryptography", "jwcrypto", "nacl", "requests", "shamir_mnemonic"]
+    },
     "data": [
         "security/res_groups.xml",
         "security/ir.model.access.csv",
@@ -27,11 +29,16 @@
         "data/ir_cron_data.xml",
         "wizards/custody_wizard_views.xml",
         "views/key_custody_views.xml",
+        "views/custody_templates.xml",
     ],
     "demo": [
         "demo/res_partner_demo.xml",
+        "demo/res_users_demo.xml",
     ],
     "assets": {
+        "web.assets_backend": [
+            "g2p_encryption/static/src/**/*",
+        ],
         "web.assets_tests": [
             "g2p_encryption/static/tests/tours/*.js",
         ],

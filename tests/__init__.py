@@ -6,6 +6,7 @@ from . import test_registry_storage
 from . import test_custody
 from . import test_custody_security
 from . import test_custody_wizards
+from . import test_custody_server
 from . import test_key_rotation_age
 from . import test_keymanager_provider
 from . import test_keymanager_faults
@@ -22,3 +23,5 @@ from . import test_registry_lookups
 from . import test_registry_admin
 from . import test_provider_pkcs11
 from . import test_registrar_tour
+from . import test_audit_chain
+from . import test_rpc_surface

@@ -1,265 +1,274 @@
 # Part of OpenG2P. See LICENSE file for full copyright and licensing details.
-"""The custody wizards as a Crypto Admin uses them: initialise, see the shares once, unseal, rekey."""
+"""The custody dialogs through the path the web client takes: onchange, web_save, call_button, web_read.
 
-import json
-import shutil
-
-from odoo.exceptions import UserError
-from odoo.tests import Form, HttpCase, tagged
-
-from ..models import key_custody
-from ..models.encryption_provider import clear_data_key_cache
-from ..wizards.custody_shares_wizard import SHARES_CONTEXT_KEY
-from .common import database_text
-from .test_custody import CustodyCase, alter_one_word
-
-
-class TestCustodyWizards(CustodyCase):
-    def run_initialise_wizard(self, threshold=3, share_count=5):
-        wizard = (
-            self.env["g2p.encryption.custody.initialise.wizard"]
-            .with_user(self.crypto_admin)
-            .create(
-                {"provider_id": self.sealed_provider.id, "threshold": threshold, "share_count": share_count}
-            )
-        )
-        self.assertEqual(wizard.key_count, len(self.sealed_provider.key_ids))
-        return wizard.action_initialise()
-
-    def shown_shares(self, action):
-        display = self.env[action["res_model"]].with_user(self.crypto_admin).with_context(**action["context"])
-        return display.new({}), action["context"][SHARES_CONTEXT_KEY]
-
-    def unseal_wizard(self):
-        action = self.sealed_provider.with_user(self.crypto_admin).action_custody_unseal()
-        self.assertEqual(action["res_model"], "g2p.encryption.custody.unseal.wizard")
-        return (
-            self.env[action["res_model"]]
-            .with_user(self.crypto_admin)
-            .with_context(**action["context"])
-            .create({})
-        )
-
-    def test_initialise_wizard_shows_each_share_once_and_stores_none(self):
-        opener = self.sealed_provider.with_user(self.crypto_admin).action_custody_initialise()
-        self.assertEqual(opener["res_model"], "g2p.encryption.custody.initialise.wizard")
-        action = self.run_initialise_wizard()
-        self.assertEqual(action["target"], "new")
-        display, shares = self.shown_shares(action)
-        self.assertEqual(len(shares), 5)
-        self.assertEqual((display.share_count, display.threshold), (5, 3))
-        for number, share in enumerate(shares, start=1):
-            self.assertIn(share, str(display.shares_html))
-            self.assertIn(f"Share {number} of 5", str(display.shares_html))
-        with self.assertRaisesRegex(UserError, "never saved"):
-            self.env["g2p.encryption.custody.shares.wizard"].create({})
-        self.env.flush_all()
-        dump = database_text(self.env.cr)
-        for share in shares:
-            self.assertNotIn(" ".join(share.split()[4:12]), dump)
-        # Without the context of that one answer, the dialog shows nothing.
-        self.assertFalse(self.env["g2p.encryption.custody.shares.wizard"].new({}).shares_html)
-
-    def test_unseal_wizard_one_share_at_a_time(self):
-        _display, shares = self.shown_shares(self.run_initialise_wizard())
-        self.restart()
-        wizard = self.unseal_wizard()
-        self.assertEqual(wizard.progress, "0 of 3 shares entered")
-        wizard.share = shares[4]
-        self.assertFalse(wizard.share)  # taken, not kept
-        self.assertIn("Share 5 accepted: 1 of 3", wizard.message)
-        self.assertEqual(wizard.action_enter_share()["res_id"], wizard.id)
-        wizard.share = alter_one_word(shares[0])
-        self.assertIn("Share rejected", wizard.message)
-        self.assertEqual(wizard.message_type, "danger")
-        wizard.share = shares[0]
-        wizard.invalidate_recordset(["progress"])
-        self.assertEqual(wizard.progress, "2 of 3 shares entered")
-        wizard.share = shares[2]
-        self.assertIn("unsealed", wizard.message)
-        done = wizard.action_enter_share()
-        self.assertEqual(done["tag"], "display_notification")
-        self.assertEqual(done["params"]["next"], {"type": "ir.actions.act_window_close"})
-        self.assertEqual(self.sealed_provider.custody_state, "unsealed")
-        self.env.flush_all()
-        self.env.cr.execute("SELECT * FROM g2p_encryption_custody_unseal_wizard")
-        rows = str(self.env.cr.fetchall())
-        for share in shares:
-            self.assertNotIn(share.split()[6], rows.split("'")[1::2])
-
-    def test_unseal_wizard_through_the_form(self):
-        _display, shares = self.shown_shares(self.run_initialise_wizard(2, 3))
-        self.restart()
-        for share in shares[1:3]:
-            form = Form(
-                self.env["g2p.encryption.custody.unseal.wizard"]
-                .with_user(self.crypto_admin)
-                .with_context(default_provider_id=self.sealed_provider.id)
-            )
-            form.share = share
-            form.save()
-        self.assertEqual(self.sealed_provider.custody_state, "unsealed")
-
-    def test_empty_entry_asks_for_a_share(self):
-        self.run_initialise_wizard()
-        self.restart()
-        wizard = self.unseal_wizard()
-        wizard.action_enter_share()
-        self.assertIn("Type a share", wizard.message)
-
-    def test_rekey_wizard(self):
-        _display, shares = self.shown_shares(self.run_initialise_wizard())
-        action = self.sealed_provider.with_user(self.crypto_admin).action_custody_rekey()
-        wizard = (
-            self.env[action["res_model"]]
-            .with_user(self.crypto_admin)
-            .with_context(**action["context"])
-            .create({"mode": "master", "new_threshold": 2, "new_share_count": 3})
-        )
-        for share in shares[:3]:
-            wizard.share = share
-        self.assertIn("3 of 3", wizard.message)
-        self.assertEqual(wizard.message_type, "success")
-        result = wizard.action_rekey()
-        display, new_shares = self.shown_shares(result)
-        self.assertEqual((len(new_shares), display.threshold), (3, 2))
-        self.restart()
-        unseal = self.unseal_wizard()
-        unseal.share = shares[0]
-        self.assertIn("another share set", unseal.message)
-        unseal.share = new_shares[0]
-        unseal.share = new_shares[2]
-        self.assertEqual(self.sealed_provider.custody_state, "unsealed")
-
-    def test_rekey_wizard_abandon(self):
-        _display, shares = self.shown_shares(self.run_initialise_wizard())
-        wizard = self.env["g2p.encryption.custody.rekey.wizard"].create(
-            {"provider_id": self.sealed_provider.id}
-        )
-        wizard.share = shares[0]
-        self.assertEqual(wizard.action_abandon(), {"type": "ir.actions.act_window_close"})
-        self.assertEqual(self.sealed_provider._custody_progress("rekey"), {})
-
-    def test_provider_form_shows_the_banner_and_actions(self):
-        self.run_initialise_wizard()
-        self.restart()
-        arch = self.env["g2p.encryption.provider"].get_views([(False, "form")])["views"]["form"]["arch"]
-        for name in ("action_custody_unseal", "action_custody_seal", "action_custody_rekey", "alert-danger"):
-            self.assertIn(name, arch)
-        self.assertNotIn("attrs=", arch)
-        provider = self.sealed_provider.with_user(self.crypto_admin)
-        self.assertEqual(provider.custody_state, "sealed")
-        self.assertIn("0 of 3 shares entered", provider.custody_status)
-
-    def test_custody_views_load(self):
-        for model in (
-            "g2p.encryption.custody.log",
-            "g2p.encryption.custody.server",
-            "g2p.encryption.key",
-        ):
-            with self.subTest(model=model):
-                views = self.env[model].get_views([(False, "tree"), (False, "search")])
-                self.assertTrue(views["views"]["tree"]["arch"])
-        for model in (
-            "g2p.encryption.custody.initialise.wizard",
-            "g2p.encryption.custody.unseal.wizard",
-            "g2p.encryption.custody.rekey.wizard",
-            "g2p.encryption.custody.shares.wizard",
-        ):
-            with self.subTest(model=model):
-                self.assertIn(
-                    "<footer", self.env[model].get_views([(False, "form")])["views"]["form"]["arch"]
-                )
-        menu = self.env.ref("g2p_encryption.menu_custody_log")
-        self.assertEqual(menu.parent_id, self.env.ref("g2p_encryption.menu_g2p_encryption_root"))
-
-
-UNSEAL_IN_BROWSER = """
-(async function () {
-    const shares = %(shares)s;
-    const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-    async function waitFor(test, what, timeout = 30000) {
-        const end = Date.now() + timeout;
-        while (Date.now() < end) {
-            const found = test();
-            if (found) {
-                return found;
-            }
-            await sleep(100);
-        }
-        throw new Error("gave up waiting for " + what);
-    }
-    const dialogText = () => [...document.querySelectorAll(".modal")].map((m) => m.innerText).join("\\n");
-    try {
-        const banner = await waitFor(
-            () => document.querySelector(".o_form_view .alert-danger button[name='action_custody_unseal']"),
-            "the sealed banner"
-        );
-        banner.click();
-        for (const [index, share] of shares.entries()) {
-            const input = await waitFor(
-                () => document.querySelector(".modal .o_field_widget[name='share'] input"), "the share field"
-            );
-            input.value = share;
-            input.dispatchEvent(new Event("input", { bubbles: true }));
-            input.dispatchEvent(new Event("change", { bubbles: true }));
-            (await waitFor(
-                () => document.querySelector(".modal button[name='action_enter_share']"), "Enter share"
-            )).click();
-            if (index < shares.length - 1) {
-                await waitFor(
-                    () => dialogText().includes((index + 1) + " of 3 shares entered") &&
-                        dialogText().includes("accepted"),
-                    "share " + (index + 1) + " accepted"
-                );
-                await sleep(500);  // the dialog is opened again on the same wizard: let it settle
-            }
-        }
-        await waitFor(() => !document.querySelector(".modal"), "the dialog to close");
-        await waitFor(
-            () => !document.querySelector(".o_form_view .alert-danger button[name='action_custody_unseal']"),
-            "the banner to go"
-        );
-        console.log("test successful");
-    } catch (error) {
-        console.error(error.message + " | dialogs: " + dialogText());
-    }
-})();
+Each user has their own session; buttons that change security ask for the password again, as
+Odoo's "Security Control" dialog does, and the tests answer it.
 """
 
+import re
 
-@tagged("post_install", "-at_install")
-class TestCustodyInBrowser(HttpCase):
-    """The sealed banner and the unseal dialog in a real browser (headless Chromium)."""
+from odoo.tests import HttpCase, new_test_user, tagged
+
+from ..core import custody
+from ..models.custody_server import ServerMemory
+from ..models.encryption_provider import clear_data_key_cache
+from .common import database_text
+from .web_client import RpcError, WebClient
+
+INITIALISE = "g2p.encryption.custody.initialise.wizard"
+UNSEAL = "g2p.encryption.custody.unseal.wizard"
+REKEY = "g2p.encryption.custody.rekey.wizard"
+CEREMONY = "g2p.encryption.custody.ceremony"
+AAD = b"res.partner|name"
+SHARE_RE = re.compile(r'<code class="o_g2p_share[^>]*>([^<]+)</code>')
+
+
+class CustodyWebCase(HttpCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.provider = cls.env["g2p.encryption.provider"].create(
+            {"name": "Custody in the browser", "type": "local"}
+        )
+        groups = "base.group_user,g2p_encryption.crypto_admin"
+        cls.admin = new_test_user(cls.env, login="g2p_web_crypto_admin", groups=groups)
+        cls.other_admin = new_test_user(cls.env, login="g2p_web_other_admin", groups=groups)
+        cls.custodians = [
+            new_test_user(
+                cls.env, login=f"g2p_web_custodian_{n}", groups="base.group_user,g2p_encryption.key_custodian"
+            )
+            for n in (1, 2)
+        ]
+        cls.clerk = new_test_user(cls.env, login="g2p_web_clerk", groups="base.group_user")
 
     def setUp(self):
         super().setUp()
-        if not any(shutil.which(name) for name in ("google-chrome", "chromium", "chromium-browser")):
-            self.skipTest("no Chrome/Chromium on PATH")
-        self.sealed_provider = self.env["g2p.encryption.provider"].create(
-            {"name": "Browser custody", "type": "local"}
-        )
-        self.addCleanup(
-            lambda: key_custody.custody_store().remove_scope(self.sealed_provider._custody_scope())
-        )
+        self.addCleanup(lambda: ServerMemory(self.env, self.provider.id).forget())
         self.addCleanup(clear_data_key_cache)
-        self.shares = self.sealed_provider._custody_initialise(3, 5).shares
-        self.sealed_provider.action_custody_seal()
+        self.token = self.provider.encrypt_data(b"Amina Wanjiru", aad=AAD)
 
-    def test_crypto_admin_unseals_from_the_banner(self):
-        url = f"/web#id={self.sealed_provider.id}&model=g2p.encryption.provider&view_type=form"
-        code = UNSEAL_IN_BROWSER % {"shares": json.dumps([self.shares[4], self.shares[0], self.shares[2]])}
-        self.browser_js(url, code, login="admin", timeout=120)
-        self.sealed_provider.invalidate_recordset()
-        self.assertEqual(self.sealed_provider.custody_state, "unsealed")
-        events = (
-            self.env["g2p.encryption.custody.log"]
-            .search([("provider_id", "=", self.sealed_provider.id)], order="id")
-            .mapped("event")
+    def client(self, user):
+        return WebClient(self, user.login)
+
+    def refresh(self):
+        self.env.invalidate_all()
+        clear_data_key_cache()
+
+    def readable(self):
+        self.refresh()
+        return self.provider.decrypt_data(self.token, aad=AAD) == b"Amina Wanjiru"
+
+    def start_initialise(self, admin_client, threshold=2, share_count=3):
+        """The admin's clicks up to the dialog with the shares: what that dialog shows."""
+        opened = admin_client.onchange(INITIALISE, context={"default_provider_id": self.provider.id})
+        self.assertEqual(
+            (opened["provider_id"]["id"], opened["threshold"], opened["share_count"]),
+            (self.provider.id, 3, 5),
         )
-        self.assertEqual(events[-3:], ["unseal_share", "unseal_share", "unseal"])
+        _wizard, answer = admin_client.press(
+            INITIALISE,
+            None,
+            "action_initialise",
+            {"provider_id": self.provider.id, "threshold": threshold, "share_count": share_count},
+        )
+        self.assertEqual(answer["res_model"], "res.users.identitycheck")  # the password, again
+        action = admin_client.confirm_identity(answer)
+        self.assertEqual((action["res_model"], action["target"]), (CEREMONY, "new"))
+        return action, admin_client.open_action(action)
+
+    def enter(self, user, model, record_id, share, context=None):
+        client = self.client(user)
+        return client.press(model, record_id, "action_enter_share", {"share": share}, context=context)
+
+    def shares_shown(self, shown):
+        return SHARE_RE.findall(shown["shares_html"] or "")
+
+
+@tagged("post_install", "-at_install")
+class TestCeremonyDialogs(CustodyWebCase):
+    def test_initialise_shows_the_shares_to_its_initiator_and_waits_for_their_confirmation(self):
+        admin = self.client(self.admin)
+        action, shown = self.start_initialise(admin)
+        shares = self.shares_shown(shown)
+        self.assertEqual((len(shares), shown["shown_share_count"], shown["state"]), (3, 3, "shown"))
+        for number in (1, 2, 3):
+            self.assertIn(f"Share {number} of 3", shown["shares_html"])
+        self.assertFalse(shown["share"])
+        ceremony = self.env[CEREMONY].browse(action["res_id"])
+        self.assertEqual(set(shares), set(ceremony._pending().shares))
+        self.refresh()
+        self.assertEqual(self.provider.custody_mode, "key_file")
+        self.assertTrue(self.readable())
+        # Nobody else sees them, and they are stored nowhere.
+        for user in (self.other_admin, self.custodians[0]):
+            with self.subTest(user=user.login):
+                self.assertFalse(self.client(user).open_action(action)["shares_html"])
+        with self.assertRaises(RpcError) as denied:
+            self.client(self.clerk).open_action(action)
+        self.assertEqual(denied.exception.short_name, "AccessError")
+        self.env.flush_all()
+        dump = database_text(self.env.cr)
+        for share in shares:
+            self.assertNotIn(" ".join(share.split()[4:10]), dump)
+        # A custodian cannot end the showing; the admin does, and the shares are gone for good.
+        with self.assertRaises(RpcError) as denied:
+            self.client(self.custodians[0]).call_button(CEREMONY, "action_confirm_start", [action["res_id"]])
+        self.assertEqual(denied.exception.short_name, "AccessError")
+        admin = self.client(self.admin)
+        again = admin.call_button(
+            CEREMONY, "action_confirm_start", [action["res_id"]], context=action["context"]
+        )
+        confirming = admin.open_action(again)
+        self.assertEqual((confirming["state"], confirming["shares_html"]), ("confirming", False))
+        self.assertEqual(confirming["progress"], "0 of 2 new shares confirmed")
+        # Two custodians confirm, each in their own session.
+        _id, answer = self.enter(
+            self.custodians[0], CEREMONY, action["res_id"], shares[2], context=action["context"]
+        )
+        after_one = self.client(self.custodians[0]).open_action(answer)
+        self.assertIn("Share 3 accepted: 1 of 2", after_one["message"])
+        self.refresh()
+        self.assertEqual(self.provider.custody_mode, "key_file")
+        _id, answer = self.enter(
+            self.custodians[1], CEREMONY, action["res_id"], shares[0], context=action["context"]
+        )
+        self.assertEqual(answer["tag"], "display_notification")
+        self.assertIn("Sealed custody is in force", answer["params"]["message"])
+        self.refresh()
+        self.assertEqual((self.provider.custody_mode, self.provider.custody_state), ("sealed", "unsealed"))
+        self.assertTrue(self.readable())
+
+    def test_closing_or_abandoning_the_dialog_changes_nothing(self):
+        admin = self.client(self.admin)
+        keys = {key.key_id: key.wrapped_key for key in self.provider.key_ids}
+        action, shown = self.start_initialise(admin)
+        shares = self.shares_shown(shown)
+        # The dialog closed: nothing is saved or called. The key file stays in force.
+        self.refresh()
+        self.assertEqual(self.provider.custody_mode, "key_file")
+        self.assertEqual({key.key_id: key.wrapped_key for key in self.provider.key_ids}, keys)
+        self.assertTrue(self.readable())
+        # Abandoned, even after one confirmation: still nothing.
+        admin.call_button(CEREMONY, "action_confirm_start", [action["res_id"]])
+        self.enter(self.custodians[0], CEREMONY, action["res_id"], shares[1])
+        self.assertEqual(
+            self.client(self.admin).call_button(CEREMONY, "action_abandon", [action["res_id"]]),
+            {"type": "ir.actions.act_window_close"},
+        )
+        self.refresh()
+        self.assertEqual(self.provider.custody_mode, "key_file")
+        self.assertEqual({key.key_id: key.wrapped_key for key in self.provider.key_ids}, keys)
+        self.assertTrue(self.readable())
+        ServerMemory(self.env, self.provider.id).forget()  # a restart
+        self.assertTrue(self.readable())
+
+
+@tagged("post_install", "-at_install")
+class TestSealedDialogs(CustodyWebCase):
+    def setUp(self):
+        super().setUp()
+        ceremony = self.env[CEREMONY]._start_initialise(self.provider, 2, 3)
+        self.shares = ceremony._pending().shares
+        ceremony.action_confirm_start()
+        for share in self.shares[:2]:
+            ceremony._take_share(share)
+        self.custody = self.provider.custody_id
+        self.custody._seal_here()
+        self.refresh()
+
+    def test_custodians_unseal_one_share_each(self):
+        first = self.client(self.custodians[0])
+        opened = first.onchange(UNSEAL, context={"default_custody_id": self.custody.id})
+        self.assertEqual(opened["progress"], "0 of 2 shares entered")
+        self.assertEqual(opened["custody_id"]["display_name"], self.provider.name)
+        wizard_id, answer = first.press(
+            UNSEAL, None, "action_enter_share", {"custody_id": self.custody.id, "share": self.shares[2]}
+        )
+        shown = first.open_action(answer)
+        self.assertIn("Share 3 accepted: 1 of 2", shown["message"])
+        self.assertEqual(shown["progress"], "1 of 2 shares entered")
+        self.assertFalse(shown["share"])
+        # A wrong share: rejected with its reason, the good one kept.
+        words = self.shares[1].split()
+        words[12] = "academic" if words[12] != "academic" else "acid"
+        _id, answer = first.press(UNSEAL, wizard_id, "action_enter_share", {"share": " ".join(words)})
+        self.assertIn("Share rejected", first.open_action(answer)["message"])
+        second = self.client(self.custodians[1])
+        _id, answer = second.press(
+            UNSEAL, None, "action_enter_share", {"custody_id": self.custody.id, "share": self.shares[1]}
+        )
+        self.assertEqual(answer["tag"], "display_notification")
+        self.assertEqual(answer["params"]["next"], {"type": "ir.actions.client", "tag": "reload"})
+        self.refresh()
+        self.assertEqual(self.custody.state, "unsealed")
+        self.assertTrue(self.readable())
         self.env.flush_all()
         self.env.cr.execute("SELECT * FROM g2p_encryption_custody_unseal_wizard")
         rows = str(self.env.cr.fetchall())
         for share in self.shares:
             self.assertNotIn(" ".join(share.split()[4:10]), rows)
+
+    def test_the_banner_counts_the_shares_entered(self):
+        custodian = self.client(self.custodians[0])
+        status = custodian.call("g2p.encryption.custody", "seal_status")
+        mine = [entry for entry in status if entry["id"] == self.custody.id]
+        self.assertEqual(
+            mine, [{"id": self.custody.id, "provider": self.provider.name, "entered": 0, "threshold": 2}]
+        )
+        custodian.press(
+            UNSEAL, None, "action_enter_share", {"custody_id": self.custody.id, "share": self.shares[0]}
+        )
+        status = custodian.call("g2p.encryption.custody", "seal_status")
+        self.assertEqual([entry["entered"] for entry in status if entry["id"] == self.custody.id], [1])
+        with self.assertRaises(RpcError) as denied:
+            self.client(self.clerk).call("g2p.encryption.custody", "seal_status")
+        self.assertEqual(denied.exception.short_name, "AccessError")
+
+    def test_seal_now_asks_for_the_password_first(self):
+        for share in self.shares[:2]:
+            self.custody._enter_share(share)
+        admin = self.client(self.admin)
+        answer = admin.call_button("g2p.encryption.custody", "action_seal", [self.custody.id])
+        self.assertEqual(answer["res_model"], "res.users.identitycheck")
+        self.refresh()
+        self.assertEqual(self.custody.state, "unsealed")  # nothing happened yet
+        self.assertEqual(admin.confirm_identity(answer), {"type": "ir.actions.client", "tag": "reload"})
+        self.refresh()
+        self.assertEqual(self.custody.state, "sealed")
+
+    def test_rekey_takes_current_shares_then_shows_new_ones(self):
+        for user, share in zip(self.custodians, self.shares[1:], strict=True):
+            self.client(user).press(
+                REKEY, None, "action_enter_share", {"custody_id": self.custody.id, "share": share}
+            )
+        admin = self.client(self.admin)
+        opened = admin.onchange(REKEY, context={"default_custody_id": self.custody.id})
+        self.assertEqual(opened["progress"], "2 of 2 shares entered")
+        _id, answer = admin.press(
+            REKEY,
+            None,
+            "action_rekey",
+            {"custody_id": self.custody.id, "mode": "master", "new_threshold": 2, "new_share_count": 4},
+        )
+        action = admin.confirm_identity(answer)
+        shown = admin.open_action(action)
+        new_shares = self.shares_shown(shown)
+        self.assertEqual((len(new_shares), shown["kind"]), (4, "rekey_master"))
+        self.refresh()
+        self.assertEqual((self.custody.threshold, self.custody.share_count), (2, 3))  # not yet
+        admin.call_button(CEREMONY, "action_confirm_start", [action["res_id"]])
+        for user, share in zip(self.custodians, new_shares[2:], strict=True):
+            self.enter(user, CEREMONY, action["res_id"], share)
+        self.refresh()
+        self.assertEqual((self.custody.threshold, self.custody.share_count), (2, 4))
+        result = self.custody._enter_share(self.shares[0])
+        self.assertIn("another share set", result["reason"])
+        self.assertEqual(
+            [r["status"] for r in map(self.custody._enter_share, new_shares[:2])], ["accepted", "unsealed"]
+        )
+        self.assertTrue(self.readable())
+        self.assertTrue(
+            custody.verify_check_value(
+                custody.combine_shares(new_shares[1:3]), self.custody.sudo().check_value
+            )
+        )

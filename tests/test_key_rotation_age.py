@@ -2,6 +2,7 @@
 """Age-based rotation: a daily scheduled action replaces keys older than the provider's limit."""
 
 from datetime import timedelta
+from unittest.mock import patch
 
 from freezegun import freeze_time
 from psycopg2 import IntegrityError
@@ -55,7 +56,7 @@ class TestKeyRotationByAge(CustodyCase):
             )
             token = self.sealed_provider.encrypt_data(b"after rotation")
         self.assertEqual(envelope.key_id_of(token.decode()), new_data_key.key_id)
-        logs = self.env["g2p.encryption.custody.log"].search(
+        logs = self.env["g2p.encryption.event"].search(
             [("provider_id", "=", self.sealed_provider.id), ("event", "=", "rotation")]
         )
         self.assertEqual(len(logs), 2)
@@ -99,7 +100,7 @@ class TestKeyRotationByAge(CustodyCase):
         self.run_cron_at(100)
         self.assertEqual(self.active(), sealed_key)
         self.assertNotEqual(self.active(provider=other), other_key)
-        failure = self.env["g2p.encryption.custody.log"].search(
+        failure = self.env["g2p.encryption.event"].search(
             [("provider_id", "=", self.sealed_provider.id), ("event", "=", "rotation_failed")]
         )
         self.assertIn("is sealed", failure.detail)
@@ -109,7 +110,7 @@ class TestKeyRotationByAge(CustodyCase):
         self.initialise()
         self.run_cron_at(91)
         new_key = self.active()
-        self.assertEqual(new_key.wrapped_by, self.sealed_provider.custody_master_key_id)
+        self.assertEqual(new_key.wrapped_by, self.sealed_provider.custody_id.master_key_id)
 
     def test_key_list_shows_age(self):
         key = self.active()
@@ -121,10 +122,20 @@ class TestKeyRotationByAge(CustodyCase):
 
     def test_rotation_by_hand_is_audited(self):
         self.sealed_provider.action_rotate_key()
-        log = self.env["g2p.encryption.custody.log"].search(
+        logs = self.env["g2p.encryption.event"].search(
             [("provider_id", "=", self.sealed_provider.id), ("event", "=", "rotation")]
         )
-        self.assertEqual((log.user_id, log.automatic), (self.env.user, False))
+        self.assertEqual(len(logs), 2)  # the data key and the signing key
+        self.assertEqual((logs.user_id, set(logs.mapped("automatic"))), (self.env.user, {False}))
+        self.assertIn("by hand", logs[0].detail)
+
+    def test_one_rotation_path_with_the_provider_usages(self):
+        with patch.object(type(self.sealed_provider), "_rotated_key_usages", return_value=("encrypt",)):
+            self.run_cron_at(91)
+            key = self.active("sign")
+            self.assertEqual(key.state, "active")
+            self.sealed_provider.action_rotate_key()
+            self.assertEqual(self.active("sign"), key)
 
     def test_key_form_counts_the_records_still_under_a_key(self):
         self.env["ir.config_parameter"].sudo().set_param("g2p_encryption.encrypt_registry", "True")

@@ -1,5 +1,4 @@
-from . import custody_shares_wizard
-from . import custody_share_entry
+from . import custody_share_dialog
 from . import custody_initialise_wizard
 from . import custody_unseal_wizard
 from . import custody_rekey_wizard

@@ -1,7 +1,9 @@
 # Part of OpenG2P. See LICENSE file for full copyright and licensing details.
-from odoo import _, api, fields, models
+"""Initialise sealed custody: choose k and n, then the ceremony shows the new shares."""
 
-from .custody_shares_wizard import shares_display_action
+from odoo import api, fields, models
+
+from ..models.rpc_guard import CRYPTO_ADMIN, requires
 
 
 class CustodyInitialiseWizard(models.TransientModel):
@@ -12,7 +14,7 @@ class CustodyInitialiseWizard(models.TransientModel):
         "g2p.encryption.provider",
         required=True,
         ondelete="cascade",
-        domain=[("type", "=", "local"), ("custody_mode", "=", "key_file")],
+        domain=[("type", "=", "local"), ("custody_ids", "=", False)],
     )
     threshold = fields.Integer(string="Shares needed", required=True, default=3)
     share_count = fields.Integer(string="Shares issued", required=True, default=5)
@@ -23,7 +25,11 @@ class CustodyInitialiseWizard(models.TransientModel):
         for wizard in self:
             wizard.key_count = len(wizard.provider_id.sudo().key_ids)
 
+    @requires(CRYPTO_ADMIN, identity=True)
     def action_initialise(self):
+        """Make the new shares and show them; the key file stays in force until they are confirmed."""
         self.ensure_one()
-        share_set = self.provider_id._custody_initialise(self.threshold, self.share_count)
-        return shares_display_action(self.provider_id, share_set, _("Shares: hand each to its custodian"))
+        ceremony = self.env["g2p.encryption.custody.ceremony"]._start_initialise(
+            self.provider_id, self.threshold, self.share_count
+        )
+        return ceremony._dialog_action()

@@ -1,0 +1,276 @@
+# Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+"""Tamper-evident audit rows: append-only through the ORM, each row's hash chained to the last.
+
+A log inherits ``g2p.audit.chain`` and names the fields its hash covers::
+
+    class MyLog(models.Model):
+        _name = "my.log"
+        _inherit = ["g2p.audit.chain"]
+        _audit_chain_fields = ("date", "user_id", "detail")
+
+    self.env["my.log"]._append([{"user_id": uid, "detail": "..."}])
+
+* Rows are added only by ``_append`` (any other ``create`` raises), and ``write`` and deletion
+  raise for everybody, ``sudo`` included, and whatever access rights an admin grants himself
+  (uninstalling the addon drops the table).
+* Each append takes a transaction-level advisory lock on the log, then locks its head row (the
+  last sequence and digest, in ``g2p.audit.chain.head``) and chains the new rows after it
+  (``core/audit_chain.py``). Two transactions appending at once are serialised: the second waits,
+  then fails to serialise and Odoo runs its request again. The lock is held until the commit.
+* ``_audit_check()`` reads the rows and the head with SQL and reports rows changed, deleted
+  (the last ones too, while the head stands) or inserted outside the chain: the button *Check
+  integrity* on the log (Crypto Admin) and ``tools/audit_check.py`` (operators) run it.
+"""
+
+import hashlib
+import logging
+
+from odoo import _, api, fields, models
+from odoo.exceptions import AccessError, UserError
+
+from ..core import audit_chain
+from .rpc_guard import CRYPTO_ADMIN, internal, is_internal, requires
+
+_logger = logging.getLogger(__name__)
+
+CHAIN_FIELDS = ("chain_sequence", "chain_previous", "chain_hash")
+
+
+class AuditChainHead(models.Model):
+    _name = "g2p.audit.chain.head"
+    _description = "Head of an Audit Chain"
+    _log_access = False
+
+    # Written and read with SQL by the chain only; nobody has access to it through the ORM.
+    chain = fields.Char(required=True, readonly=True)
+    sequence = fields.Integer(readonly=True)
+    row_hash = fields.Char(readonly=True)
+
+    _sql_constraints = [("chain_unique", "unique(chain)", "One head per audit chain.")]
+
+
+class AuditChain(models.AbstractModel):
+    _name = "g2p.audit.chain"
+    _description = "Tamper-evident Audit Rows"
+    # The fields whose values the hash covers; a log lists its own (stored fields only).
+    _audit_chain_fields = ()
+
+    chain_sequence = fields.Integer(string="Chain #", readonly=True, copy=False, index=True)
+    chain_previous = fields.Char(string="Previous hash", readonly=True, copy=False)
+    chain_hash = fields.Char(string="Hash", readonly=True, copy=False)
+
+    @api.model
+    def _setup_complete(self):
+        super()._setup_complete()
+        if self._abstract:
+            return
+        wrong = [
+            name
+            for name in self._audit_chain_fields
+            if name not in self._fields or not self._fields[name].store or name in CHAIN_FIELDS
+        ]
+        if wrong or not self._audit_chain_fields:
+            raise TypeError(
+                f"{self._name}: _audit_chain_fields must name stored fields of the model "
+                f"(wrong: {', '.join(wrong) or 'none given'})"
+            )
+
+    def init(self):
+        result = super().init()
+        if not self._abstract:
+            self.env.cr.execute(
+                """INSERT INTO g2p_audit_chain_head (chain, sequence, row_hash) VALUES (%s, 0, %s)
+                   ON CONFLICT (chain) DO NOTHING""",
+                (self._name, audit_chain.GENESIS),
+            )
+        return result
+
+    # Append only ------------------------------------------------------------------------------
+    @api.model
+    def _append(self, vals_list):
+        """Add rows at the end of the chain; the only way rows are made."""
+        return internal(self.sudo()).create(vals_list)
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not is_internal(self):
+            raise AccessError(
+                _("%(log)s rows are written by the addon itself, never by hand.", log=self._description)
+            )
+        if any(set(vals) & set(CHAIN_FIELDS) for vals in vals_list):
+            raise AccessError(_("The place of a row in its audit chain is set by the chain."))
+        records = super().create(vals_list)
+        records._chain()
+        return records
+
+    def write(self, vals):  # pylint: disable=method-required-super
+        raise AccessError(_("%(log)s rows are never changed.", log=self._description))
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_never(self):
+        raise AccessError(_("%(log)s rows are never deleted.", log=self._description))
+
+    def _chain_lock_id(self):
+        digest = hashlib.sha256(f"g2p audit chain {self._name}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+    def _chain_values(self, ids):
+        """{row id: {field: stored value}} of the hashed fields, read with SQL as the check does."""
+        if not ids:
+            return {}
+        columns = ", ".join(f'"{name}"' for name in self._audit_chain_fields)
+        # Column and table names come from the model's own declaration, validated at set-up.
+        self.env.cr.execute(
+            f'SELECT id, {columns} FROM "{self._table}" WHERE id IN %s',  # pylint: disable=sql-injection
+            (tuple(ids),),
+        )
+        return {
+            row[0]: dict(zip(self._audit_chain_fields, row[1:], strict=True))
+            for row in self.env.cr.fetchall()
+        }
+
+    def _chain_head(self):
+        """Lock and return the head ``(sequence, digest)``; recreate it from the rows if it is gone."""
+        cr = self.env.cr
+        cr.execute("SELECT pg_advisory_xact_lock(%s)", (self._chain_lock_id(),))
+        cr.execute(
+            "SELECT sequence, row_hash FROM g2p_audit_chain_head WHERE chain = %s FOR UPDATE", (self._name,)
+        )
+        row = cr.fetchone()
+        if row:
+            return row[0], row[1]
+        cr.execute(
+            f'SELECT chain_sequence, chain_hash FROM "{self._table}" '  # pylint: disable=sql-injection
+            "WHERE chain_sequence IS NOT NULL ORDER BY chain_sequence DESC LIMIT 1"
+        )
+        last = cr.fetchone() or (0, audit_chain.GENESIS)
+        _logger.warning(
+            "The head of the audit chain %s was missing: made again from its last row (#%s). Rows "
+            "deleted at the end before now cannot be detected.",
+            self._name,
+            last[0],
+        )
+        cr.execute(
+            "INSERT INTO g2p_audit_chain_head (chain, sequence, row_hash) VALUES (%s, %s, %s)",
+            (self._name, last[0], last[1]),
+        )
+        return last
+
+    def _chain(self):
+        """Give these new rows their place, previous digest and digest; move the head."""
+        self.flush_recordset()
+        head = self._chain_head()
+        values = self._chain_values(self.ids)
+        links, (sequence, digest) = audit_chain.chain_rows(
+            self._name, [(row_id, values[row_id]) for row_id in sorted(self.ids)], head
+        )
+        for row_id, row_sequence, previous, row_digest in links:
+            self.env.cr.execute(
+                f'UPDATE "{self._table}" SET chain_sequence = %s, chain_previous = %s, '  # pylint: disable=sql-injection
+                "chain_hash = %s WHERE id = %s",
+                (row_sequence, previous, row_digest, row_id),
+            )
+        self.env.cr.execute(
+            "UPDATE g2p_audit_chain_head SET sequence = %s, row_hash = %s WHERE chain = %s",
+            (sequence, digest, self._name),
+        )
+        self.invalidate_recordset(list(CHAIN_FIELDS))
+
+    def _chain_unchained(self):
+        """Chain the rows that have no place yet, in id order (rows from before the chain existed)."""
+        self.env.cr.execute(
+            f'SELECT id FROM "{self._table}" WHERE chain_sequence IS NULL ORDER BY id'  # pylint: disable=sql-injection
+        )
+        ids = [row[0] for row in self.env.cr.fetchall()]
+        if ids:
+            self.browse(ids)._chain()
+        return len(ids)
+
+    # The check ---------------------------------------------------------------------------------
+    @api.model
+    def _audit_check(self, anchor=None):
+        """Check the whole chain with SQL; return ``{"chain", "rows", "head", "problems"}``.
+
+        ``anchor``: a ``(sequence, digest)`` recorded earlier outside the database, if any.
+        ``problems`` are ``core.audit_chain.Problem``; ``describe`` turns each into a sentence.
+        """
+        self.env.flush_all()
+        cr = self.env.cr
+        cr.execute("SELECT sequence, row_hash FROM g2p_audit_chain_head WHERE chain = %s", (self._name,))
+        head = cr.fetchone()
+        head = tuple(head) if head else None
+        columns = ", ".join(f'"{name}"' for name in self._audit_chain_fields)
+        query = (
+            f"SELECT id, chain_sequence, chain_previous, chain_hash, {columns} "
+            f'FROM "{self._table}" ORDER BY chain_sequence IS NOT NULL, chain_sequence, id'
+        )
+        cr.execute(query)  # pylint: disable=sql-injection
+        counted = [0]
+
+        def rows():
+            while batch := cr.fetchmany(5000):
+                for row_id, sequence, previous, digest, *row_values in batch:
+                    counted[0] += 1
+                    values = dict(zip(self._audit_chain_fields, row_values, strict=True))
+                    yield audit_chain.Row(row_id, sequence, previous, digest, values)
+
+        problems = audit_chain.verify_sorted(self._name, rows(), head, anchor=anchor)
+        return {"chain": self._name, "rows": counted[0], "head": head, "problems": problems}
+
+    @api.model
+    def _describe_problem(self, problem):
+        """One sentence about a problem the check found (translated)."""
+        kind, first, last, row_id = problem
+        span = str(first) if first == last else f"{first}-{last}"
+        if kind == "changed":
+            return _("Row #%(number)s (id %(id)s) was changed after it was written.", number=span, id=row_id)
+        if kind == "missing":
+            return _("Rows #%(numbers)s are missing: deleted.", numbers=span)
+        if kind == "unchained":
+            return _("Row id %(id)s has no place in the chain: it was inserted around the addon.", id=row_id)
+        if kind == "duplicate":
+            return _(
+                "Row id %(id)s claims place #%(number)s, which another row holds.", id=row_id, number=span
+            )
+        if kind == "anchor":
+            return _("The head recorded earlier (#%(number)s) is not in the chain any more.", number=span)
+        return _(
+            "The head of the chain (#%(head)s) does not match its last row (#%(last)s): rows were "
+            "changed, added or removed at the end.",
+            head=first,
+            last=last,
+        )
+
+    @api.model
+    def _audit_report(self, result):
+        """The check's result as text: one line of summary, then one line per problem."""
+        head = result["head"]
+        summary = _(
+            "%(log)s: %(rows)s rows; head #%(sequence)s %(digest)s.",
+            log=self._description,
+            rows=result["rows"],
+            sequence=head[0] if head else "?",
+            digest=head[1] if head else _("missing"),
+        )
+        lines = [summary] + [self._describe_problem(problem) for problem in result["problems"]]
+        return "\n".join(lines)
+
+    @requires(CRYPTO_ADMIN)
+    def action_audit_check(self):
+        """Check this log's whole chain (whatever rows are selected) and show the result (Crypto Admin)."""
+        if self._abstract:
+            raise UserError(_("Check a log, not the audit chain itself."))
+        result = self.sudo()._audit_check()
+        report = self._audit_report(result)
+        if result["problems"]:
+            _logger.warning("Audit chain check found problems: %s", report.replace("\n", " | "))
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": _("Integrity check failed") if result["problems"] else _("Integrity check passed"),
+                "message": report,
+                "type": "danger" if result["problems"] else "success",
+                "sticky": bool(result["problems"]),
+            },
+        }

@@ -1,0 +1,186 @@
+# Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+"""Tamper-evident audit logs: append-only through the ORM, changes and deletions by SQL detected.
+
+``AuditChainCases`` holds the tests every chained log must pass; a log's test class inherits it
+with ``TransactionCase`` and says how to append rows::
+
+    class TestDecryptionLogChain(AuditChainCases, G2PEncryptionCase):
+        model = "g2p.decryption.log"
+        column = "field_names"          # a hashed text column to tamper with
+
+        def append(self, count):
+            for _n in range(count):
+                self.env["g2p.decryption.log"]._log_read(...)
+            return <the new rows, in order>
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from odoo.exceptions import AccessError
+from odoo.tools import config
+
+from .common import G2PEncryptionCase
+
+ADDON_DIR = Path(__file__).resolve().parent.parent
+
+
+class AuditChainCases:
+    """The tests of one chained log (mixed into a TransactionCase; no tests run from here alone)."""
+
+    model = None
+    column = None
+
+    def append(self, count):
+        raise NotImplementedError
+
+    def log(self):
+        return self.env[self.model]
+
+    def problems(self, **kwargs):
+        return [(p.kind, p.first, p.last) for p in self.log()._audit_check(**kwargs)["problems"]]
+
+    def sql(self, query, params=()):
+        self.env.flush_all()
+        self.env.cr.execute(query, params)  # the test's own SQL, tampering as an attacker would
+        self.env.invalidate_all()
+
+    def test_rows_are_chained_in_order(self):
+        rows = self.append(3)
+        sequences = rows.mapped("chain_sequence")
+        self.assertEqual(sequences, list(range(sequences[0], sequences[0] + 3)))
+        self.assertEqual(rows[1].chain_previous, rows[0].chain_hash)
+        self.assertEqual(rows[2].chain_previous, rows[1].chain_hash)
+        self.assertEqual(self.problems(), [])
+
+    def test_nobody_changes_or_deletes_a_row_through_the_orm(self):
+        rows = self.append(1)
+        admin = self.crypto_admin
+        # Even an admin who gives himself every right on the log.
+        self.env["ir.model.access"].create(
+            {
+                "name": "self-granted",
+                "model_id": self.env["ir.model"]._get_id(self.model),
+                "group_id": self.env.ref("g2p_encryption.crypto_admin").id,
+                "perm_read": True,
+                "perm_write": True,
+                "perm_create": True,
+                "perm_unlink": True,
+            }
+        )
+        for records in (rows.with_user(admin), rows.sudo()):
+            with self.subTest(user=records.env.user.login, su=records.env.su):
+                with self.assertRaises(AccessError):
+                    records.write({self.column: "nothing happened"})
+                with self.assertRaises(AccessError):
+                    records.unlink()
+                with self.assertRaises(AccessError):
+                    records.create({self.column: "forged"})
+                with self.assertRaises(AccessError):
+                    records.with_context(g2p_internal=True).create({self.column: "forged"})
+        self.assertEqual(self.problems(), [])
+
+    def test_a_row_changed_by_sql_is_reported(self):
+        rows = self.append(3)
+        # Column name from the test class, not from input.
+        self.sql(
+            f'UPDATE "{self.log()._table}" SET "{self.column}" = %s WHERE id = %s', ("forged", rows[1].id)
+        )  # pylint: disable=sql-injection
+        self.assertIn(("changed", rows[1].chain_sequence, rows[1].chain_sequence), self.problems())
+
+    def test_a_row_deleted_by_sql_is_reported(self):
+        rows = self.append(3)
+        sequence = rows[1].chain_sequence
+        self.sql(f'DELETE FROM "{self.log()._table}" WHERE id = %s', (rows[1].id,))  # pylint: disable=sql-injection
+        self.assertEqual(self.problems(), [("missing", sequence, sequence)])
+
+    def test_the_last_row_deleted_by_sql_is_reported(self):
+        rows = self.append(3)
+        sequence = rows[2].chain_sequence
+        self.sql(f'DELETE FROM "{self.log()._table}" WHERE id = %s', (rows[2].id,))  # pylint: disable=sql-injection
+        self.assertEqual(self.problems(), [("missing", sequence, sequence)])
+
+    def test_a_row_inserted_by_sql_is_reported(self):
+        rows = self.append(1)
+        columns = ", ".join(f'"{name}"' for name in self.log()._audit_chain_fields)
+        self.sql(
+            f'INSERT INTO "{self.log()._table}" ({columns}) '  # pylint: disable=sql-injection
+            f'SELECT {columns} FROM "{self.log()._table}" WHERE id = %s',
+            (rows.id,),
+        )
+        self.assertIn("unchained", [kind for kind, _first, _last in self.problems()])
+
+    def test_appending_after_a_deletion_keeps_it_visible(self):
+        rows = self.append(2)
+        sequence = rows[1].chain_sequence
+        self.sql(f'DELETE FROM "{self.log()._table}" WHERE id = %s', (rows[1].id,))  # pylint: disable=sql-injection
+        self.append(1)
+        self.assertIn(("missing", sequence, sequence), self.problems())
+
+    def test_the_check_button_is_for_crypto_admins(self):
+        self.append(1)
+        result = self.log().with_user(self.crypto_admin).action_audit_check()
+        self.assertEqual(result["params"]["type"], "success")
+        self.assertIn("head #", result["params"]["message"])
+        with self.assertRaises(AccessError):
+            self.log().with_user(self.clerk).action_audit_check()
+        self.sql(f'DELETE FROM "{self.log()._table}" WHERE id = %s', (self.append(1).id,))  # pylint: disable=sql-injection
+        result = self.log().with_user(self.crypto_admin).action_audit_check()
+        self.assertEqual(result["params"]["type"], "danger")
+        self.assertIn("missing", result["params"]["message"])
+
+    def test_a_recorded_head_exposes_a_rewritten_end(self):
+        rows = self.append(3)
+        anchor = (rows[2].chain_sequence, rows[2].chain_hash)
+        lowered = (rows[1].chain_sequence, rows[1].chain_hash)
+        # Delete the last row and move the head back, as someone who knows the scheme would.
+        self.sql(f'DELETE FROM "{self.log()._table}" WHERE id = %s', (rows[2].id,))  # pylint: disable=sql-injection
+        self.sql(
+            "UPDATE g2p_audit_chain_head SET sequence = %s, row_hash = %s WHERE chain = %s",
+            (*lowered, self.model),
+        )
+        self.assertEqual(self.problems(), [])  # the documented limit
+        self.assertIn("anchor", [kind for kind, _first, _last in self.problems(anchor=anchor)])
+
+
+class TestEventChain(AuditChainCases, G2PEncryptionCase):
+    model = "g2p.encryption.event"
+    column = "detail"
+
+    def append(self, count):
+        events = self.env[self.model]
+        for number in range(count):
+            events |= events._record(self.provider, "seal", detail=f"test event {number}")
+        return events
+
+    def test_events_declare_their_hashed_fields(self):
+        self.assertIn("detail", self.log()._audit_chain_fields)
+        self.assertIn("event", self.log()._audit_chain_fields)
+
+    def test_a_missing_head_is_made_again_and_reported_until_then(self):
+        self.append(2)
+        self.sql("DELETE FROM g2p_audit_chain_head WHERE chain = %s", (self.model,))
+        self.assertIn("head", [kind for kind, _first, _last in self.problems()])
+        self.append(1)
+        self.assertEqual(self.problems(), [])
+
+    def test_operators_run_the_check_from_the_command_line(self):
+        # Committed data only is visible to another process: check the database as installed.
+        result = subprocess.run(
+            [
+                sys.executable,
+                str(ADDON_DIR / "tools" / "audit_check.py"),
+                "--config",
+                config.rcfile,
+                "--database",
+                self.env.cr.dbname,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn(self.model, result.stdout)
+        self.assertIn("no problem", result.stdout)
