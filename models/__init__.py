@@ -1,4 +1,3 @@
-from . import internal_write
 from . import rpc_guard
 from . import audit_chain
 from . import encryption_provider

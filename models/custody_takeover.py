@@ -121,7 +121,7 @@ class KeyTakeover:
                     )
                 ) from error
             # The key model's own guard: its context marker today, internal() once it trusts no context.
-            internal(record.with_context(g2p_key_material=True)).write(
+            internal(record).write(
                 {
                     "wrapped_key": new_master.wrap(record.key_id, secret, purpose),
                     "wrapped_by": new_master.key_id,

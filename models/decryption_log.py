@@ -10,7 +10,9 @@ Two kinds of rows:
   which entry point (request, cron, job), which model and fields, how many records. One row per
   transaction and model, written just before it commits.
 
-Rows are written by the addon's code only and never changed or deleted.
+Rows are written by the addon's code only and never changed or deleted; each one is chained to
+the previous one (``g2p.audit.chain``), so that a row changed or deleted with SQL is reported by
+the integrity check.
 """
 
 from odoo import _, api, fields, http, models
@@ -21,8 +23,19 @@ MAX_IDS_KEPT = 5000
 
 class DecryptionLog(models.Model):
     _name = "g2p.decryption.log"
+    _inherit = ["g2p.audit.chain"]
     _description = "Decryption Audit Log"
     _order = "create_date desc, id desc"
+    _audit_chain_fields = (
+        "create_date",
+        "user_id",
+        "kind",
+        "entry_point",
+        "res_model",
+        "res_ids",
+        "record_count",
+        "field_names",
+    )
 
     user_id = fields.Many2one("res.users", required=True, readonly=True, ondelete="restrict", index=True)
     kind = fields.Selection(
@@ -102,16 +115,18 @@ class DecryptionLog(models.Model):
             self._write_row("server", entry_point, model_name, field_names, [], len(ids))
 
     def _write_row(self, kind, entry_point, model_name, field_names, ids, count=None):
-        self.sudo().create(
-            {
-                "user_id": self.env.uid,
-                "kind": kind,
-                "entry_point": entry_point,
-                "res_model": model_name,
-                "field_names": ",".join(sorted(field_names)),
-                "record_count": len(ids) if count is None else count,
-                "res_ids": ",".join(map(str, ids[:MAX_IDS_KEPT])),
-            }
+        self._append(
+            [
+                {
+                    "user_id": self.env.uid,
+                    "kind": kind,
+                    "entry_point": entry_point,
+                    "res_model": model_name,
+                    "field_names": ",".join(sorted(field_names)),
+                    "record_count": len(ids) if count is None else count,
+                    "res_ids": ",".join(map(str, ids[:MAX_IDS_KEPT])),
+                }
+            ]
         )
 
 

@@ -344,7 +344,7 @@ class EncryptedModel(models.AbstractModel):
         if not values:
             return []
         log = (
-            self.env["g2p.search.log"]._check_and_log(self._name, name, values)
+            self.env["g2p.search.log"]._check(self._name, name, values)
             if person_search(self.env)
             else None
         )
@@ -355,7 +355,7 @@ class EncryptedModel(models.AbstractModel):
         if spec.index_bits < blind_index.DIGEST_BITS and ids:
             ids = self._g2p_exact_matches(name, kind, values, ids)
         if log:
-            log.sudo().hit_count = len(ids)
+            self.env["g2p.search.log"]._log(log, len(ids))
         return ids
 
     @api.model

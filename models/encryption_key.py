@@ -4,8 +4,8 @@
 A record holds a data key (``encrypt``), a signing key (``sign``) or a blind-index key
 (``index``), wrapped by the provider (the local master key, or KeyManager). Keys are never
 deleted: a retired key still decrypts what it encrypted, and a retired signing key still
-verifies. Key material may be written only by the addon's own code (``KEY_MATERIAL``, a marker no
-RPC client can send); any other write of it raises ``AccessError``.
+verifies. Key material may be written only by the addon's own code (``rpc_guard.internal``, a
+channel no RPC client reaches); any other write of it raises ``AccessError``.
 """
 
 import json
@@ -14,12 +14,11 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 from ..core import envelope, jose
-from .internal_write import WriteMarker
+from .rpc_guard import internal, is_internal
 
 # Fields that only this module's code may write.
 KEY_MATERIAL_FIELDS = {"key_id", "wrapped_key", "wrapped_by", "public_jwk", "certificate", "usage"}
 PURPOSES = {"encrypt": "data-key", "sign": "signing-key", "index": "index-key"}
-KEY_MATERIAL = WriteMarker("key_material")
 
 
 class EncryptionKey(models.Model):
@@ -63,7 +62,7 @@ class EncryptionKey(models.Model):
         return super().write(vals)
 
     def _check_key_material_write(self, field_names):
-        if field_names & KEY_MATERIAL_FIELDS and not KEY_MATERIAL.granted(self):
+        if field_names & KEY_MATERIAL_FIELDS and not is_internal(self):
             raise AccessError(_("Key material is written only by the encryption provider itself."))
 
     @api.ondelete(at_uninstall=False)
@@ -98,7 +97,7 @@ class EncryptionKey(models.Model):
         # A type that makes a key where it stays (an HSM's signing key) gives the record's values.
         made = provider._optional_dispatch("_generate_key", None, usage)
         if made is not None:
-            return KEY_MATERIAL.grant(self).create(dict(vals, **made))
+            return internal(self).create(dict(vals, **made))
         if usage == "sign":
             signing_key = jose.SigningKey.generate(
                 provider.signing_algorithm, common_name=f"g2p_encryption {provider.name}"
@@ -115,7 +114,7 @@ class EncryptionKey(models.Model):
             secret = envelope.new_data_key()
             vals["algorithm"] = "XChaCha20-Poly1305" if usage == "encrypt" else "HS256"
         vals["wrapped_key"], vals["wrapped_by"] = provider._wrap_key(key_id, secret, PURPOSES[usage])
-        return KEY_MATERIAL.grant(self).create(vals)
+        return internal(self).create(vals)
 
     def _rotate(self, provider):
         """Retire the active keys of ``provider`` that it rotates, and make new ones."""

@@ -74,7 +74,9 @@ class EncryptionKeyAge(models.Model):
             model = self.env[model_name]
             columns = [name for name in model._g2p_encrypted if model._fields[name].store]
             where = SQL(" OR ").join(
-                SQL("%s LIKE %s", SQL.identifier(column), pattern) for column in columns for pattern in patterns
+                SQL("%s LIKE %s", SQL.identifier(column), pattern)
+                for column in columns
+                for pattern in patterns
             )
             self.env.cr.execute(SQL("SELECT count(*) FROM %s WHERE %s", SQL.identifier(model._table), where))
             count += self.env.cr.fetchone()[0]

@@ -9,16 +9,12 @@ Only a Crypto Admin changes them, and turning "Decrypt registry" on asks for the
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError
 
-from odoo.addons.base.models.res_users import check_identity
 
 from .encryption_exits import PARAM_DECRYPT, PARAM_ENCRYPT, PARAM_READER_GROUP
-from .internal_write import WriteMarker
+from .rpc_guard import identity_if, internal, is_internal
 
 PARAM_PREFIX = "g2p_encryption."
 CRYPTO_ADMIN = "g2p_encryption.crypto_admin"
-# Granted by the password check: set_values, an RPC endpoint too, cannot switch decryption on
-# without it.
-IDENTITY_CHECKED = WriteMarker("identity_checked")
 
 
 class ResConfigSettings(models.TransientModel):
@@ -103,17 +99,14 @@ class ResConfigSettings(models.TransientModel):
             "view_mode": "tree,form",
         }
 
+    @identity_if(lambda settings: settings._g2p_turning_decryption_on())
     def execute(self):
         self.ensure_one()
         if self._g2p_settings_changed():
             self._check_g2p_settings_rights()
-            if self._g2p_turning_decryption_on():
-                return self._execute_after_identity_check()
-        return super().execute()
-
-    @check_identity
-    def _execute_after_identity_check(self):
-        return super(ResConfigSettings, IDENTITY_CHECKED.grant(self)).execute()
+        # set_values, an RPC endpoint too, switches decryption on only from here: after the
+        # password was asked for (a channel no client reaches).
+        return super(ResConfigSettings, internal(self)).execute()
 
     def _check_g2p_settings_rights(self):
         if not self.env.user.has_group(CRYPTO_ADMIN):
@@ -145,7 +138,7 @@ class ResConfigSettings(models.TransientModel):
     def set_values(self):
         if self._g2p_settings_changed():
             self._check_g2p_settings_rights()
-            if self._g2p_turning_decryption_on() and not IDENTITY_CHECKED.granted(self):
+            if self._g2p_turning_decryption_on() and not is_internal(self):
                 raise AccessError(_("Turning Decrypt registry on asks for your password: use Settings."))
         params = self.env["ir.config_parameter"].sudo()
         was_encrypting = bool(params.get_param(PARAM_ENCRYPT))

@@ -22,9 +22,20 @@ SEARCHER_GROUP = "g2p_encryption.registry_searcher"
 
 class SearchLog(models.Model):
     _name = "g2p.search.log"
+    _inherit = ["g2p.audit.chain"]
     _description = "Registry Lookup Log"
     _order = "id desc"
     _log_access = False
+    _audit_chain_fields = (
+        "date",
+        "user_id",
+        "res_model",
+        "field_name",
+        "value_count",
+        "hit_count",
+        "digests",
+        "refused",
+    )
 
     date = fields.Datetime(required=True, readonly=True, default=fields.Datetime.now, index=True)
     user_id = fields.Many2one("res.users", required=True, readonly=True, ondelete="restrict", index=True)
@@ -51,9 +62,10 @@ class SearchLog(models.Model):
             )
 
     @api.model
-    def _check_and_log(self, res_model, field_name, values):
-        """Check a person's lookup against the caps and log it (also when refused, in a cursor of
-        its own that survives the refusal). Returns the log row, to record the hits in."""
+    def _check(self, res_model, field_name, values):
+        """Check a person's lookup against the caps; returns the values of its log row (``_log``
+        writes it with the hits). A refused lookup is logged too, in a transaction of its own that
+        survives the refusal."""
         params = self.env["ir.config_parameter"].sudo()
         max_values = int(params.get_param(PARAM_MAX_VALUES, DEFAULT_MAX_VALUES))
         max_per_minute = int(params.get_param(PARAM_MAX_PER_MINUTE, DEFAULT_MAX_PER_MINUTE))
@@ -82,7 +94,11 @@ class SearchLog(models.Model):
         if refused:
             self._write_refusal(dict(vals, refused=refused))
             raise UserError(refused)
-        return self.sudo().create(vals)
+        return vals
+
+    @api.model
+    def _log(self, vals, hits):
+        return self._append([dict(vals, hit_count=hits)])
 
     def _lookups_in_the_last_minute(self):
         self.env.cr.execute(
@@ -101,13 +117,7 @@ class SearchLog(models.Model):
             if not written:
                 written.append(True)
                 with registry.cursor() as cr:
-                    self.with_env(self.env(cr=cr, su=True)).create(vals)
+                    self.with_env(self.env(cr=cr, su=True))._append([vals])
 
         self.env.cr.postrollback.add(write)
         self.env.cr.postcommit.add(write)
-
-    def write(self, vals):
-        # Only the hit count of a row just written, by the lookup that wrote it.
-        if set(vals) - {"hit_count"} or not self.env.su:
-            raise UserError(_("The registry lookup log cannot be changed."))
-        return super().write(vals)

@@ -184,3 +184,25 @@ class TestEventChain(AuditChainCases, G2PEncryptionCase):
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertIn(self.model, result.stdout)
         self.assertIn("no problem", result.stdout)
+
+
+class TestDecryptionLogChain(AuditChainCases, G2PEncryptionCase):
+    model = "g2p.decryption.log"
+    column = "entry_point"
+
+    def append(self, count):
+        log = self.env[self.model]
+        before = log.search([], order="id desc", limit=1).id or 0
+        for number in range(count):
+            log._write_row("exit", f"/test/{number}", "res.partner", {"name"}, [number + 1])
+        return log.search([("id", ">", before)], order="id")
+
+
+class TestSearchLogChain(AuditChainCases, G2PEncryptionCase):
+    model = "g2p.search.log"
+    column = "field_name"
+
+    def append(self, count):
+        log = self.env[self.model]
+        vals = {"user_id": self.env.uid, "res_model": "res.partner", "field_name": "email", "value_count": 1}
+        return log.browse([log._log(vals, 1).id for _number in range(count)])

@@ -38,6 +38,10 @@ def seed():
     partners.with_user(admin).read(["name"])  # logged by 1.x
     params.set_param("g2p_encryption.decrypt_registry", "")
     second = env["g2p.encryption.provider"].create({"name": "Zupgrade second provider"})
+    # A provider in sealed custody (1.x: its fields on the provider), a value under its keys.
+    sealed = env["g2p.encryption.provider"].create({"name": "Zupgrade sealed provider"})
+    shares = list(sealed._custody_initialise(2, 3).shares)
+    sealed_token = sealed.encrypt_data(b"Zupgrade sealed value").decode()
     env.cr.commit()
     state = {
         "partners": partners.ids,
@@ -45,6 +49,9 @@ def seed():
         "keys": env["g2p.encryption.key"].search([]).ids,
         "decryption_logs": env["g2p.decryption.log"].search_count([]),
         "second": second.id,
+        "sealed": sealed.id,
+        "shares": shares,
+        "sealed_token": sealed_token,
     }
     with open(STATE, "w", encoding="utf-8") as handle:
         json.dump(state, handle)
@@ -106,7 +113,32 @@ def _checks_of_other_topics(state):
         rotations = env["g2p.encryption.event"].sudo().search_count([("event", "=", "rotation")])
         if not rotations:
             problems.append("the key rotation logged by the previous release is not in the event log")
+    provider = env.ref("g2p_encryption.encryption_provider_default")
+    if provider.custody_mode != "key_file":
+        problems.append("the default provider is no longer in key-file custody")
+    problems.extend(_sealed_custody(state))
+    for log in ("g2p.encryption.event", "g2p.decryption.log"):
+        found = env[log]._audit_check()["problems"]
+        if found:
+            problems.append(f"{log}: the upgraded rows do not form a sound chain: {found}")
     return problems
+
+
+def _sealed_custody(state):
+    """The sealed provider is sealed in this new server, unseals with its 1.x shares, decrypts."""
+    provider = env["g2p.encryption.provider"].browse(state["sealed"])
+    if provider.custody_mode != "sealed" or not provider.custody_id:
+        return ["the provider in sealed custody lost its custody"]
+    if provider.custody_state != "sealed":
+        return ["a new server does not start sealed"]
+    wizards = env["g2p.encryption.custody.unseal.wizard"]
+    for share in state["shares"][:2]:
+        wizards.create({"custody_id": provider.custody_id.id, "share": share})
+    if provider.custody_state != "unsealed":
+        return ["the shares of the previous release do not unseal"]
+    if provider.sudo().decrypt_data(state["sealed_token"].encode()) != b"Zupgrade sealed value":
+        return ["a value under the sealed provider's keys does not decrypt after unsealing"]
+    return []
 
 
 seed() if STEP == "seed" else check()

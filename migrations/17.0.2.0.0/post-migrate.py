@@ -7,6 +7,7 @@
   searchable list).
 * Blind-index rows name the index key that made them (the registry provider's).
 * ``res_partner.is_encrypted`` is gone: the format of each value says whether it is ciphertext.
+* The decryption log's rows of 1.x are chained (tamper evidence), in their order.
 * Then ``end-migrate.py``, once every module is loaded, recomputes the derived fields and starts the
   re-encryption of 1.x values.
 """
@@ -29,6 +30,8 @@ def migrate(cr, version):
     _blind_index_keys(env)
     if sql.column_exists(cr, "res_partner", "is_encrypted"):
         cr.execute("ALTER TABLE res_partner DROP COLUMN is_encrypted")
+    # The rows of 1.x join the decryption log's hash chain, in their order.
+    env["g2p.decryption.log"]._chain_unchained()
 
 
 def _field_lists(env):
