@@ -8,9 +8,7 @@
     "author": "OpenG2P",
     "license": "LGPL-3",
     "depends": ["base", "mail", "web"],
-    "external_dependencies": {
-        "python": ["cryptography", "jwcrypto", "nacl", "requests", "shamir_mnemonic"]
-    },
+    "external_dependencies": {"python": ["cryptography", "jwcrypto", "nacl", "requests", "shamir_mnemonic"]},
     "data": [
         "security/res_groups.xml",
         "security/ir.model.access.csv",

@@ -29,6 +29,7 @@ from .encryption_exits import PARAM_ENCRYPT, person_search
 _logger = logging.getLogger(__name__)
 
 MATCHING_OPERATORS = ("=", "in", "ilike", "like", "=ilike", "=like")
+CONTAINS_OPERATORS = ("ilike", "like")
 NEGATIVE_OPERATORS = {"!=": "=", "not in": "in", "not ilike": "ilike", "not like": "like"}
 _ENCRYPTED_CLASSES = {}
 
@@ -343,11 +344,15 @@ class EncryptedModel(models.AbstractModel):
         values = [v for v in values if isinstance(v, str) and v.strip()]
         if not values:
             return []
-        log = (
-            self.env["g2p.search.log"]._check(self._name, name, values)
-            if person_search(self.env)
-            else None
-        )
+        log = None
+        if person_search(self.env):
+            lookups = self.env["g2p.search.log"]
+            if operator in CONTAINS_OPERATORS and not lookups._may_look_up():
+                # Odoo's own "contains" searches (a many2one completion, the search bar's default)
+                # keep working for people without Registry Search: they find what is stored in
+                # the clear, and no lookup by value is made for them.
+                return []
+            log = lookups._check(self._name, name, values)
         # Pending values (a stored compute not flushed yet) reach the index when flushed.
         self.flush_model([name])
         spec = self._g2p_encrypted[name]

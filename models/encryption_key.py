@@ -116,16 +116,6 @@ class EncryptionKey(models.Model):
         vals["wrapped_key"], vals["wrapped_by"] = provider._wrap_key(key_id, secret, PURPOSES[usage])
         return internal(self).create(vals)
 
-    def _rotate(self, provider):
-        """Retire the active keys of ``provider`` that it rotates, and make new ones."""
-        usages = provider._rotated_key_usages()
-        active = self.search(
-            [("provider_id", "=", provider.id), ("state", "=", "active"), ("usage", "in", usages)]
-        )
-        active.write({"state": "retired", "retired_date": fields.Datetime.now()})
-        for usage in usages:
-            self._generate(provider, usage)
-
     def _signing_jwks(self, provider):
         keys = self.search([("provider_id", "=", provider.id), ("usage", "=", "sign")], order="id")
         return jose.public_jwks([json.loads(key.public_jwk) for key in keys if key.public_jwk])

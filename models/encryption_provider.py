@@ -309,16 +309,6 @@ class G2PEncryptionProvider(models.Model):
         no longer match)."""
         return self._optional_dispatch("_rotated_usages", ("encrypt", "sign"))
 
-    def action_rotate_key(self):
-        """Retire the active data and signing keys and make new ones; data under retired keys
-        stays readable (every ciphertext names its key)."""
-        if not self.env.su and not self.env.user.has_group(CRYPTO_ADMIN):
-            raise AccessError(_("Only a Crypto Admin rotates keys."))
-        for provider in self:
-            provider.env["g2p.encryption.key"].sudo()._rotate(provider)
-            _logger.info("Keys of encryption provider %s (id %s) rotated", provider.name, provider.id)
-        return True
-
     # ------------------------------------------------------------------------------------------
     # The registry provider
     # ------------------------------------------------------------------------------------------

@@ -147,13 +147,12 @@ class EncryptionProviderLocal(models.Model):
         entered so far out of those needed, and this server."""
         return self._custody()._sealed_error()
 
-    def _data_keys(self, *args, **kwargs):
+    def _assert_keys_usable_local(self):
         # Data keys stay cached in each worker: a sealed server must not keep using them.
         if self._is_sealed_here():
             clear_data_key_cache()
             self.env["g2p.encryption.custody"]._changed()
             raise self._sealed_error()
-        return super()._data_keys(*args, **kwargs)
 
     def _wrap_key_local(self, key_id, secret, purpose):
         master_key = self._local_master_key()
@@ -163,7 +162,7 @@ class EncryptionProviderLocal(models.Model):
         return self._local_master_key().unwrap(key_id, wrapped, purpose)
 
     # Signing --------------------------------------------------------------------------------
-    def jwt_sign_local(
+    def _jwt_sign_local(
         self, data, include_payload=True, include_certificate=False, include_cert_hash=False, **kwargs
     ):
         key_record = self.env["g2p.encryption.key"].sudo()._active_key(self, "sign")
@@ -178,8 +177,8 @@ class EncryptionProviderLocal(models.Model):
             include_cert_hash=include_cert_hash,
         )
 
-    def jwt_verify_local(self, token, payload=None, **kwargs):
-        return jose.jws_verify(token, self.get_jwks_local(), payload=payload)
+    def _jwt_verify_local(self, token, payload=None, **kwargs):
+        return jose.jws_verify(token, self._get_jwks_local(), payload=payload)
 
-    def get_jwks_local(self, **kwargs):
+    def _get_jwks_local(self, **kwargs):
         return self.env["g2p.encryption.key"].sudo()._signing_jwks(self)

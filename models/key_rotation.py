@@ -19,7 +19,6 @@ from odoo.exceptions import UserError
 from odoo.tools import SQL
 
 from ..core import envelope
-
 from .rpc_guard import CRYPTO_ADMIN, requires
 
 _logger = logging.getLogger(__name__)

@@ -9,7 +9,6 @@ Only a Crypto Admin changes them, and turning "Decrypt registry" on asks for the
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError
 
-
 from .encryption_exits import PARAM_DECRYPT, PARAM_ENCRYPT, PARAM_READER_GROUP
 from .rpc_guard import identity_if, internal, is_internal
 

@@ -10,6 +10,8 @@ Where a person may not read them, a registrant is "Registrant #12" (a group "Gro
 import base64
 import json
 
+from lxml import etree
+
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
@@ -39,6 +41,39 @@ class ResPartner(models.Model):
             return [("id", "=", 0)]
         ids = self.env["g2p.reg.id"].search([("value", "in" if operator == "in" else "=", value)])
         return [("id", "in", ids.partner_id.ids)]
+
+    @api.model
+    def _get_view(self, view_id=None, view_type="form", **options):
+        arch, view = super()._get_view(view_id, view_type, **options)
+        if view_type == "search":
+            self._g2p_add_exact_searches(arch)
+        return arch, view
+
+    def _g2p_exact_searches(self):
+        """(field, label, filter domain) of the registrar's searches by exact value."""
+        return [
+            ("name", _("Full name (exact)"), "[('name', '=', self)]"),
+            ("email", _("E-mail (exact)"), "[('email', '=', self)]"),
+            ("phone", _("Phone (exact)"), "['|', ('phone', '=', self), ('mobile', '=', self)]"),
+            ("g2p_national_id", _("National ID (exact)"), "[('g2p_national_id', '=', self)]"),
+        ]
+
+    def _g2p_add_exact_searches(self, arch):
+        """Every search view of partners (Contacts, OpenG2P's registries) offers the exact searches,
+        after its first field, to Registry Search members. Added to the combined view rather than
+        by an inherited view: other modules' XPaths on ``//field[@name='phone']`` (``sms`` replaces
+        it) would otherwise hit these fields."""
+        first = arch.find("field")
+        position = list(arch).index(first) + 1 if first is not None else 0
+        for offset, (name, label, domain) in enumerate(self._g2p_exact_searches()):
+            node = etree.Element(
+                "field",
+                name=name,
+                string=label,
+                filter_domain=domain,
+                groups="g2p_encryption.registry_searcher",
+            )
+            arch.insert(position + offset, node)
 
     def _g2p_label(self):
         self.ensure_one()

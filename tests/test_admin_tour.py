@@ -196,7 +196,7 @@ class TestCustodyTour(TourCase):
             "/web",
             "g2p_encryption_custody_read",
             g2p_registrant=self.registrant.id,
-            g2p_expect=MASK,
+            g2p_expect=f"Registrant #{self.registrant.id}",
         )
         self.tour(
             self.admin,

@@ -5,6 +5,8 @@ records."""
 
 from unittest.mock import patch
 
+from lxml import etree
+
 from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
 from odoo.tests.common import JsonRpcException, TransactionCase
@@ -62,6 +64,26 @@ class TestRegistryLookups(RegistryHttpCase):
     def test_others_are_refused(self):
         with self.assertRaises(JsonRpcException):
             self.find(self.clerk_without_search(), [("email", "=", marker_values(800)["email"])])
+
+    def test_others_complete_names_from_the_clear_only(self):
+        """A many2one completion of someone without Registry Search works, finds contacts stored
+        in the clear, and makes no lookup by value (so nothing to log, no oracle)."""
+        clerk = self.clerk_without_search()
+        contact = self.env["res.partner"].create({"name": "Zcontact In The Clear"})
+        registrant = self.people[0]
+        for name, expected in ((contact.name, contact.ids), (marker_values(800)["name"], [])):
+            found = self.rpc(
+                clerk, "res.partner", "name_search", name, [("id", "in", [contact.id, registrant.id])]
+            )
+            self.assertEqual([row[0] for row in found], expected)
+        self.assertFalse(self.logs(clerk))
+
+    def test_search_views_offer_the_exact_searches_to_registry_search_only(self):
+        labels = ["Full name (exact)", "E-mail (exact)", "Phone (exact)", "National ID (exact)"]
+        for user, expected in ((self.searcher, labels), (self.clerk_without_search(), [])):
+            view = self.env["res.partner"].with_user(user).get_view(view_type="search")
+            strings = etree.fromstring(view["arch"]).xpath("//field/@string")
+            self.assertEqual([s for s in strings if s.endswith("(exact)")], expected)
 
     def clerk_without_search(self):
         return self.env["res.users"].search([("login", "=", "g2p_clerk_no_search")]) or new_test_user(
@@ -139,7 +161,8 @@ class TestLookupRefusalsAreLogged(TransactionCase):
             cr.execute("DELETE FROM g2p_search_log WHERE id = %s", (row_id,))
             if head_before:
                 cr.execute(
-                    "UPDATE g2p_audit_chain_head SET sequence = %s, row_hash = %s WHERE chain = 'g2p.search.log'",
+                    """UPDATE g2p_audit_chain_head SET sequence = %s, row_hash = %s
+                       WHERE chain = 'g2p.search.log'""",
                     head_before,
                 )
             else:

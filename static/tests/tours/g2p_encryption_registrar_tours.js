@@ -54,6 +54,11 @@ function searchExact(label, value) {
             content: "Clear the search",
             trigger: ".o_searchview_facet .o_facet_remove",
         },
+        {
+            content: "The search is cleared",
+            trigger: ".o_searchview:not(:has(.o_searchview_facet))",
+            run() {},
+        },
     ];
 }
 
