@@ -32,6 +32,15 @@ class EncryptionKeyAge(models.Model):
         string="Age (days)", compute="_compute_age_days", help="Days since it became active."
     )
 
+    rotation_due = fields.Date(
+        compute="_compute_rotation_due",
+        search="_search_rotation_due",
+        help='When the daily scheduled action replaces this key (the provider\'s "Rotate keys after"). '
+        "Empty: never (a retired key, a blind-index key, or age-based rotation turned off). A date in "
+        "the past means the action could not rotate it (a sealed provider, KeyManager unreachable): "
+        "the key events say why.",
+    )
+
     record_count = fields.Integer(
         string="Records using it",
         compute="_compute_record_count",
@@ -60,6 +69,43 @@ class EncryptionKeyAge(models.Model):
         for key in self:
             since = key.activated_date or key.create_date
             key.age_days = (now - since).days if since else 0
+
+    @api.depends("activated_date", "state", "usage", "provider_id.rotate_after_days")
+    def _compute_rotation_due(self):
+        for key in self:
+            due = key._rotation_due_datetime()
+            key.rotation_due = due.date() if due else False
+
+    def _rotation_due_datetime(self):
+        provider = self.provider_id
+        if (
+            self.state != "active"
+            or provider.rotate_after_days <= 0
+            or self.usage not in provider._rotated_key_usages()
+            or not (self.activated_date or self.create_date)
+        ):
+            return False
+        return (self.activated_date or self.create_date) + timedelta(days=provider.rotate_after_days)
+
+    def _search_rotation_due(self, operator, value):
+        """Keys are few (a handful per provider): compared in Python."""
+        if operator not in ("<", "<=", ">", ">=", "=", "!="):
+            raise UserError(_("Rotation due cannot be searched with %(operator)s.", operator=operator))
+        value = fields.Date.to_date(value) if value else False
+        keys = self.search([("state", "=", "active")])
+        compare = {
+            "<": lambda due: due < value,
+            "<=": lambda due: due <= value,
+            ">": lambda due: due > value,
+            ">=": lambda due: due >= value,
+            "=": lambda due: due == value,
+            "!=": lambda due: due != value,
+        }[operator]
+        if value is False:
+            matched = keys.filtered(lambda key: compare(key.rotation_due))
+        else:
+            matched = keys.filtered(lambda key: key.rotation_due and compare(key.rotation_due))
+        return [("id", "in", matched.ids)]
 
     def _compute_record_count(self):
         for key in self:

@@ -50,6 +50,7 @@ class ResConfigSettings(models.TransientModel):
     g2p_unreadable_count = fields.Integer(compute="_compute_g2p_state")
     g2p_key_age_days = fields.Integer(compute="_compute_g2p_state")
     g2p_running_job_count = fields.Integer(compute="_compute_g2p_state")
+    g2p_custody_status = fields.Char(compute="_compute_g2p_state")
 
     def _compute_g2p_state(self):
         counts = (
@@ -78,6 +79,7 @@ class ResConfigSettings(models.TransientModel):
             settings.g2p_unreadable_count = unreadable
             settings.g2p_key_age_days = key.age_days if key and "age_days" in key._fields else 0
             settings.g2p_running_job_count = jobs.search_count([("state", "=", "running")])
+            settings.g2p_custody_status = provider.sudo().custody_status
 
     def action_g2p_open_registrants(self):
         self._check_g2p_settings_rights()

@@ -36,6 +36,21 @@ class TestKeyRotationByAge(CustodyCase):
         cron = self.env.ref("g2p_encryption.ir_cron_rotate_aged_keys")
         self.assertEqual((cron.interval_number, cron.interval_type, cron.active), (1, "days", True))
 
+    def test_the_overview_shows_when_each_key_rotates_and_which_are_overdue(self):
+        data_key, sign_key = self.active(), self.active("sign")
+        due = (data_key.activated_date + timedelta(days=90)).date()
+        self.assertEqual((data_key.rotation_due, sign_key.rotation_due), (due, due))
+        self.assertFalse(self.active("index").rotation_due)  # never rotated
+        keys = self.env["g2p.encryption.key"]
+        mine = [("provider_id", "=", self.sealed_provider.id)]
+        with freeze_time(self.start + timedelta(days=89)):
+            self.assertFalse(keys.search(mine + [("rotation_due", "<", fields.Date.today())]))
+        with freeze_time(self.start + timedelta(days=91)):  # the action failed (sealed...)
+            overdue = keys.search(mine + [("rotation_due", "<", fields.Date.today())])
+        self.assertEqual(overdue, data_key | sign_key)
+        self.sealed_provider.rotate_after_days = 0
+        self.assertFalse(data_key.rotation_due)
+
     def test_nothing_is_rotated_before_its_time(self):
         keys = self.active() | self.active("sign")
         self.run_cron_at(89)

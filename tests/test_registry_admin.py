@@ -22,6 +22,10 @@ class TestRegistryAdmin(RegistryCase):
         self.assertEqual(settings.g2p_pending_count - before["pending"], 2)
         action = settings.action_g2p_open_registrants()
         self.assertEqual(action["domain"], [("is_registrant", "=", True)])
+        # Custody on this server, as the provider's form says it (key file, sealed, unsealed).
+        provider = self.env["g2p.encryption.provider"]._get_registry_provider()
+        self.assertEqual(settings.g2p_custody_status, provider.custody_status)
+        self.assertTrue(settings.g2p_custody_status)
 
     def test_a_decryption_log_row_opens_the_records_it_names(self):
         people = self.create_registrants(range(910, 912))
