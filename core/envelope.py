@@ -116,13 +116,7 @@ def open_many(tokens, key_lookup, aad=b""):
 
 def parse(token):
     """Split a token into (prefix, key id, nonce || ciphertext || tag), checking the format only."""
-    if isinstance(token, bytes | bytearray):
-        try:
-            token = bytes(token).decode("ascii")
-        except UnicodeDecodeError:
-            raise InvalidCiphertextError("not a ciphertext: non-ASCII bytes") from None
-    elif not isinstance(token, str):
-        raise InvalidCiphertextError(f"not a ciphertext: got {type(token).__name__}")
+    token = _as_text(token)
     prefix = token[: len(PREFIX_V2)]
     if prefix not in _OPENERS:
         raise InvalidCiphertextError("not a ciphertext of a known format (g2pe1, g2pe2)")
@@ -226,15 +220,21 @@ def _open_with(prefix, key_id, aead, blob, aad):
         raise _authentication_failed(key_id) from None
 
 
-def _parse(prefix, token):
-    """Split a token of ``prefix`` into (key_id, nonce || ciphertext || tag), format only."""
+def _as_text(token):
+    """A token as str: bytes of ASCII are accepted, anything else is not a ciphertext."""
     if isinstance(token, bytes | bytearray):
         try:
-            token = bytes(token).decode("ascii")
+            return bytes(token).decode("ascii")
         except UnicodeDecodeError:
             raise InvalidCiphertextError("not a ciphertext: non-ASCII bytes") from None
-    elif not isinstance(token, str):
+    if not isinstance(token, str):
         raise InvalidCiphertextError(f"not a ciphertext: got {type(token).__name__}")
+    return token
+
+
+def _parse(prefix, token):
+    """Split a token of ``prefix`` into (key_id, nonce || ciphertext || tag), format only."""
+    token = _as_text(token)
     if not token.startswith(prefix):
         raise InvalidCiphertextError(f"not a ciphertext of format {prefix.rstrip('.')}")
     key_id, dot, body = token[len(prefix) :].partition(".")

@@ -146,6 +146,19 @@ class G2PEncryptionProvider(models.Model):
         except G2PCryptoError as error:
             raise self._user_error(error) from error
 
+    @contextlib.contextmanager
+    def _errors_logged(self, operation):
+        """As ``_errors_as_user_errors``, and the failure logged with ``operation``: for the types
+        that call a remote service or a device (never data, keys, PINs or tokens in the log)."""
+        with self._errors_as_user_errors():
+            try:
+                yield
+            except G2PCryptoError as error:
+                _logger.warning(
+                    "Encryption provider %s (id %s): %s failed: %s", self.name, self.id, operation, error
+                )
+                raise
+
     # The envelope serves encrypt_data/decrypt_data of every type that wraps data keys.
     def _envelope_encrypt_data(self, data, aad=b"", **kwargs):
         return self._encrypt_values([bytes(data)], [aad])[0].encode()

@@ -12,7 +12,6 @@ The HTTP client, the ciphertext formats and the caches are in ``core``; nothing 
 database on a read path, and logs name causes, never tokens, secrets or data.
 """
 
-import contextlib
 import logging
 import os
 import secrets
@@ -144,18 +143,6 @@ class EncryptionProviderKeyManager(models.Model):
             certificate_ttl=self.keymanager_jwks_cache_seconds,
         )
 
-    @contextlib.contextmanager
-    def _keymanager_logged(self, operation):
-        """Show a failure as the ``UserError`` of its cause, and log it (never data or secrets)."""
-        with self._errors_as_user_errors():
-            try:
-                yield
-            except G2PCryptoError as error:
-                _logger.warning(
-                    "Encryption provider %s (id %s): %s failed: %s", self.name, self.id, operation, error
-                )
-                raise
-
     def _keymanager_require_admin(self):
         # Actions that call KeyManager are RPC endpoints: only a Crypto Admin may trigger them.
         if not (self.env.su or self.env.user.has_group("g2p_encryption.crypto_admin")):
@@ -191,7 +178,7 @@ class EncryptionProviderKeyManager(models.Model):
     # Envelope mode: KeyManager wraps the data keys
     # ------------------------------------------------------------------------------------------
     def _wrap_key_keymanager(self, key_id, secret, purpose):
-        with self._keymanager_logged(f"wrapping key {key_id}"):
+        with self._errors_logged(f"wrapping key {key_id}"):
             return self._keymanager_keys().wrap(key_id, secret, purpose)
 
     def _unwrap_key_keymanager(self, key_id, wrapped, purpose):
@@ -200,7 +187,7 @@ class EncryptionProviderKeyManager(models.Model):
             .sudo()
             .search([("provider_id", "=", self.id), ("key_id", "=", key_id)], limit=1)
         )
-        with self._keymanager_logged(f"unwrapping key {key_id}"):
+        with self._errors_logged(f"unwrapping key {key_id}"):
             return self._keymanager_keys().unwrap(key_id, wrapped, purpose, record.wrapped_by)
 
     # ------------------------------------------------------------------------------------------
@@ -214,12 +201,12 @@ class EncryptionProviderKeyManager(models.Model):
         provider's envelope encrypts them)."""
         if not self._keymanager_direct():
             return None
-        with self._keymanager_logged("direct encryption"):
+        with self._errors_logged("direct encryption"):
             return self._keymanager_keys().encrypt_values(plaintexts, aads)
 
     def _decrypt_values_keymanager(self, tokens, aads):
         """Plaintexts of KeyManager ciphertexts (direct tokens, OpenG2P's values), one ``/decrypt`` each."""
-        with self._keymanager_logged("direct decryption"):
+        with self._errors_logged("direct decryption"):
             return self._keymanager_keys().decrypt_values(tokens, aads)
 
     def _is_ciphertext_keymanager(self, value):
@@ -232,7 +219,7 @@ class EncryptionProviderKeyManager(models.Model):
             return False
         if not self._keymanager_direct():
             return True  # envelope mode moves direct-mode values to its data key
-        with self._keymanager_logged("certificate"):
+        with self._errors_logged("certificate"):
             return not self._keymanager_keys().is_current(token)  # KeyManager rotated its key since
 
     # ------------------------------------------------------------------------------------------
@@ -247,16 +234,16 @@ class EncryptionProviderKeyManager(models.Model):
     def _jwt_sign_keymanager(
         self, data, include_payload=True, include_certificate=False, include_cert_hash=False, **kwargs
     ):
-        with self._keymanager_logged("/jwtSign"):
+        with self._errors_logged("/jwtSign"):
             return self._keymanager_keys().sign(data, include_payload, include_certificate, include_cert_hash)
 
     def _jwt_verify_keymanager(self, token, payload=None, **kwargs):
-        with self._keymanager_logged("/jwtVerify"):
+        with self._errors_logged("/jwtVerify"):
             return self._keymanager_keys().verify(token, payload)
 
     def _get_jwks_keymanager(self, **kwargs):
         """The encryption (``enc``) and signing (``sig``) keys of ``/getAllCertificates``, cached."""
-        with self._keymanager_logged("/getAllCertificates"):
+        with self._errors_logged("/getAllCertificates"):
             return {"keys": [dict(key) for key in self._keymanager_keys().certificates()[0]]}
 
     # ------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ configuration or the environment (``_pkcs11_pin_sources``), never from the datab
 work is ``core/pkcs11_token.py``.
 """
 
-import contextlib
 import json
 import logging
 import os
@@ -115,18 +114,6 @@ class EncryptionProviderPkcs11(models.Model):
         pin, _source = provider._pkcs11_pin()
         return p11.Token(provider.pkcs11_library, provider.pkcs11_token_label, slot_id, pin)
 
-    @contextlib.contextmanager
-    def _pkcs11_logged(self, operation):
-        """A failure as the ``UserError`` of its cause, logged (never the PIN, keys or data)."""
-        with self._errors_as_user_errors():
-            try:
-                yield
-            except G2PCryptoError as error:
-                _logger.warning(
-                    "Encryption provider %s (id %s): %s failed: %s", self.name, self.id, operation, error
-                )
-                raise
-
     def _pkcs11_next_label(self, token, label, kind):
         """``label`` when the token has no such key yet, else a new label made from it and the date."""
         if not token.has_key(label, kind):
@@ -141,12 +128,12 @@ class EncryptionProviderPkcs11(models.Model):
     # Keys ---------------------------------------------------------------------------------------
     def _wrap_key_pkcs11(self, key_id, secret, purpose):
         label = self.sudo().pkcs11_key_label or "g2p-master"
-        with self._pkcs11_logged(f"wrapping key {key_id}"):
+        with self._errors_logged(f"wrapping key {key_id}"):
             token = self._pkcs11_token()
             return token.wrap(label, key_id, secret, purpose), f"{token.name}: {label}"
 
     def _unwrap_key_pkcs11(self, key_id, wrapped, purpose):
-        with self._pkcs11_logged(f"unwrapping key {key_id}"):
+        with self._errors_logged(f"unwrapping key {key_id}"):
             return self._pkcs11_token().unwrap(key_id, wrapped, purpose)
 
     def _generate_key_pkcs11(self, usage):
@@ -155,7 +142,7 @@ class EncryptionProviderPkcs11(models.Model):
         new label first, and wraps it (and the keys made after it)."""
         provider = self.sudo()
         if usage == "sign":
-            with self._pkcs11_logged("making a signing key"):
+            with self._errors_logged("making a signing key"):
                 token = self._pkcs11_token()
                 label = self._pkcs11_next_label(
                     token, provider.pkcs11_signing_key_label or "g2p-signing", "private"
@@ -175,7 +162,7 @@ class EncryptionProviderPkcs11(models.Model):
                 "wrapped_by": f"{token.name}: {label}",
             }
         if usage == "encrypt" and provider.key_ids.filtered(lambda key: key.usage == "encrypt"):
-            with self._pkcs11_logged("rotating the master key"):
+            with self._errors_logged("rotating the master key"):
                 token = self._pkcs11_token()
                 label = self._pkcs11_next_label(token, provider.pkcs11_key_label or "g2p-master", "secret")
                 token.generate_master_key(label)
@@ -190,7 +177,7 @@ class EncryptionProviderPkcs11(models.Model):
         if _PRESENT.get(scope):
             return
         try:
-            with self._pkcs11_logged("checking the token"):
+            with self._errors_logged("checking the token"):
                 self._pkcs11_token().check_present()
         except Exception:
             for name, _key in DATA_KEYS.items():
@@ -212,7 +199,7 @@ class EncryptionProviderPkcs11(models.Model):
         self, data, include_payload=True, include_certificate=False, include_cert_hash=False, **kwargs
     ):
         self._check_crypto_admin_or_server()
-        with self._pkcs11_logged("signing"):
+        with self._errors_logged("signing"):
             record = self.env["g2p.encryption.key"].sudo()._active_key(self, "sign")
             label = p11.label_of_reference(record.wrapped_key)
             key = self._pkcs11_token().signing_key(label, record.algorithm, record.certificate)

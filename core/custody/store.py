@@ -7,8 +7,8 @@ process of that server reads them and a restarted server finds nothing.
 
 import os
 import re
-import stat
 
+from .. import files
 from .errors import CustodyError
 from .instance import instance_alive
 from .shares import KEY_SIZE, check_key
@@ -44,8 +44,8 @@ class InstanceStore:
 
     A file is ``<prefix>.<instance id>.<scope>.<kind>``; ``scope`` names what it belongs to (a
     database and provider) and ``kind`` what it holds (``key``, ``unseal``, ``rekey``...). Files
-    are created with O_EXCL and mode 0600, then renamed into place, so a reader sees a whole file or
-    none; a reader refuses a file that is not a regular file of this user with mode 0600.
+    are written and read as the key files are (``core/files.py``): a reader sees a whole file or
+    none, and refuses a file that is not a regular file of this user with mode 0600.
     """
 
     def __init__(self, instance, directory=SHM_DIR, require_memory_backed=True, prefix=FILE_PREFIX):
@@ -76,50 +76,26 @@ class InstanceStore:
     def put(self, scope, kind, data):
         """Create or replace the file of ``scope``/``kind`` with ``data``."""
         self._check_directory()
-        final = self.path(scope, kind)
-        temporary = f"{final}.{os.urandom(6).hex()}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-        fd = os.open(temporary, flags, 0o600)
-        try:
-            try:
-                os.fchmod(fd, 0o600)  # exactly 600, whatever the umask
-                view = memoryview(bytes(data))
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            os.replace(temporary, final)
-        except BaseException:
-            _unlink_quietly(temporary)
-            raise
+        files.write_private(self.path(scope, kind), data)
 
     def get(self, scope, kind):
         """The content of the file of ``scope``/``kind``, or None when there is none."""
+        path = self.path(scope, kind)
         try:
-            fd = os.open(self.path(scope, kind), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            return files.read_private(path)
         except FileNotFoundError:
             return None
+        except files.NotPrivateError:
+            raise CustodyError(f"{path} is not a private file of this user (mode 600): refused") from None
         except OSError as error:
-            raise CustodyError(f"cannot read {self.path(scope, kind)}: {error.strerror}") from None
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-                raise CustodyError(
-                    f"{self.path(scope, kind)} is not a private file of this user (mode 600): refused"
-                )
-            chunks = []
-            while chunk := os.read(fd, 65536):
-                chunks.append(chunk)
-            return b"".join(chunks)
-        finally:
-            os.close(fd)
+            raise CustodyError(f"cannot read {path}: {error.strerror}") from None
 
     def exists(self, scope, kind):
         return os.path.exists(self.path(scope, kind))
 
     def remove(self, scope, kind):
         """Delete the file of ``scope``/``kind``; True when there was one."""
-        return _unlink_quietly(self.path(scope, kind))
+        return files.unlink_quietly(self.path(scope, kind))
 
     def remove_scope(self, scope):
         """Delete every file of this instance for ``scope``."""
@@ -166,16 +142,8 @@ class InstanceStore:
             if key not in verdicts:
                 verdicts[key] = condition(*key)
             if verdicts[key]:
-                removed += _unlink_quietly(path)
+                removed += files.unlink_quietly(path)
         return removed
-
-
-def _unlink_quietly(path):
-    try:
-        os.unlink(path)
-        return True
-    except FileNotFoundError:
-        return False
 
 
 def encode_key_file(key):
