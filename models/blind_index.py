@@ -43,29 +43,39 @@ class BlindIndex(models.Model):
     @api.model
     def _store(self, res_model, rows):
         """Index [(record id, field, kind, plaintext or empty)]; an empty value removes the row."""
-        provider = self.env["g2p.encryption.provider"]._get_registry_provider()
-        removed = [(res_id, name) for res_id, name, _kind, value in rows if not value]
-        kept = [row for row in rows if row[3]]
-        for res_id, name in removed:
-            self.env.cr.execute(
-                "DELETE FROM g2p_blind_index WHERE res_model = %s AND res_id = %s AND field_name = %s",
-                (res_model, res_id, name),
-            )
+        removed = {}
+        kept = []
+        # The last row of a record's field wins (a batch gathered over a flush may hold two).
+        for row in {(row[0], row[1]): row for row in rows}.values():
+            if row[3]:
+                kept.append(row)
+            else:
+                removed.setdefault(row[1], []).append(row[0])
+        for name, res_ids in removed.items():
+            for chunk in tools.split_every(1000, res_ids):
+                self.env.cr.execute(
+                    "DELETE FROM g2p_blind_index WHERE res_model = %s AND field_name = %s AND res_id IN %s",
+                    (res_model, name, tuple(chunk)),
+                )
         if not kept:
             return
+        provider = self.env["g2p.encryption.provider"]._get_registry_provider()
         key_id, key = provider._blind_index_key()
-        values = [
-            (res_model, res_id, name, blind_index.blind_index(key, name, str(value), kind), key_id)
-            for res_id, name, kind, value in kept
+        digest = blind_index.blind_index
+        params = [
+            value
+            for res_id, name, kind, plaintext in kept
+            for value in (res_model, res_id, name, digest(key, name, str(plaintext), kind), key_id)
         ]
-        for chunk in tools.split_every(1000, values):
-            placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
+        for start in range(0, len(params), 5000):
+            chunk = params[start : start + 5000]
+            placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * (len(chunk) // 5))
             self.env.cr.execute(
                 f"""INSERT INTO g2p_blind_index (res_model, res_id, field_name, digest, index_key_id)
                     VALUES {placeholders}
                     ON CONFLICT (res_model, res_id, field_name)
                     DO UPDATE SET digest = EXCLUDED.digest, index_key_id = EXCLUDED.index_key_id""",  # pylint: disable=sql-injection
-                [value for row in chunk for value in row],
+                chunk,
             )
         _KEYS_IN_USE.pop((self.env.cr.dbname, res_model), None)
 

@@ -19,7 +19,7 @@ import logging
 from odoo import _, api, models
 from odoo.exceptions import UserError
 from odoo.osv import expression
-from odoo.tools import SQL
+from odoo.tools import SQL, split_every
 
 from .encrypted_field import EncryptedField, _Encrypting, check_not_masked, field_aad, is_ciphertext
 from .encrypted_field_config import FieldSpec, field_problem, load_specs
@@ -30,6 +30,7 @@ _logger = logging.getLogger(__name__)
 MATCHING_OPERATORS = ("=", "in", "ilike", "like", "=ilike", "=like")
 NEGATIVE_OPERATORS = {"!=": "=", "not in": "in", "not ilike": "ilike", "not like": "like"}
 _ENCRYPTED_CLASSES = {}
+UPDATE_ROWS = 1000  # rows per UPDATE ... FROM (VALUES ...)
 
 
 def encrypted_class(field_class):
@@ -153,31 +154,86 @@ class EncryptedModel(models.AbstractModel):
         forced = any(map(is_ciphertext, values.values()))  # never stored as is
         if forced:
             encrypted = self
+        elif self._g2p_encrypting():
+            scope_field = self._fields.get((self._g2p_scope_path or "").partition(".")[0])
+            if scope_field is not None and scope_field.store and any(self.env.cache.get_missing_ids(self, scope_field)):
+                self.fetch([scope_field.name])  # that column only, not every prefetched one
+            encrypted = self._g2p_in_scope()
         else:
-            encrypted = self._g2p_in_scope() if self._g2p_encrypting() else self.browse()
+            encrypted = self.browse()
         plain = self - encrypted
         if plain:
             super(EncryptedModel, plain)._write(vals)
-        if encrypted:
-            super(EncryptedModel, encrypted)._write({name: value for name, value in vals.items() if name not in values})
-            encrypted._g2p_store({record.id: values for record in encrypted})
+        if not encrypted:
+            return None
+        others = {name: value for name, value in vals.items() if name not in values}
+        values_by_id = {record_id: values for record_id in encrypted._ids}
+        tokens = encrypted._g2p_encrypt_rows(list(values_by_id.items()))
+        if len(encrypted) == 1:
+            # A flush writes records one at a time when their values differ: the tokens go into
+            # the same UPDATE as the other columns, as the plaintext would without encryption.
+            super(EncryptedModel, encrypted)._write(dict(others, **tokens[encrypted.id]))
+        elif all(self._g2p_plain_column(name) for name in others):
+            # One value per record: one UPDATE ... FROM (VALUES ...) with the other columns too.
+            encrypted._g2p_update_columns(tokens, others)
+        else:
+            super(EncryptedModel, encrypted)._write(others)
+            encrypted._g2p_update_columns(tokens)
+        encrypted._g2p_update_index(values_by_id)
+        return None
 
     def _g2p_store(self, values_by_id):
         """Store {record id: {field: plaintext}} encrypted, with their blind indexes (SQL, no
         ORM write: no tracking, no recomputation; the caller keeps the cache right)."""
         tokens = self._g2p_encrypt_rows(list(values_by_id.items()))
-        names = sorted({name for values in values_by_id.values() for name in values})
-        for name in names:
-            rows = [(record_id, tokens[record_id][name]) for record_id in values_by_id if name in tokens[record_id]]
-            self.env.cr.execute(
-                SQL(
-                    "UPDATE %s AS t SET %s = v.value FROM (VALUES %s) AS v(id, value) WHERE t.id = v.id",
-                    SQL.identifier(self._table),
-                    SQL.identifier(name),
-                    SQL(", ").join(SQL("(%s, %s)", record_id, token) for record_id, token in rows),
-                )
-            )
+        self._g2p_update_columns(tokens)
         self._g2p_update_index(values_by_id)
+
+    def _g2p_plain_column(self, name):
+        """Whether ``_write`` would store ``name`` as a plain ``column = value`` (not translated,
+        not the parent of a parent store)."""
+        field = self._fields.get(name)
+        return bool(
+            field is not None
+            and field.store
+            and field.column_type
+            and not field.translate
+            and not (self._parent_store and name == self._parent_name)
+        )
+
+    def _g2p_update_columns(self, tokens_by_id, constants=None):
+        """Write {record id: {column: token}}: one UPDATE per set of columns (usually one for the
+        whole batch). ``constants`` ({column: value}, the same for every record) go into the same
+        UPDATE, with ``write_uid``/``write_date`` as ``_write`` sets them; None: tokens only."""
+        shared = []
+        if constants is not None:
+            constants = dict(constants)
+            if self._log_access:
+                constants.setdefault("write_uid", self.env.uid)
+                constants.setdefault("write_date", self.env.cr.now())
+            shared = [
+                SQL("%s = %s", SQL.identifier(name), value)
+                for name, value in sorted(constants.items())
+                if not (self._log_access and name in models.LOG_ACCESS_COLUMNS and not value)
+            ]
+        groups = {}
+        for record_id, tokens in tokens_by_id.items():
+            if tokens:
+                groups.setdefault(tuple(sorted(tokens)), []).append(record_id)
+        for names, ids in groups.items():
+            assignments = [SQL("%s = v.%s", SQL.identifier(name), SQL.identifier(name)) for name in names]
+            row = "(" + ", ".join(["%s"] * (len(names) + 1)) + ")"
+            for chunk in split_every(UPDATE_ROWS, ids):
+                params = [value for record_id in chunk for value in (record_id, *map(tokens_by_id[record_id].get, names))]
+                self.env.cr.execute(
+                    SQL(
+                        "UPDATE %s AS t SET %s FROM (VALUES %s) AS v(id, %s) WHERE t.id = v.id",
+                        SQL.identifier(self._table),
+                        SQL(", ").join(assignments + shared),
+                        SQL(", ".join([row] * len(chunk)), *params),
+                        SQL(", ").join(map(SQL.identifier, names)),
+                    )
+                )
 
     def _g2p_encrypt_in_place(self, flush=True):
         """Encrypt the values of ``self`` still stored in the clear (read and written with SQL: the
@@ -209,35 +265,68 @@ class EncryptedModel(models.AbstractModel):
     def _g2p_encrypt_rows(self, rows):
         """{record id: {field: token or empty}} of [(record id, {field: plaintext})].
 
-        One provider batch per field; empty values stay empty (NULL)."""
-        provider = self.env["g2p.encryption.provider"]._get_registry_provider()
-        result = {record_id: {} for record_id, _values in rows}
-        names = sorted({name for _record_id, values in rows for name in values})
-        for name in names:
-            field = self._fields[name]
-            batch = [(record_id, values[name]) for record_id, values in rows if name in values]
-            filled = [(record_id, str(value)) for record_id, value in batch if value]
-            for record_id, value in batch:
-                if not value:
-                    result[record_id][name] = None
-            if filled:
-                tokens = provider._encrypt_values(
-                    [value.encode() for _id, value in filled], [field_aad(field, record_id) for record_id, _v in filled]
-                )
-                for (record_id, _value), token in zip(filled, tokens, strict=True):
-                    result[record_id][name] = token
+        One provider batch for all the fields of all the rows (one key look-up); empty values
+        stay empty (NULL)."""
+        result = {}
+        filled_ids, filled_names, plaintexts, aads = [], [], [], []
+        prefixes = {}  # field -> b"model|field|" (encrypted_field.field_aad, made once per field)
+        for record_id, values in rows:
+            tokens = result[record_id] = {}
+            suffix = str(record_id).encode()
+            for name, value in values.items():
+                if value:
+                    prefix = prefixes.get(name)
+                    if prefix is None:
+                        prefix = prefixes[name] = field_aad(self._fields[name], "")
+                    filled_ids.append(record_id)
+                    filled_names.append(name)
+                    plaintexts.append(str(value).encode())
+                    aads.append(prefix + suffix)
+                else:
+                    tokens[name] = None
+        if plaintexts:
+            provider = self.env["g2p.encryption.provider"]._get_registry_provider()
+            for record_id, name, token in zip(
+                filled_ids, filled_names, provider._encrypt_values(plaintexts, aads), strict=True
+            ):
+                result[record_id][name] = token
         return result
 
     def _g2p_update_index(self, values_by_id):
-        """Blind indexes of the searchable fields given in {record id: {field: plaintext}}."""
-        searchable = {name for name, spec in self._g2p_encrypted.items() if spec.index_kind}
+        """Blind indexes of the searchable fields given in {record id: {field: plaintext}}.
+
+        Inside a flush, the rows wait for the end of the flush and go in one batch (``_flush``):
+        the index is read by searches only, and a search flushes first."""
+        searchable = {name: spec.index_kind for name, spec in self._g2p_encrypted.items() if spec.index_kind}
         rows = [
-            (record_id, name, self._g2p_encrypted[name].index_kind, values[name])
+            (record_id, name, searchable[name], value)
             for record_id, values in values_by_id.items()
-            for name in searchable & set(values)
+            for name, value in values.items()
+            if name in searchable
         ]
-        if rows:
+        if not rows:
+            return
+        deferred = self.env.transaction.__dict__.get("g2p_index_rows")
+        if deferred is not None:
+            deferred.setdefault(self._name, []).extend(rows)
+        else:
             self.env["g2p.blind.index"]._store(self._name, rows)
+
+    def _flush(self, fnames=None):
+        # The blind-index rows of the records a flush writes go in one batch at its end (see
+        # _g2p_update_index); a flush inside a flush leaves them to the outer one.
+        transaction = self.env.transaction
+        if transaction.__dict__.get("g2p_index_rows") is not None:
+            return super()._flush(fnames)
+        transaction.g2p_index_rows = deferred = {}
+        try:
+            result = super()._flush(fnames)
+        finally:
+            transaction.g2p_index_rows = None
+        index = self.env["g2p.blind.index"]
+        for model_name, rows in deferred.items():
+            index._store(model_name, rows)
+        return result
 
     @api.model
     def _g2p_encrypting(self):
