@@ -74,6 +74,10 @@ class Bench:
         self.person_exit = person_exit or (lambda env, name: contextlib.nullcontext())
         self.remote_counts = lambda: 0
         self.before_clerk = self.after_clerk = lambda: None
+        # OpenG2P's ``write`` of several records in one call loses their values (it reuses and
+        # overwrites ``vals`` across its loop: every record ends up with the placeholders
+        # encrypted): in its database, the write is one call per record, as its forms make.
+        self.write_each = False
 
     def measure(self, operation):
         """Run ``operation``, flush, and return (its result, a measurement)."""
@@ -92,6 +96,13 @@ class Bench:
             "values": {k: v - values_before.get(k, 0) for k, v in values_after.items()},
         }
 
+    def write(self, records):
+        if not self.write_each:
+            return records.write({WRITE_FIELD: WRITE_VALUE})
+        for record in records:
+            record.write({WRITE_FIELD: WRITE_VALUE})
+        return True
+
     def web_list(self, env, ids, limit):
         """The list view's request: ``web_search_read`` in an exit, its answer as JSON."""
         with self.person_exit(env, "res.partner.web_search_read"):
@@ -108,10 +119,12 @@ class Bench:
         results = {}
         savepoint = env.cr.savepoint()
         try:
-            records, results["create"] = self.measure(lambda: partners.create(vals_list))
+            # A copy: OpenG2P's create replaces the values of the dicts it is given by placeholders.
+            given = [dict(vals) for vals in vals_list]
+            records, results["create"] = self.measure(lambda: partners.create(given))
             ids = records.ids
             env.invalidate_all()
-            _done, results["write"] = self.measure(lambda: partners.browse(ids).write({WRITE_FIELD: WRITE_VALUE}))
+            _done, results["write"] = self.measure(lambda: self.write(partners.browse(ids)))
             for name, user_env, limit in (
                 ("list80", self.admin_env, 80),
                 ("list1000", self.admin_env, 1000),
@@ -159,7 +172,10 @@ def check_answer(answer, vals_list, expected_rows, plaintext):
         raise RuntimeError(f"the list returned {len(rows)} rows, expected {expected_rows}")
     first, expected = rows[0], vals_list[0]
     if plaintext and (first["email"] != expected["email"] or first["city"] != WRITE_VALUE):
-        raise RuntimeError("the list did not show the plaintext that was written: the benchmark is wrong")
+        raise RuntimeError(
+            f"the list did not show the plaintext that was written ({first['email']!r}, {first['city']!r} "
+            f"for {expected['email']!r}, {WRITE_VALUE!r}): the benchmark is wrong"
+        )
     if not plaintext and first["email"] == expected["email"]:
         raise RuntimeError("the clerk's list showed plaintext: the benchmark is wrong")
 
