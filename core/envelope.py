@@ -55,7 +55,10 @@ _GOOD_KEY_IDS = set()  # key ids already found well-formed (key_id_or_none)
 _TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/***")  # '+', '/' and '=' are not base64url
 _PADDING = (b"", None, b"==", b"=")
 _UNUSED_BITS = (0, None, 0x0F, 0x03)
-_SEXTET = {char: value for value, char in enumerate(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
+_SEXTET = {
+    char: value
+    for value, char in enumerate(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+}
 
 
 def _b64url_decode_body(text):
@@ -173,7 +176,9 @@ def seal_many(key_id, key, plaintexts, aad=b""):
     for plaintext, one_aad in zip(plaintexts, aads, strict=True):
         nonce = nonces[start : start + NONCE_SIZE_V2]
         start += NONCE_SIZE_V2
-        tokens.append(header + b64url_encode(nonce + encrypt(bytes(plaintext), prefix + bytes(one_aad), nonce, key)))
+        tokens.append(
+            header + b64url_encode(nonce + encrypt(bytes(plaintext), prefix + bytes(one_aad), nonce, key))
+        )
     return tokens
 
 
@@ -210,7 +215,9 @@ def open_many(tokens, key_lookup, aad=b""):
                     blob = b""  # too short: parse() below says what is wrong
                 if len(blob) >= NONCE_SIZE_V2 + TAG_SIZE:
                     key, header = known
-                    plaintext = decrypt(blob[NONCE_SIZE_V2:], header + bytes(one_aad), blob[:NONCE_SIZE_V2], key)
+                    plaintext = decrypt(
+                        blob[NONCE_SIZE_V2:], header + bytes(one_aad), blob[:NONCE_SIZE_V2], key
+                    )
                     if plaintext is None:
                         raise _authentication_failed(key_id)
                     plaintexts.append(plaintext)
@@ -390,4 +397,3 @@ def _parse(prefix, token):
     if len(blob) < NONCE_SIZE + TAG_SIZE:
         raise InvalidCiphertextError("malformed ciphertext: too short")
     return key_id, blob
-

@@ -140,7 +140,8 @@ class EncryptedModel(models.AbstractModel):
                 stored["id"] = record_id
                 for name, value in given.items():
                     stored[name] = _Encrypting(value, encrypted[record_id][name])
-            self.browse(ids)._g2p_update_index({record_id: given for record_id, (_s, given) in zip(ids, pending)})
+            given_by_id = {record_id: given for record_id, (_s, given) in zip(ids, pending, strict=True)}
+            self.browse(ids)._g2p_update_index(given_by_id)
         return super()._create(data_list)
 
     def _write(self, vals):
@@ -155,9 +156,9 @@ class EncryptedModel(models.AbstractModel):
         if forced:
             encrypted = self
         elif self._g2p_encrypting():
-            scope_field = self._fields.get((self._g2p_scope_path or "").partition(".")[0])
-            if scope_field is not None and scope_field.store and any(self.env.cache.get_missing_ids(self, scope_field)):
-                self.fetch([scope_field.name])  # that column only, not every prefetched one
+            scope = self._fields.get((self._g2p_scope_path or "").partition(".")[0])
+            if scope is not None and scope.store and any(self.env.cache.get_missing_ids(self, scope)):
+                self.fetch([scope.name])  # that column only, not every prefetched one
             encrypted = self._g2p_in_scope()
         else:
             encrypted = self.browse()
@@ -224,7 +225,9 @@ class EncryptedModel(models.AbstractModel):
             assignments = [SQL("%s = v.%s", SQL.identifier(name), SQL.identifier(name)) for name in names]
             row = "(" + ", ".join(["%s"] * (len(names) + 1)) + ")"
             for chunk in split_every(UPDATE_ROWS, ids):
-                params = [value for record_id in chunk for value in (record_id, *map(tokens_by_id[record_id].get, names))]
+                params = []
+                for record_id in chunk:
+                    params += (record_id, *map(tokens_by_id[record_id].get, names))
                 self.env.cr.execute(
                     SQL(
                         "UPDATE %s AS t SET %s FROM (VALUES %s) AS v(id, %s) WHERE t.id = v.id",

@@ -220,7 +220,9 @@ class G2PEncryptionProvider(models.Model):
         for provider, provider_key_ids in providers.items():
             positions = [i for i, key_id in enumerate(key_ids) if key_id in provider_key_ids]
             try:
-                plaintexts = provider._keyring().decrypt([tokens[i] for i in positions], [aads[i] for i in positions])
+                plaintexts = provider._keyring().decrypt(
+                    [tokens[i] for i in positions], [aads[i] for i in positions]
+                )
             except G2PCryptoError as error:
                 raise provider._user_error(error) from error
             for i, plaintext in zip(positions, plaintexts, strict=True):
@@ -307,7 +309,7 @@ class G2PEncryptionProvider(models.Model):
                 )
             found.update(fetched)
             if len(KEY_PROVIDERS) < 10_000:
-                KEY_PROVIDERS.update(((dbname, key_id), provider_id) for key_id, provider_id in fetched.items())
+                KEY_PROVIDERS.update(((dbname, key_id), owner) for key_id, owner in fetched.items())
         grouped = {}
         for key_id, provider_id in found.items():
             grouped.setdefault(provider_id, set()).add(key_id)

@@ -38,9 +38,12 @@ def test_the_fast_base64url_decoder_accepts_and_refuses_what_the_strict_one_does
 def test_a_batch_opens_like_one_token_at_a_time_across_keys_and_sizes():
     plaintexts = [os.urandom(size) for size in (0, 1, 15, 16, 17, 100, 1000)] * 3
     aads = [f"res.partner|name|{i}".encode() for i in range(len(plaintexts))]
-    tokens = [seal("k1" if i % 2 else "k2", KEYS["k1" if i % 2 else "k2"], p, a) for i, (p, a) in enumerate(zip(plaintexts, aads))]
+    tokens = [
+        seal("k1" if i % 2 else "k2", KEYS["k1" if i % 2 else "k2"], p, a)
+        for i, (p, a) in enumerate(zip(plaintexts, aads, strict=True))
+    ]
     assert open_many(tokens, lookup, aads) == plaintexts
-    assert [open_token(token, lookup, aad) for token, aad in zip(tokens, aads)] == plaintexts
+    assert [open_token(token, lookup, aad) for token, aad in zip(tokens, aads, strict=True)] == plaintexts
 
 
 def test_a_batch_looks_each_key_up_once():

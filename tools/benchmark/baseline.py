@@ -24,7 +24,7 @@ PARAM_PREFIX = "g2p_registry_encryption."
 CLIENT_ID, CLIENT_SECRET = "openg2p-admin-client", "emulator-client-secret"
 
 
-def answer(payload):
+def reply(payload):
     sys.stdout.write(RESULT + json.dumps(payload) + "\n")
     sys.stdout.flush()
 
@@ -106,7 +106,7 @@ class Baseline:
             source = ids[: count - len(ids)]
             # The column names come from the catalogue.
             cr.execute(
-                f"INSERT INTO res_partner ({columns}) SELECT {columns} FROM res_partner "  # pylint: disable=sql-injection
+                f"INSERT INTO res_partner ({columns}) SELECT {columns} FROM res_partner "
                 "WHERE id = ANY(%s) ORDER BY id RETURNING id",
                 (source,),
             )
@@ -144,16 +144,16 @@ def main(argv=None):
     try:
         env = api.Environment(cr, SUPERUSER_ID, {})
         baseline = Baseline(env, args.emulator_url, args.records)
-        answer({"ready": True})
+        reply({"ready": True})
         for line in sys.stdin:
             command = json.loads(line)
             if command["cmd"] == "quit":
                 break
             try:
-                answer({"result": baseline.handle(command)})
+                reply({"result": baseline.handle(command)})
             except Exception as error:  # pylint: disable=broad-except
                 cr.rollback()
-                answer({"error": f"{type(error).__name__}: {error}"})
+                reply({"error": f"{type(error).__name__}: {error}"})
                 break
     finally:
         cr.rollback()

@@ -40,8 +40,12 @@ def parse_args(argv):
     parser.add_argument("--records", type=int, default=1000, help="registrants per run (default 1000)")
     parser.add_argument("--read-records", type=int, default=10000, help="registrants of the server-side read")
     parser.add_argument("--runs", type=int, default=5, help="runs per configuration (median; default 5)")
-    parser.add_argument("--slow-runs", type=int, default=1, help="runs of the per-value baselines (default 1)")
-    parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help=f"subset of {','.join(CONFIGURATIONS)}")
+    parser.add_argument(
+        "--slow-runs", type=int, default=1, help="runs of the per-value baselines (default 1)"
+    )
+    parser.add_argument(
+        "--configs", default=",".join(DEFAULT_CONFIGS), help=f"subset of {','.join(CONFIGURATIONS)}"
+    )
     parser.add_argument("--baseline-config", help="Odoo configuration of OpenG2P's own modules (baseline)")
     parser.add_argument("--baseline-database", help="database with OpenG2P's g2p_registry_encryption")
     parser.add_argument("--baseline-log", default=os.devnull, help="where the baseline process logs")
@@ -134,7 +138,9 @@ class Runner:
         for index, name in enumerate(self.measured()):
             progress(f"{name}: {self.args.read_records} registrants for the server-side read")
             if CONFIGURATIONS[name].process == "baseline":
-                self.baseline.call(cmd="prepare", config=name, count=self.args.read_records, run_index=50 + index)
+                self.baseline.call(
+                    cmd="prepare", config=name, count=self.args.read_records, run_index=50 + index
+                )
             else:
                 activate(self.env, CONFIGURATIONS[name], self.providers[name])
                 self.read_sets[name] = make_registrants(self.env, 50 + index, self.args.read_records)

@@ -106,7 +106,9 @@ class Bench:
     def web_list(self, env, ids, limit):
         """The list view's request: ``web_search_read`` in an exit, its answer as JSON."""
         with self.person_exit(env, "res.partner.web_search_read"):
-            answer = env["res.partner"].web_search_read([("id", "in", ids)], LIST_SPEC, limit=limit, order="id")
+            answer = env["res.partner"].web_search_read(
+                [("id", "in", ids)], LIST_SPEC, limit=limit, order="id"
+            )
         json.dumps(answer, default=str)
         return answer
 

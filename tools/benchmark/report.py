@@ -172,7 +172,10 @@ def sections_table(results, args):
             measured = runs_of(results, config, operation)
             if not measured:
                 continue
-            cells = [f"{statistics.median(run['sections'].get(name, 0.0) for run in measured):.3f}" for name in names]
+            cells = [
+                f"{statistics.median(run['sections'].get(name, 0.0) for run in measured):.3f}"
+                for name in names
+            ]
             total = median_of(results, config, operation)
             lines.append(f"| {LABELS[config]} | {operation} | {total:.3f} | " + " | ".join(cells) + " |")
     return lines
@@ -191,7 +194,9 @@ def verdicts(results, floor):
         section = SECTION_OF.get(operation, "decrypt")
         values = statistics.median(run["values"].get(section, 0) for run in runs) if runs else 0
         if not values:
-            lines.append(f"- cost per value of `{operation}` within {PER_VALUE_LIMIT:g} × the floor: not measured.")
+            lines.append(
+                f"- cost per value of `{operation}` within {PER_VALUE_LIMIT:g} × the floor: not measured."
+            )
             continue
         engine = statistics.median(run["sections"].get(section, 0.0) for run in runs) / values * 1e6
         floor_value = floor_us(floor, operation)
@@ -199,8 +204,8 @@ def verdicts(results, floor):
         verb = "seal" if operation in SEALING else "open"
         lines.append(
             f"- cost per value of `{operation}` ({section} batch, {values:.0f} values) within "
-            f"{PER_VALUE_LIMIT:g} × the floor: {engine:.1f} µs against a bare {verb} of {floor_value:.1f} µs, "
-            f"{ratio:.2f} × — **{'met' if ratio <= PER_VALUE_LIMIT else 'not met'}**."
+            f"{PER_VALUE_LIMIT:g} × the floor: {engine:.1f} µs against a bare {verb} of "
+            f"{floor_value:.1f} µs, {ratio:.2f} × — **{'met' if ratio <= PER_VALUE_LIMIT else 'not met'}**."
         )
     return lines
 
@@ -219,7 +224,9 @@ def spread_text(results):
         return []
     worst = max(spreads.values())
     off = ", ".join(
-        f"{operation} {spreads[('off', operation)]:.0%}" for operation in ALL_OPERATIONS if ("off", operation) in spreads
+        f"{operation} {spreads[('off', operation)]:.0%}"
+        for operation in ALL_OPERATIONS
+        if ("off", operation) in spreads
     )
     return [
         f"- Noise: the runs of one configuration and operation differ by up to {worst:.0%} of their "
@@ -232,8 +239,9 @@ def floor_lines(floor):
     lines = []
     for cipher, (count, seal_seconds, open_seconds) in floor.items():
         lines.append(
-            f"- {cipher}: {count} values sealed in {seal_seconds:.4f} s ({seal_seconds / count * 1e6:.2f} µs each), "
-            f"opened in {open_seconds:.4f} s ({open_seconds / count * 1e6:.2f} µs each)."
+            f"- {cipher}: {count} values sealed in {seal_seconds:.4f} s "
+            f"({seal_seconds / count * 1e6:.2f} µs each), opened in {open_seconds:.4f} s "
+            f"({open_seconds / count * 1e6:.2f} µs each)."
         )
     return lines
 

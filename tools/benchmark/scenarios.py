@@ -120,18 +120,18 @@ def activate(env, configuration, provider):
 
 def make_users(env):
     """(Crypto Admin env, clerk env): the people who open the list."""
-    envs = []
-    for login, xmlids in (
-        ("g2p_bench_crypto_admin", ("base.group_user", "base.group_partner_manager", "g2p_encryption.crypto_admin")),
-        ("g2p_bench_clerk", ("base.group_user", "base.group_partner_manager")),
-    ):
+
+    def user_env(login, xmlids):
         user = (
             env["res.users"]
             .with_context(no_reset_password=True, mail_create_nolog=True)
             .create({"name": login, "login": login, "groups_id": [(6, 0, [env.ref(x).id for x in xmlids])]})
         )
-        envs.append(env(user=user.id))
-    return tuple(envs)
+        return env(user=user.id)
+
+    admin = ("base.group_user", "base.group_partner_manager", "g2p_encryption.crypto_admin")
+    clerk = ("base.group_user", "base.group_partner_manager")
+    return user_env("g2p_bench_crypto_admin", admin), user_env("g2p_bench_clerk", clerk)
 
 
 def install_sections(env, sections):
