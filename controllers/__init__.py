@@ -1,2 +1,3 @@
 from . import jwks
 from . import exits
+from . import metrics

@@ -15,6 +15,8 @@ Rows are written by the addon's code only and never changed or deleted.
 
 from odoo import _, api, fields, http, models
 
+from ..core import monitoring
+
 MAX_IDS_KEPT = 5000
 
 
@@ -85,6 +87,7 @@ class DecryptionLog(models.Model):
             self._write_row("server", entry_point, model_name, field_names, [], len(ids))
 
     def _write_row(self, kind, entry_point, model_name, field_names, ids, count=None):
+        monitoring.count_exit(kind, model_name, len(ids) if count is None else count)
         self.sudo().create(
             {
                 "user_id": self.env.uid,

@@ -25,7 +25,7 @@ import logging
 from odoo import _
 from odoo.exceptions import UserError
 
-from ..core import envelope
+from ..core import envelope, monitoring
 
 _logger = logging.getLogger(__name__)
 
@@ -206,6 +206,7 @@ def decrypt_stored(env, field, pending):
                 ", ".join(map(str, unreadable[:20])),
             )
         env["g2p.decryption.log"]._note_decrypted(field, token_ids)
+        monitoring.count_values("decrypt", field.model_name, len(tokens))
     return result
 
 

@@ -21,6 +21,7 @@ from odoo.exceptions import UserError
 from odoo.osv import expression
 from odoo.tools import SQL, split_every
 
+from ..core import monitoring
 from .encrypted_field import EncryptedField, _Encrypting, check_not_masked, field_aad, is_ciphertext
 from .encrypted_field_config import FieldSpec, field_problem, load_specs
 from .encryption_exits import PARAM_ENCRYPT
@@ -293,6 +294,7 @@ class EncryptedModel(models.AbstractModel):
                 filled_ids, filled_names, provider._encrypt_values(plaintexts, aads), strict=True
             ):
                 result[record_id][name] = token
+            monitoring.count_values("encrypt", self._name, len(plaintexts))
         return result
 
     def _g2p_update_index(self, values_by_id):

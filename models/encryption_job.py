@@ -38,7 +38,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError
 from odoo.tools import SQL
 
-from ..core import envelope
+from ..core import envelope, monitoring
 from .encrypted_field import Unreadable, decrypt_stored, is_ciphertext
 
 _logger = logging.getLogger(__name__)
@@ -420,6 +420,7 @@ class EncryptionJob(models.Model):
                 "UPDATE g2p_encryption_job_chunk SET attempts = attempts + 1, error = %s WHERE id = %s",
                 (str(error)[:2000], chunk_id),
             )
+            monitoring.count_job(job.kind, job.res_model, 0, 0, failed=True)
             job.write(
                 {
                     "state": "failed",
@@ -445,6 +446,7 @@ class EncryptionJob(models.Model):
                 chunk_id,
             ),
         )
+        monitoring.count_job(job.kind, job.res_model, done, changed)
         self.env.invalidate_all()  # bounded memory: nothing of the chunk stays in the cache
         _logger.info(
             "Encryption job %s: records %s to %s (%s, %s changed) in %.0f ms",
