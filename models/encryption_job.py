@@ -110,7 +110,7 @@ class EncryptionJob(models.Model):
         compute="_compute_progress", help="Records whose values were encrypted or moved."
     )
     last_id = fields.Integer(compute="_compute_progress", help="Records up to this id are done.")
-    chunk_count = fields.Integer(compute="_compute_progress", string="Chunks")
+    chunk_count = fields.Integer(compute="_compute_progress", string="Number of chunks")
     chunks_done = fields.Integer(compute="_compute_progress")
     skipped_ids = fields.Text(
         string="Skipped records",
