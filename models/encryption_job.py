@@ -50,7 +50,7 @@ PARAM_CHANNEL = "g2p_encryption.job_channel"
 DEFAULT_RUNNERS = 4
 # A runner link of queue_job converts one chunk (seconds); one started this long ago is dead.
 RUNNER_STALE_MINUTES = 10
-RUNNER_METHODS = ("_queue_run_chunk", "_queue_plan")
+RUNNER_METHOD = "_queue_run_chunk"
 
 
 def claim_chunk(cr, job_ids=None):
@@ -225,6 +225,7 @@ class EncryptionJob(models.Model):
         jobs = self.sudo()  # it runs as whoever started the job; the work is the server's
         for job in jobs.filtered(lambda j: j.state == "running"):
             job._plan()
+        jobs.browse()._finish_jobs()  # a job with nothing to convert is done already
         jobs.browse()._ensure_runners()
 
     @api.model
@@ -250,7 +251,7 @@ class EncryptionJob(models.Model):
             .search_count(
                 [
                     ("model_name", "=", self._name),
-                    ("method_name", "in", RUNNER_METHODS),
+                    ("method_name", "=", RUNNER_METHOD),
                     "|",
                     ("state", "in", ("pending", "enqueued", "wait_dependencies")),
                     "&",
