@@ -29,6 +29,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 _lock = threading.Lock()
 _directory = None
 _metrics = {}
+_children = {}  # (name, labels): the labelled child, looked up once
 
 # name: (kind, help, label names)
 DEFINITIONS = {
@@ -125,6 +126,7 @@ def use_directory(base, server_pid):
         # prometheus_client chose its value class when imported: multi-process from now on.
         values.ValueClass = values.MultiProcessValue()
         _metrics.clear()
+        _children.clear()
         _directory = path
     return path
 
@@ -154,19 +156,26 @@ def _metric(name):
     return metric
 
 
+def _child(name, labels):
+    child = _children.get((name, labels))
+    if child is None:
+        child = _children.setdefault((name, labels), _metric(name).labels(*labels))
+    return child
+
+
 def inc(name, labels, amount=1):
     """Add ``amount`` to the counter ``name`` of ``labels`` (a tuple in the definition's order)."""
     if _directory is None or not amount:
         return
     with contextlib.suppress(OSError):  # a full disk must not fail a request
-        _metric(name).labels(*labels).inc(amount)
+        _child(name, labels).inc(amount)
 
 
 def observe(name, labels, value):
     if _directory is None:
         return
     with contextlib.suppress(OSError):
-        _metric(name).labels(*labels).observe(value)
+        _child(name, labels).observe(value)
 
 
 def exposition(collectors=()):

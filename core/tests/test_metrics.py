@@ -25,6 +25,7 @@ def metrics_dir(tmp_path, monkeypatch):
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     yield tmp_path
     metrics._directory, metrics._metrics, values.ValueClass = saved[0], saved[1], saved[2]
+    metrics._children.clear()
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 

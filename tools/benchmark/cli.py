@@ -8,9 +8,10 @@ import sys
 import time
 
 from . import __doc__ as description
-from .floor import aead_floor
+from .floor import aead_floor, merge_floors
 from .measure import OPERATIONS, Bench, Sections, make_registrants
 from .report import LATENCY_MS, LOAD_KEY, load_average, machine_info, render, verdicts
+from .rpc import run_rpc_phase
 from .scenarios import (
     CONFIGURATIONS,
     DEFAULT_CONFIGS,
@@ -50,6 +51,10 @@ def parse_args(argv):
     parser.add_argument("--baseline-database", help="database with OpenG2P's g2p_registry_encryption")
     parser.add_argument("--baseline-log", default=os.devnull, help="where the baseline process logs")
     parser.add_argument("--output", help="markdown file to write the results to (e.g. BENCHMARKS.md)")
+    parser.add_argument("--no-rpc", dest="rpc", action="store_false", help="skip the JSON-RPC lists")
+    parser.add_argument("--python", default=sys.executable, help="Python of the Odoo that serves JSON-RPC")
+    parser.add_argument("--odoo-bin", help="odoo-bin of the Odoo that serves JSON-RPC")
+    parser.add_argument("--rpc-dir", default="/tmp/g2p_bench_rpc", help="where that Odoo logs")
     args = parser.parse_args(argv)
     args.configs = [name.strip() for name in args.configs.split(",") if name.strip()]
     unknown = set(args.configs) - set(CONFIGURATIONS)
@@ -59,6 +64,8 @@ def parse_args(argv):
         args.configs.insert(0, "off")  # the ratios need it
     if "openg2p" in args.configs and "og_off" not in args.configs:
         args.configs.insert(args.configs.index("openg2p"), "og_off")
+    if args.rpc and not args.odoo_bin:
+        args.rpc = False  # no Odoo to start
     if args.records < 80 or args.runs < 1 or args.slow_runs < 1:
         parser.error("--records must be at least 80, --runs and --slow-runs at least 1")
     return args
@@ -113,6 +120,7 @@ class Runner:
         self.read_sets = {}
         self.baseline = None
         self.results = {}
+        self.floors = []
 
     def set_up(self, installed):
         for name in self.args.configs:
@@ -185,10 +193,13 @@ class Runner:
         # Each configuration starts cold, as a freshly started worker would.
         clear_worker_caches()
         self.emulator.reset_counts()
+        # The floor is measured between rounds too: the machine's load weighs on it as on the rest.
         for run_index in range(self.args.runs):
             self.run_round(run_index)
+            self.floors.append(aead_floor(self.args.records, repeats=3))
         for run_index in range(self.args.runs):
             self.read_round(run_index)
+            self.floors.append(aead_floor(self.args.records, repeats=3))
         return self.results
 
 
@@ -211,11 +222,20 @@ def main(argv=None):
 
     odoo.tools.config.parse_config(["-c", args.config, "-d", args.database, "--log-level=warn"])
     registry = odoo.registry(args.database)
-    cr = registry.cursor()
-    emulator = runner = None
+    emulator = runner = cr = None
     try:
-        env = api.Environment(cr, SUPERUSER_ID, {})
         emulator = start_emulator()
+        rpc_results = {}
+        if args.rpc:
+            # Before the in-process phase opens its transaction (see rpc.RpcLists).
+            served = {
+                name: CONFIGURATIONS[name]
+                for name in args.configs
+                if CONFIGURATIONS[name].process == "addon" and not CONFIGURATIONS[name].slow
+            }
+            rpc_results = run_rpc_phase(args, registry, emulator, served)
+        cr = registry.cursor()
+        env = api.Environment(cr, SUPERUSER_ID, {})
         sections = Sections()
         install_sections(env, sections)
         admin_env, clerk_env = make_users(env)
@@ -227,13 +247,16 @@ def main(argv=None):
         runner = Runner(args, env, bench, emulator)
         runner.set_up(keymanager_installed(env))
         results = runner.run()
-        progress("the bare-AEAD floor")
-        floor = aead_floor(args.records)
+        for name, rounds in rpc_results.items():
+            for run, rpc_run in zip(results.get(name) or [], rounds, strict=False):
+                run.update(rpc_run)
+        floor = merge_floors(runner.floors)
         machine = machine_info(env)
         machine[LOAD_KEY] = f"{load_before} — {load_average()}"
     finally:
-        cr.rollback()
-        cr.close()
+        if cr is not None:
+            cr.rollback()
+            cr.close()
         if runner is not None and runner.baseline is not None:
             runner.baseline.close()
         if emulator is not None:

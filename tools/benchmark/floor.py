@@ -111,3 +111,16 @@ def aead_floor(records=1000, repeats=7):
             _median_seconds(open_aes, repeats),
         ),
     }
+
+
+def merge_floors(floors):
+    """The median, cipher by cipher, of floors measured at several moments of the run."""
+    merged = {}
+    for cipher in floors[0]:
+        count = floors[0][cipher][0]
+        merged[cipher] = (
+            count,
+            statistics.median(floor[cipher][1] for floor in floors),
+            statistics.median(floor[cipher][2] for floor in floors),
+        )
+    return merged

@@ -145,6 +145,7 @@ def install_sections(env, sections):
         "_g2p_encrypt_rows",
         "encrypt",
         count=lambda args: sum(1 for _id, values in args[1] for value in values.values() if value),
+        batch_section="encrypt batch",
     )
     sections.install(type(env["g2p.blind.index"]), "_store", "blind index", count=lambda args: len(args[2]))
     sections.install(type(env["g2p.decryption.log"]), "_write_row", "audit log", count=lambda args: 1)
