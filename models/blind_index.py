@@ -16,6 +16,7 @@ from odoo import api, fields, models, tools
 from ..core import blind_index
 
 KEYS_IN_USE_SECONDS = 60
+INSERT_ROWS = 10_000  # rows per INSERT of _store
 _KEYS_IN_USE = {}  # {(dbname, model, field): (expires at, [index key ids])}, per worker
 
 
@@ -62,20 +63,19 @@ class BlindIndex(models.Model):
         provider = self.env["g2p.encryption.provider"]._get_registry_provider()
         key_id, key = provider._blind_index_key()
         digest = blind_index.blind_index
-        params = [
-            value
-            for res_id, name, kind, plaintext in kept
-            for value in (res_model, res_id, name, digest(key, name, str(plaintext), kind), key_id)
-        ]
-        for start in range(0, len(params), 5000):
-            chunk = params[start : start + 5000]
-            placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * (len(chunk) // 5))
+        # Columns as arrays, unnested by PostgreSQL: three parameters per statement, however many
+        # rows (a list of VALUES would make psycopg2 quote five values a row into the SQL text).
+        for chunk in tools.split_every(INSERT_ROWS, kept):
+            res_ids = [res_id for res_id, _name, _kind, _value in chunk]
+            names = [name for _res_id, name, _kind, _value in chunk]
+            digests = [digest(key, name, str(value), kind) for _res_id, name, kind, value in chunk]
             self.env.cr.execute(
-                f"""INSERT INTO g2p_blind_index (res_model, res_id, field_name, digest, index_key_id)
-                    VALUES {placeholders}
-                    ON CONFLICT (res_model, res_id, field_name)
-                    DO UPDATE SET digest = EXCLUDED.digest, index_key_id = EXCLUDED.index_key_id""",  # pylint: disable=sql-injection
-                chunk,
+                """INSERT INTO g2p_blind_index (res_model, res_id, field_name, digest, index_key_id)
+                   SELECT %s, t.res_id, t.field_name, t.digest, %s
+                     FROM unnest(%s::int[], %s::varchar[], %s::varchar[]) AS t(res_id, field_name, digest)
+                   ON CONFLICT (res_model, res_id, field_name)
+                   DO UPDATE SET digest = EXCLUDED.digest, index_key_id = EXCLUDED.index_key_id""",
+                (res_model, key_id, res_ids, names, digests),
             )
         _KEYS_IN_USE.pop((self.env.cr.dbname, res_model), None)
 

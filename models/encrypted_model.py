@@ -31,7 +31,7 @@ _logger = logging.getLogger(__name__)
 MATCHING_OPERATORS = ("=", "in", "ilike", "like", "=ilike", "=like")
 NEGATIVE_OPERATORS = {"!=": "=", "not in": "in", "not ilike": "ilike", "not like": "like"}
 _ENCRYPTED_CLASSES = {}
-UPDATE_ROWS = 1000  # rows per UPDATE ... FROM (VALUES ...)
+UPDATE_ROWS = 10_000  # rows per UPDATE ... FROM unnest(...)
 
 
 def encrypted_class(field_class):
@@ -170,6 +170,14 @@ class EncryptedModel(models.AbstractModel):
             return None
         others = {name: value for name, value in vals.items() if name not in values}
         values_by_id = {record_id: values for record_id in encrypted._ids}
+        pending = self.env.transaction.__dict__.get("g2p_pending_values")
+        one_by_one = pending is not None and len(encrypted) == 1
+        if one_by_one and all(name in models.LOG_ACCESS_COLUMNS for name in others):
+            # A flush writing computed values one record at a time: they are encrypted and stored
+            # together when the flush ends (``_flush``), in one batch and one UPDATE.
+            group = pending.setdefault(self._name, {}).setdefault(tuple(sorted(others.items())), {})
+            group[encrypted.id] = values
+            return None
         tokens = encrypted._g2p_encrypt_rows(list(values_by_id.items()))
         if len(encrypted) == 1:
             # A flush writes records one at a time when their values differ: the tokens go into
@@ -223,18 +231,19 @@ class EncryptedModel(models.AbstractModel):
             if tokens:
                 groups.setdefault(tuple(sorted(tokens)), []).append(record_id)
         for names, ids in groups.items():
+            # Columns as arrays, unnested by PostgreSQL: one parameter per column, however many rows.
             assignments = [SQL("%s = v.%s", SQL.identifier(name), SQL.identifier(name)) for name in names]
-            row = "(" + ", ".join(["%s"] * (len(names) + 1)) + ")"
             for chunk in split_every(UPDATE_ROWS, ids):
-                params = []
-                for record_id in chunk:
-                    params += (record_id, *map(tokens_by_id[record_id].get, names))
+                columns = [SQL("%s::int[]", list(chunk))]
+                for name in names:
+                    tokens = [tokens_by_id[record_id].get(name) for record_id in chunk]
+                    columns.append(SQL("%s::text[]", tokens))
                 self.env.cr.execute(
                     SQL(
-                        "UPDATE %s AS t SET %s FROM (VALUES %s) AS v(id, %s) WHERE t.id = v.id",
+                        "UPDATE %s AS t SET %s FROM unnest(%s) AS v(id, %s) WHERE t.id = v.id",
                         SQL.identifier(self._table),
                         SQL(", ").join(assignments + shared),
-                        SQL(", ".join([row] * len(chunk)), *params),
+                        SQL(", ").join(columns),
                         SQL(", ").join(map(SQL.identifier, names)),
                     )
                 )
@@ -318,16 +327,27 @@ class EncryptedModel(models.AbstractModel):
             self.env["g2p.blind.index"]._store(self._name, rows)
 
     def _flush(self, fnames=None):
-        # The blind-index rows of the records a flush writes go in one batch at its end (see
-        # _g2p_update_index); a flush inside a flush leaves them to the outer one.
+        # What a flush writes one record at a time (``_write``) and the blind-index rows of the
+        # records it writes (``_g2p_update_index``) are stored in batches at its end; a flush
+        # inside a flush leaves them to the outer one.
         transaction = self.env.transaction
         if transaction.__dict__.get("g2p_index_rows") is not None:
             return super()._flush(fnames)
         transaction.g2p_index_rows = deferred = {}
+        transaction.g2p_pending_values = pending = {}
         try:
             result = super()._flush(fnames)
+            transaction.g2p_pending_values = None
+            for model_name, groups in pending.items():
+                model = self.env[model_name]
+                for constants, values_by_id in groups.items():
+                    records = model.browse(list(values_by_id))
+                    tokens = records._g2p_encrypt_rows(list(values_by_id.items()))
+                    records._g2p_update_columns(tokens, dict(constants))
+                    records._g2p_update_index(values_by_id)
         finally:
             transaction.g2p_index_rows = None
+            transaction.g2p_pending_values = None
         index = self.env["g2p.blind.index"]
         for model_name, rows in deferred.items():
             index._store(model_name, rows)

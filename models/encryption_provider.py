@@ -319,6 +319,7 @@ class G2PEncryptionProvider(models.Model):
         """The keyring of this provider: its data keys, unwrapped through its type."""
         self.ensure_one()
         provider = self.sudo()
+        provider.fetch(["type"])  # the type alone, not every column of the provider (once per request)
         provider._optional_dispatch("_assert_keys_usable", None)
         ttl, uses = provider._optional_dispatch("_data_key_cache_limits", (3600.0, 10**9))
         return Keyring(provider._unwrap_data_key, DATA_KEYS, (self.env.cr.dbname, provider.id), ttl, uses)
