@@ -16,6 +16,13 @@ import weakref
 
 _caches = weakref.WeakSet()
 _MISSING = object()
+_observer = None  # called (cache name, hit) on every get: core.monitoring counts it
+
+
+def observe(function):
+    """Have ``function(cache name, hit)`` called on every :meth:`Cache.get` (``core.monitoring``)."""
+    global _observer  # noqa: PLW0603 - one observer for the process
+    _observer = function
 
 
 class Cache:
@@ -47,15 +54,17 @@ class Cache:
         now = self._clock() if now is None else now
         with self._lock:
             entry = self._entries.get(key)
-            if entry is None:
-                return default
-            value, expires_at, uses_left = entry
-            if (expires_at is not None and expires_at <= now) or (uses_left is not None and uses_left <= 0):
-                del self._entries[key]
-                return default
-            if uses_left is not None:
-                entry[2] = uses_left - 1
-            return value
+            if entry is not None:
+                value, expires_at, uses_left = entry
+                expired = expires_at is not None and expires_at <= now
+                if expired or (uses_left is not None and uses_left <= 0):
+                    del self._entries[key]
+                    entry = None
+                elif uses_left is not None:
+                    entry[2] = uses_left - 1
+        if _observer is not None:
+            _observer(self.name, entry is not None)
+        return default if entry is None else value
 
     def put(self, key, value, *, ttl=_MISSING, uses=_MISSING, now=None):
         """Store ``value`` under ``key`` and return it. A ``ttl`` of 0 or less stores nothing."""

@@ -107,7 +107,8 @@ def _exchange_once(session, service, method, url, endpoint, interpret, timeout, 
         )
     except requests.RequestException as exc:
         error = _transport_error(exc, url, timeout, **where)
-        _report(service, stats_key, endpoint, None, _elapsed_ms(started), request_id, error)
+        elapsed_ms = _elapsed_ms(started)
+        _report(service, stats_key, endpoint, None, elapsed_ms, request_id, error, _transport_cause(exc))
         raise error from None
     elapsed_ms = _elapsed_ms(started)
     answer = Answer(service, endpoint, response.status_code, _json_body(response), request_id)
@@ -159,9 +160,9 @@ def _transport_error(exc, url, timeout, **where):
     return RemoteServiceError(f"cannot send the request: {type(exc).__name__}", **where)
 
 
-def _report(service, stats_key, endpoint, status, elapsed_ms, request_id, error=None):
+def _report(service, stats_key, endpoint, status, elapsed_ms, request_id, error=None, transport=None):
     """Log the one line of an exchange and count it in ``core.monitoring``."""
-    monitoring.record(service, stats_key, endpoint, elapsed_ms, error)
+    monitoring.record(service, stats_key, endpoint, elapsed_ms, error, transport)
     if status is None:
         _logger.warning(
             "%s %s failed in %d ms: %s (request %s)", service, endpoint, elapsed_ms, error.detail, request_id
@@ -192,6 +193,20 @@ def _json_body(response):
 
 def _elapsed_ms(started):
     return (time.monotonic() - started) * 1000.0
+
+
+def _transport_cause(exc):
+    """How a request without an answer failed, for the counters: whether it reached the server
+    (``timeout``: no answer in time; ``closed``: the connection closed without an answer) or not
+    (``connect_timeout``, ``refused``, ``connection``)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connect_timeout"
+    if isinstance(exc, requests.Timeout):
+        return "timeout"
+    failure = _connection_failure(exc) if isinstance(exc, requests.ConnectionError) else ""
+    return {"connection refused": "refused", "connection closed without an answer": "closed"}.get(
+        failure, "connection"
+    )
 
 
 def _connection_failure(exc):

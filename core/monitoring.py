@@ -1,18 +1,23 @@
-"""Per-process counters of the calls made to Keycloak and KeyManager.
+"""What the addon counts: calls to Keycloak and KeyManager, values, plaintext exits, caches, jobs.
 
-Every HTTP exchange of ``core.keycloak`` and ``core.keymanager`` is recorded here, per service,
-base URL and endpoint: how many calls, how many failed and why, how long they took, and the last
-error. The numbers live in the memory of one worker process (Odoo runs several: each shows its
-own), cost a dictionary update per call, and are read by :func:`keymanager_stats` and
-:func:`keycloak_stats` so that a provider form can show them.
+The one place where events are counted. Every HTTP exchange of ``core.keycloak`` and
+``core.keymanager`` is recorded here (:func:`record`), per service, base URL and endpoint: how
+many calls, how many failed and why, how long they took, and the last error. Two views of it:
+
+* this worker's own counters, in memory, read by :func:`keymanager_stats` and
+  :func:`keycloak_stats` so that a provider form can show them;
+* the server's, summed over all its workers, for Prometheus (``core.metrics``): the calls, errors
+  by cause and latency histograms, and the other events counted here (:func:`count_values`,
+  :func:`count_exit`, :func:`count_cache`, :func:`count_job`).
 """
 
 import os
 import time
 from datetime import datetime, timezone
 
+from . import cache, metrics
 from .cache import Cache
-from .errors import AuthenticationError, KeyManagerError, ServiceUnavailableError
+from .errors import AuthenticationError, KeyManagerError, RemoteServiceError, ServiceUnavailableError
 
 # (service, base URL) -> {endpoint: _EndpointStats}; updated under the key's lock.
 _stats = Cache("KeyManager and Keycloak call counters")
@@ -55,8 +60,35 @@ def error_kind(error):
     return "other"
 
 
-def record(service, base_url, endpoint, elapsed_ms, error=None):
-    """Count one HTTP exchange; ``error`` is the exception it ended in, if any."""
+def error_cause(error, transport=None):
+    """The cause under which a failed exchange is counted for Prometheus.
+
+    ``transport`` is how a request without an answer failed (``timeout``, ``connect_timeout``,
+    ``refused``, ``closed``, ``connection``); otherwise the answer says: ``authentication``,
+    ``keymanager`` (an error code in a KeyManager answer), ``http_<status>``, or ``other``.
+    """
+    if transport:
+        return transport
+    if isinstance(error, AuthenticationError):
+        return "authentication"
+    if isinstance(error, KeyManagerError):
+        return "keymanager"
+    status = getattr(error, "http_status", None)
+    if isinstance(error, RemoteServiceError) and status:
+        return f"http_{status}"
+    if isinstance(error, ServiceUnavailableError):
+        return "unavailable"
+    return "other"
+
+
+def record(service, base_url, endpoint, elapsed_ms, error=None, transport=None):
+    """Count one HTTP exchange; ``error`` is the exception it ended in, if any, and ``transport``
+    how it failed when no answer came (see :func:`error_cause`)."""
+    labels = (service.lower(), endpoint)
+    metrics.inc("remote_requests", labels)
+    metrics.observe("remote_request_seconds", labels, elapsed_ms / 1000.0)
+    if error is not None:
+        metrics.inc("remote_errors", (*labels, error_cause(error, transport)))
     key = (service, base_url)
     endpoints = _stats.setdefault(key, dict)
     with _stats.key_lock(key):
@@ -131,3 +163,33 @@ def reset_stats(service=None, base_url=None):
         _stats.clear()
     else:
         _stats.pop((service, base_url))
+
+
+def count_values(operation, model, count):
+    """``count`` field values of ``model`` encrypted (``operation="encrypt"``) or decrypted."""
+    metrics.inc("values", (operation, model), count)
+
+
+def count_exit(kind, model, records):
+    """A decryption log row: plaintext of ``records`` records of ``model`` shown to a person
+    (``kind="exit"``) or used by server code (``kind="server"``)."""
+    metrics.inc("plaintext_exits", (kind, model))
+    metrics.inc("plaintext_exit_records", (kind, model), records)
+
+
+def count_cache(name, hit):
+    """A look-up in the cache ``name`` (``core.cache``): found, or not."""
+    metrics.inc("cache_lookups", (name, "hit" if hit else "miss"))
+
+
+def count_job(kind, model, done, changed, failed=False):
+    """A chunk of a registry job: records looked at and converted, or a failure."""
+    if failed:
+        metrics.inc("job_chunks", (kind, model, "failed"))
+        return
+    metrics.inc("job_chunks", (kind, model, "done"))
+    metrics.inc("job_records", (kind, model, "done"), done)
+    metrics.inc("job_records", (kind, model, "changed"), changed)
+
+
+cache.observe(count_cache)

@@ -83,6 +83,7 @@ class Emulator:
         self.keystore = KeyStore(application_ids, policies)
         self.keymanager = KeyManagerService(self.keystore, self.realm, required_roles, validate_sign_json)
         self._counts = {}
+        self._received = {}  # every request that reached the server, answered while down or not
         self._counts_lock = threading.Lock()
         self._requests = deque(maxlen=request_log_size)
         self._server = None
@@ -143,9 +144,17 @@ class Emulator:
     def token_requests(self):
         return self.counts.get("token", 0)
 
+    @property
+    def received(self):
+        """Requests that reached the server per endpoint, those turned away while down included:
+        what a client's own count of the requests it sent should equal."""
+        with self._counts_lock:
+            return dict(self._received)
+
     def reset_counts(self):
         with self._counts_lock:
             self._counts.clear()
+            self._received.clear()
         self._requests.clear()
 
     @property
@@ -206,6 +215,8 @@ class Emulator:
             handler.respond(status, payload)
             return
         service, endpoint = self._endpoint_of(path)
+        with self._counts_lock:
+            self._received[endpoint] = self._received.get(endpoint, 0) + 1
         down = self.faults.down_mode
         if down in ("close", "refuse"):
             # No answer at all: the client sees the connection closed.
@@ -292,6 +303,7 @@ class Emulator:
                 return 200, {
                     "url": self.url,
                     "counts": self.counts,
+                    "received": self.received,
                     "faults": self.faults.state(),
                     "keys": self.keystore.summary(),
                 }

@@ -16,6 +16,7 @@ from odoo import api, fields, models, tools
 from ..core import blind_index
 
 KEYS_IN_USE_SECONDS = 60
+INSERT_ROWS = 10_000  # rows per INSERT of _store
 _KEYS_IN_USE = {}  # {(dbname, model, field): (expires at, [index key ids])}, per worker
 
 
@@ -44,35 +45,41 @@ class BlindIndex(models.Model):
     def _store(self, res_model, rows):
         """Index [(record id, field, kind, plaintext or empty, bits kept)]; an empty value removes
         the row."""
-        provider = self.env["g2p.encryption.provider"]._get_registry_provider()
-        removed = [(res_id, name) for res_id, name, _kind, value, _bits in rows if not value]
-        kept = [row for row in rows if row[3]]
-        for res_id, name in removed:
-            self.env.cr.execute(
-                "DELETE FROM g2p_blind_index WHERE res_model = %s AND res_id = %s AND field_name = %s",
-                (res_model, res_id, name),
-            )
+        removed = {}
+        kept = []
+        # The last row of a record's field wins (a batch gathered over a flush may hold two).
+        for row in {(row[0], row[1]): row for row in rows}.values():
+            if row[3]:
+                kept.append(row)
+            else:
+                removed.setdefault(row[1], []).append(row[0])
+        for name, res_ids in removed.items():
+            for chunk in tools.split_every(1000, res_ids):
+                self.env.cr.execute(
+                    "DELETE FROM g2p_blind_index WHERE res_model = %s AND field_name = %s AND res_id IN %s",
+                    (res_model, name, tuple(chunk)),
+                )
         if not kept:
             return
+        provider = self.env["g2p.encryption.provider"]._get_registry_provider()
         key_id, key = provider._blind_index_key()
-        values = [
-            (
-                res_model,
-                res_id,
-                name,
-                blind_index.truncate(blind_index.blind_index(key, name, str(value), kind), bits),
-                key_id,
-            )
-            for res_id, name, kind, value, bits in kept
-        ]
-        for chunk in tools.split_every(1000, values):
-            placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
+        digest, truncate = blind_index.blind_index, blind_index.truncate
+        # Columns as arrays, unnested by PostgreSQL: three parameters per statement, however many
+        # rows (a list of VALUES would make psycopg2 quote five values a row into the SQL text).
+        for chunk in tools.split_every(INSERT_ROWS, kept):
+            res_ids = [row[0] for row in chunk]
+            names = [row[1] for row in chunk]
+            digests = [
+                truncate(digest(key, name, str(value), kind), bits)
+                for _res_id, name, kind, value, bits in chunk
+            ]
             self.env.cr.execute(
-                f"""INSERT INTO g2p_blind_index (res_model, res_id, field_name, digest, index_key_id)
-                    VALUES {placeholders}
-                    ON CONFLICT (res_model, res_id, field_name)
-                    DO UPDATE SET digest = EXCLUDED.digest, index_key_id = EXCLUDED.index_key_id""",  # pylint: disable=sql-injection
-                [value for row in chunk for value in row],
+                """INSERT INTO g2p_blind_index (res_model, res_id, field_name, digest, index_key_id)
+                   SELECT %s, t.res_id, t.field_name, t.digest, %s
+                     FROM unnest(%s::int[], %s::varchar[], %s::varchar[]) AS t(res_id, field_name, digest)
+                   ON CONFLICT (res_model, res_id, field_name)
+                   DO UPDATE SET digest = EXCLUDED.digest, index_key_id = EXCLUDED.index_key_id""",
+                (res_model, key_id, res_ids, names, digests),
             )
         _KEYS_IN_USE.pop((self.env.cr.dbname, res_model), None)
 

@@ -18,6 +18,8 @@ the integrity check.
 from odoo import _, api, fields, http, models
 from odoo.exceptions import AccessError, UserError
 
+from ..core import monitoring
+
 MAX_IDS_KEPT = 5000
 
 
@@ -115,6 +117,7 @@ class DecryptionLog(models.Model):
             self._write_row("server", entry_point, model_name, field_names, [], len(ids))
 
     def _write_row(self, kind, entry_point, model_name, field_names, ids, count=None):
+        monitoring.count_exit(kind, model_name, len(ids) if count is None else count)
         self._append(
             [
                 {

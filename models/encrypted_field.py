@@ -25,7 +25,7 @@ import logging
 from odoo import _
 from odoo.exceptions import UserError
 
-from ..core import envelope
+from ..core import envelope, monitoring
 
 _logger = logging.getLogger(__name__)
 
@@ -116,16 +116,24 @@ class EncryptedField:
         if exit_state is not None and exit_state.masks(self, record, value):
             # A masked exit needs no key: nothing is decrypted for it, even while sealed.
             return AtRest(value) if is_ciphertext(value) else PlainAtRest(value)
+        # The batch: the records prefetched with this one whose value is still as fetched (a
+        # plain str), read straight from the field's cache (one dictionary look-up per id).
         cache = record.env.cache
-        batch = record.browse(record._prefetch_ids)
-        pending = [(rec.id, cache.get(rec, self, None)) for rec in batch]
-        pending = [(rid, raw) for rid, raw in pending if type(raw) is str and raw]
-        if not any(rid == record.id for rid, _raw in pending):
-            pending.append((record.id, value))
+        stored = cache._get_field_cache(record, self)
+        record_id = record.id
+        pending = []
+        found = False
+        for rid in record._prefetch_ids:
+            raw = stored.get(rid)
+            if type(raw) is str and raw:
+                pending.append((rid, raw))
+                found = found or rid == record_id
+        if not found:
+            pending.append((record_id, value))
         opened = decrypt_stored(record.env, self, pending)
         ids = [rid for rid, _raw in pending]
         cache.update_raw(record.browse(ids), self, [opened[rid] for rid in ids], check_dirty=False)
-        return opened[record.id]
+        return opened[record_id]
 
 
 class _Encrypting(str):
@@ -168,19 +176,22 @@ def decrypt_stored(env, field, pending):
     (sealed, KeyManager down) fails the whole read with its cause.
     """
     result = {}
-    tokens = []
+    token_ids, tokens, aads = [], [], []
+    # The associated data of every value of the batch, made from one prefix (model|field|).
+    prefix = f"{field.model_name}|{field.name}|".encode()
+    legacy = legacy_aad(field)
     for record_id, raw in pending:
-        if is_ciphertext(raw):
-            tokens.append((record_id, raw))
+        if isinstance(raw, str) and raw.startswith(envelope.TOKEN_MARKS):
+            token_ids.append(record_id)
+            tokens.append(raw)
+            aads.append(legacy if raw.startswith(envelope.PREFIX_V1) else prefix + str(record_id).encode())
         else:
             result[record_id] = PlainAtRest(raw)
     if tokens:
         providers = env["g2p.encryption.provider"].sudo()
-        opened = providers._decrypt_stored_values(
-            [raw for _rid, raw in tokens], [value_aad(field, rid, raw) for rid, raw in tokens]
-        )
+        opened = providers._decrypt_stored_values(tokens, aads)
         unreadable = []
-        for (record_id, _raw), plaintext in zip(tokens, opened, strict=True):
+        for record_id, plaintext in zip(token_ids, opened, strict=True):
             if plaintext is None:
                 unreadable.append(record_id)
                 result[record_id] = Unreadable(_("[unreadable]"))
@@ -194,7 +205,8 @@ def decrypt_stored(env, field, pending):
                 len(unreadable),
                 ", ".join(map(str, unreadable[:20])),
             )
-        env["g2p.decryption.log"]._note_decrypted(field, [rid for rid, _raw in tokens])
+        env["g2p.decryption.log"]._note_decrypted(field, token_ids)
+        monitoring.count_values("decrypt", field.model_name, len(tokens))
     return result
 
 

@@ -19,9 +19,9 @@ import logging
 from odoo import _, api, models
 from odoo.exceptions import UserError
 from odoo.osv import expression
-from odoo.tools import SQL
+from odoo.tools import SQL, split_every
 
-from ..core import blind_index
+from ..core import blind_index, monitoring
 from .encrypted_field import EncryptedField, _Encrypting, check_not_masked, field_aad, is_ciphertext
 from .encrypted_field_config import FieldSpec, field_problem, load_specs
 from .encryption_exits import PARAM_ENCRYPT, person_search
@@ -32,6 +32,7 @@ MATCHING_OPERATORS = ("=", "in", "ilike", "like", "=ilike", "=like")
 CONTAINS_OPERATORS = ("ilike", "like")
 NEGATIVE_OPERATORS = {"!=": "=", "not in": "in", "not ilike": "ilike", "not like": "like"}
 _ENCRYPTED_CLASSES = {}
+UPDATE_ROWS = 10_000  # rows per UPDATE ... FROM unnest(...)
 
 
 def encrypted_class(field_class):
@@ -147,9 +148,8 @@ class EncryptedModel(models.AbstractModel):
                 stored["id"] = record_id
                 for name, value in given.items():
                     stored[name] = _Encrypting(value, encrypted[record_id][name])
-            self.browse(ids)._g2p_update_index(
-                {record_id: given for record_id, (_s, given) in zip(ids, pending, strict=False)}
-            )
+            given_by_id = {record_id: given for record_id, (_s, given) in zip(ids, pending, strict=True)}
+            self.browse(ids)._g2p_update_index(given_by_id)
         return super()._create(data_list)
 
     def _write(self, vals):
@@ -163,37 +163,97 @@ class EncryptedModel(models.AbstractModel):
         forced = any(map(is_ciphertext, values.values()))  # never stored as is
         if forced:
             encrypted = self
+        elif self._g2p_encrypting():
+            scope = self._fields.get((self._g2p_scope_path or "").partition(".")[0])
+            if scope is not None and scope.store and any(self.env.cache.get_missing_ids(self, scope)):
+                self.fetch([scope.name])  # that column only, not every prefetched one
+            encrypted = self._g2p_in_scope()
         else:
-            encrypted = self._g2p_in_scope() if self._g2p_encrypting() else self.browse()
+            encrypted = self.browse()
         plain = self - encrypted
         if plain:
             super(EncryptedModel, plain)._write(vals)
-        if encrypted:
-            super(EncryptedModel, encrypted)._write(
-                {name: value for name, value in vals.items() if name not in values}
-            )
-            encrypted._g2p_store({record.id: values for record in encrypted})
+        if not encrypted:
+            return None
+        others = {name: value for name, value in vals.items() if name not in values}
+        values_by_id = {record_id: values for record_id in encrypted._ids}
+        pending = self.env.transaction.__dict__.get("g2p_pending_values")
+        one_by_one = pending is not None and len(encrypted) == 1
+        if one_by_one and all(name in models.LOG_ACCESS_COLUMNS for name in others):
+            # A flush writing computed values one record at a time: they are encrypted and stored
+            # together when the flush ends (``_flush``), in one batch and one UPDATE.
+            group = pending.setdefault(self._name, {}).setdefault(tuple(sorted(others.items())), {})
+            group[encrypted.id] = values
+            return None
+        tokens = encrypted._g2p_encrypt_rows(list(values_by_id.items()))
+        if len(encrypted) == 1:
+            # A flush writes records one at a time when their values differ: the tokens go into
+            # the same UPDATE as the other columns, as the plaintext would without encryption.
+            super(EncryptedModel, encrypted)._write(dict(others, **tokens[encrypted.id]))
+        elif all(self._g2p_plain_column(name) for name in others):
+            # One value per record: one UPDATE ... FROM (VALUES ...) with the other columns too.
+            encrypted._g2p_update_columns(tokens, others)
+        else:
+            super(EncryptedModel, encrypted)._write(others)
+            encrypted._g2p_update_columns(tokens)
+        encrypted._g2p_update_index(values_by_id)
+        return None
 
     def _g2p_store(self, values_by_id):
         """Store {record id: {field: plaintext}} encrypted, with their blind indexes (SQL, no
         ORM write: no tracking, no recomputation; the caller keeps the cache right)."""
         tokens = self._g2p_encrypt_rows(list(values_by_id.items()))
-        names = sorted({name for values in values_by_id.values() for name in values})
-        for name in names:
-            rows = [
-                (record_id, tokens[record_id][name])
-                for record_id in values_by_id
-                if name in tokens[record_id]
-            ]
-            self.env.cr.execute(
-                SQL(
-                    "UPDATE %s AS t SET %s = v.value FROM (VALUES %s) AS v(id, value) WHERE t.id = v.id",
-                    SQL.identifier(self._table),
-                    SQL.identifier(name),
-                    SQL(", ").join(SQL("(%s, %s)", record_id, token) for record_id, token in rows),
-                )
-            )
+        self._g2p_update_columns(tokens)
         self._g2p_update_index(values_by_id)
+
+    def _g2p_plain_column(self, name):
+        """Whether ``_write`` would store ``name`` as a plain ``column = value`` (not translated,
+        not the parent of a parent store)."""
+        field = self._fields.get(name)
+        return bool(
+            field is not None
+            and field.store
+            and field.column_type
+            and not field.translate
+            and not (self._parent_store and name == self._parent_name)
+        )
+
+    def _g2p_update_columns(self, tokens_by_id, constants=None):
+        """Write {record id: {column: token}}: one UPDATE per set of columns (usually one for the
+        whole batch). ``constants`` ({column: value}, the same for every record) go into the same
+        UPDATE, with ``write_uid``/``write_date`` as ``_write`` sets them; None: tokens only."""
+        shared = []
+        if constants is not None:
+            constants = dict(constants)
+            if self._log_access:
+                constants.setdefault("write_uid", self.env.uid)
+                constants.setdefault("write_date", self.env.cr.now())
+            shared = [
+                SQL("%s = %s", SQL.identifier(name), value)
+                for name, value in sorted(constants.items())
+                if not (self._log_access and name in models.LOG_ACCESS_COLUMNS and not value)
+            ]
+        groups = {}
+        for record_id, tokens in tokens_by_id.items():
+            if tokens:
+                groups.setdefault(tuple(sorted(tokens)), []).append(record_id)
+        for names, ids in groups.items():
+            # Columns as arrays, unnested by PostgreSQL: one parameter per column, however many rows.
+            assignments = [SQL("%s = v.%s", SQL.identifier(name), SQL.identifier(name)) for name in names]
+            for chunk in split_every(UPDATE_ROWS, ids):
+                columns = [SQL("%s::int[]", list(chunk))]
+                for name in names:
+                    tokens = [tokens_by_id[record_id].get(name) for record_id in chunk]
+                    columns.append(SQL("%s::text[]", tokens))
+                self.env.cr.execute(
+                    SQL(
+                        "UPDATE %s AS t SET %s FROM unnest(%s) AS v(id, %s) WHERE t.id = v.id",
+                        SQL.identifier(self._table),
+                        SQL(", ").join(assignments + shared),
+                        SQL(", ").join(columns),
+                        SQL(", ").join(map(SQL.identifier, names)),
+                    )
+                )
 
     def _g2p_encrypt_in_place(self, flush=True):
         """Encrypt the values of ``self`` still stored in the clear (read and written with SQL: the
@@ -229,42 +289,80 @@ class EncryptedModel(models.AbstractModel):
     def _g2p_encrypt_rows(self, rows):
         """{record id: {field: token or empty}} of [(record id, {field: plaintext})].
 
-        One provider batch per field; empty values stay empty (NULL)."""
-        provider = self.env["g2p.encryption.provider"]._get_registry_provider()
-        result = {record_id: {} for record_id, _values in rows}
-        names = sorted({name for _record_id, values in rows for name in values})
-        for name in names:
-            field = self._fields[name]
-            batch = [(record_id, values[name]) for record_id, values in rows if name in values]
-            filled = [(record_id, str(value)) for record_id, value in batch if value]
-            for record_id, value in batch:
-                if not value:
-                    result[record_id][name] = None
-            if filled:
-                tokens = provider._encrypt_values(
-                    [value.encode() for _id, value in filled],
-                    [field_aad(field, record_id) for record_id, _v in filled],
-                )
-                for (record_id, _value), token in zip(filled, tokens, strict=True):
-                    result[record_id][name] = token
+        One provider batch for all the fields of all the rows (one key look-up); empty values
+        stay empty (NULL)."""
+        result = {}
+        filled_ids, filled_names, plaintexts, aads = [], [], [], []
+        prefixes = {}  # field -> b"model|field|" (encrypted_field.field_aad, made once per field)
+        for record_id, values in rows:
+            tokens = result[record_id] = {}
+            suffix = str(record_id).encode()
+            for name, value in values.items():
+                if value:
+                    prefix = prefixes.get(name)
+                    if prefix is None:
+                        prefix = prefixes[name] = field_aad(self._fields[name], "")
+                    filled_ids.append(record_id)
+                    filled_names.append(name)
+                    plaintexts.append(str(value).encode())
+                    aads.append(prefix + suffix)
+                else:
+                    tokens[name] = None
+        if plaintexts:
+            provider = self.env["g2p.encryption.provider"]._get_registry_provider()
+            for record_id, name, token in zip(
+                filled_ids, filled_names, provider._encrypt_values(plaintexts, aads), strict=True
+            ):
+                result[record_id][name] = token
+            monitoring.count_values("encrypt", self._name, len(plaintexts))
         return result
 
     def _g2p_update_index(self, values_by_id):
-        """Blind indexes of the searchable fields given in {record id: {field: plaintext}}."""
-        searchable = {name for name, spec in self._g2p_encrypted.items() if spec.index_kind}
+        """Blind indexes of the searchable fields given in {record id: {field: plaintext}}.
+
+        Inside a flush, the rows wait for the end of the flush and go in one batch (``_flush``):
+        the index is read by searches only, and a search flushes first."""
+        searchable = {name: spec.index_kind for name, spec in self._g2p_encrypted.items() if spec.index_kind}
         rows = [
-            (
-                record_id,
-                name,
-                self._g2p_encrypted[name].index_kind,
-                values[name],
-                self._g2p_encrypted[name].index_bits,
-            )
+            (record_id, name, searchable[name], value, self._g2p_encrypted[name].index_bits)
             for record_id, values in values_by_id.items()
-            for name in searchable & set(values)
+            for name, value in values.items()
+            if name in searchable
         ]
-        if rows:
+        if not rows:
+            return
+        deferred = self.env.transaction.__dict__.get("g2p_index_rows")
+        if deferred is not None:
+            deferred.setdefault(self._name, []).extend(rows)
+        else:
             self.env["g2p.blind.index"]._store(self._name, rows)
+
+    def _flush(self, fnames=None):
+        # What a flush writes one record at a time (``_write``) and the blind-index rows of the
+        # records it writes (``_g2p_update_index``) are stored in batches at its end; a flush
+        # inside a flush leaves them to the outer one.
+        transaction = self.env.transaction
+        if transaction.__dict__.get("g2p_index_rows") is not None:
+            return super()._flush(fnames)
+        transaction.g2p_index_rows = deferred = {}
+        transaction.g2p_pending_values = pending = {}
+        try:
+            result = super()._flush(fnames)
+            transaction.g2p_pending_values = None
+            for model_name, groups in pending.items():
+                model = self.env[model_name]
+                for constants, values_by_id in groups.items():
+                    records = model.browse(list(values_by_id))
+                    tokens = records._g2p_encrypt_rows(list(values_by_id.items()))
+                    records._g2p_update_columns(tokens, dict(constants))
+                    records._g2p_update_index(values_by_id)
+        finally:
+            transaction.g2p_index_rows = None
+            transaction.g2p_pending_values = None
+        index = self.env["g2p.blind.index"]
+        for model_name, rows in deferred.items():
+            index._store(model_name, rows)
+        return result
 
     @api.model
     def _g2p_encrypting(self):

@@ -26,6 +26,8 @@ _logger = logging.getLogger(__name__)
 
 # Unwrapped data keys of this worker process, all providers and databases. Safe to lose.
 DATA_KEYS = Cache("data keys")
+# {(database, data key id): provider id}, per worker: which provider's keyring opens a key id.
+KEY_PROVIDERS = {}
 CRYPTO_ADMIN = "g2p_encryption.crypto_admin"
 
 
@@ -195,7 +197,8 @@ class G2PEncryptionProvider(models.Model):
         """Tokens (str) of a batch of byte strings, each bound to its AAD.
 
         One key look-up per batch, whatever its size: this is what keeps a write of a thousand
-        records from costing a thousand remote calls.
+        records from costing a thousand remote calls. The active key is looked up once per
+        transaction (``_active_key_id``).
         """
         self.ensure_one()
         plaintexts, aads = list(plaintexts), list(aads)
@@ -203,22 +206,40 @@ class G2PEncryptionProvider(models.Model):
             # A type may encrypt values itself (KeyManager's direct mode); None: the envelope does.
             tokens = self._optional_dispatch("_encrypt_values", None, plaintexts, aads)
             if tokens is None:
-                tokens = self._keyring().encrypt(self._active_key("encrypt").key_id, plaintexts, aads)
+                tokens = self._keyring().encrypt(_active_key_id(self, "encrypt"), plaintexts, aads)
         return tokens
 
     @api.model
-    def _decrypt_tokens(self, tokens, aads):
+    def _decrypt_tokens(self, tokens, aads, key_ids=None):
         """Plaintexts (bytes) of envelope tokens of any provider, each checked against its AAD.
 
         The key id of each token names its key, hence its provider: data written under a previous
-        registry provider stays readable. Raises the ``UserError`` of its cause on the first
-        failure; ``_decrypt_tokens_each`` isolates bad values.
+        registry provider stays readable. One look-up of the providers and one keyring batch per
+        provider. Raises the ``UserError`` of its cause on the first failure;
+        ``_decrypt_stored_values`` isolates bad values. ``key_ids``: the tokens' key ids, when the
+        caller has them already.
         """
         tokens, aads = list(tokens), list(aads)
-        providers = self._providers_of_keys({envelope.key_id_of(token) for token in tokens})
+        if key_ids is None:
+            key_ids = [envelope.key_id_or_none(token) for token in tokens]
+        if None in key_ids:
+            # Not a well-formed token: key_id_of says what is wrong with the first one.
+            bad = tokens[key_ids.index(None)]
+            try:
+                envelope.key_id_of(bad)
+            except G2PCryptoError as error:
+                raise user_error(error) from error
+            raise user_error(InvalidCiphertextError("not a ciphertext of a known format"))
+        providers = self._providers_of_keys(set(key_ids))
+        if len(providers) == 1:
+            provider = next(iter(providers))
+            try:
+                return provider._keyring().decrypt(tokens, aads)
+            except G2PCryptoError as error:
+                raise provider._user_error(error) from error
         results = [None] * len(tokens)
-        for provider, key_ids in providers.items():
-            positions = [i for i, token in enumerate(tokens) if envelope.key_id_of(token) in key_ids]
+        for provider, provider_key_ids in providers.items():
+            positions = [i for i, key_id in enumerate(key_ids) if key_id in provider_key_ids]
             try:
                 plaintexts = provider._keyring().decrypt(
                     [tokens[i] for i in positions], [aads[i] for i in positions]
@@ -239,14 +260,23 @@ class G2PEncryptionProvider(models.Model):
         """
         tokens, aads = list(tokens), list(aads)
         results = [None] * len(tokens)
-        local = [i for i, token in enumerate(tokens) if envelope.is_token(token)]
-        remote = [i for i in range(len(tokens)) if i not in set(local)]
+        key_ids = [envelope.key_id_or_none(token) for token in tokens]
+        local, remote = [], []
+        for i, key_id in enumerate(key_ids):
+            (local if key_id is not None else remote).append(i)
         for positions, decrypt in ((local, self._decrypt_tokens), (remote, self._decrypt_direct)):
             if not positions:
                 continue
-            batch_tokens, batch_aads = [tokens[i] for i in positions], [aads[i] for i in positions]
+            if len(positions) == len(tokens):
+                batch_tokens, batch_aads, batch_key_ids = tokens, aads, key_ids
+            else:
+                batch_tokens, batch_aads = [tokens[i] for i in positions], [aads[i] for i in positions]
+                batch_key_ids = [key_ids[i] for i in positions]
             try:
-                plaintexts = decrypt(batch_tokens, batch_aads)
+                if decrypt == self._decrypt_tokens:
+                    plaintexts = decrypt(batch_tokens, batch_aads, batch_key_ids)
+                else:
+                    plaintexts = decrypt(batch_tokens, batch_aads)
             except UndecryptableUserError:
                 plaintexts = [
                     _none_if_unreadable(decrypt, token, aad)
@@ -268,21 +298,39 @@ class G2PEncryptionProvider(models.Model):
 
     @api.model
     def _providers_of_keys(self, key_ids):
-        """{provider: {key ids}} of data keys ``key_ids``; unknown ids fail with a clear error."""
-        self.env.cr.execute(
-            """SELECT key_id, provider_id FROM g2p_encryption_key
-               WHERE key_id IN %s AND usage IN ('encrypt', 'index')""",
-            (tuple(key_ids),),
-        )
-        found = dict(self.env.cr.fetchall())
-        unknown = set(key_ids) - set(found)
-        if unknown:
-            raise user_error(
-                UnknownKeyError(
-                    f"no data key {', '.join(sorted(unknown))} in this database: the ciphertext was "
-                    "made by another database, or its key record was removed"
-                )
+        """{provider: {key ids}} of data keys ``key_ids``; unknown ids fail with a clear error.
+
+        A key belongs to one provider for ever (keys are never deleted nor moved), so the answer
+        is kept per worker (``KEY_PROVIDERS``): a list read decrypts field by field, and would
+        otherwise ask the database once per field.
+        """
+        dbname = self.env.cr.dbname
+        found = {}
+        missing = []
+        for key_id in key_ids:
+            provider_id = KEY_PROVIDERS.get((dbname, key_id))
+            if provider_id is None:
+                missing.append(key_id)
+            else:
+                found[key_id] = provider_id
+        if missing:
+            self.env.cr.execute(
+                """SELECT key_id, provider_id FROM g2p_encryption_key
+                   WHERE key_id IN %s AND usage IN ('encrypt', 'index')""",
+                (tuple(missing),),
             )
+            fetched = dict(self.env.cr.fetchall())
+            unknown = set(missing) - set(fetched)
+            if unknown:
+                raise user_error(
+                    UnknownKeyError(
+                        f"no data key {', '.join(sorted(unknown))} in this database: the ciphertext was "
+                        "made by another database, or its key record was removed"
+                    )
+                )
+            found.update(fetched)
+            if len(KEY_PROVIDERS) < 10_000:
+                KEY_PROVIDERS.update(((dbname, key_id), owner) for key_id, owner in fetched.items())
         grouped = {}
         for key_id, provider_id in found.items():
             grouped.setdefault(provider_id, set()).add(key_id)
@@ -292,6 +340,7 @@ class G2PEncryptionProvider(models.Model):
         """The keyring of this provider: its data keys, unwrapped through its type."""
         self.ensure_one()
         provider = self.sudo()
+        provider.fetch(["type"])  # the type alone, not every column of the provider (once per request)
         provider._optional_dispatch("_assert_keys_usable", None)
         ttl, uses = provider._optional_dispatch("_data_key_cache_limits", (3600.0, 10**9))
         return Keyring(provider._unwrap_data_key, DATA_KEYS, (self.env.cr.dbname, provider.id), ttl, uses)
@@ -364,6 +413,27 @@ class G2PEncryptionProvider(models.Model):
     def unlink(self):
         self.env.registry.clear_cache()
         return super().unlink()
+
+
+def _active_key_id(provider, usage):
+    """The key id of ``provider``'s active key for ``usage``, looked up once per transaction.
+
+    A flush writes records one at a time when their values differ (each ``_write`` encrypts its
+    record): an ORM search per write would cost more than the encryption. The key record is kept
+    on the transaction and trusted while the ORM cache says it is active; a rotation (which
+    retires it through the ORM), a rollback or an invalidation makes the next batch look again.
+    """
+    keys = provider.env.transaction.__dict__.setdefault("g2p_active_keys", {})
+    key_record = keys.get((provider.id, usage))
+    if key_record is not None:
+        cache = key_record.env.cache
+        if cache.get(key_record, key_record._fields["state"], None) == "active":
+            key_id = cache.get(key_record, key_record._fields["key_id"], None)
+            if key_id:
+                return key_id
+    key_record = provider._active_key(usage)
+    keys[(provider.id, usage)] = key_record
+    return key_record.key_id
 
 
 def _none_if_unreadable(decrypt, token, aad):

@@ -43,6 +43,7 @@ def registrant_values(number):
     }
 
 
-def values_of_run(run_index, records):
-    base = 1 + run_index * records
+def values_of_run(run_index, records, offset=0):
+    """Values of ``records`` registrants of run ``run_index`` (runs never share a value)."""
+    base = 1 + run_index * 100_000 + offset
     return [dict(registrant_values(number), is_registrant=True) for number in range(base, base + records)]

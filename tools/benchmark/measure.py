@@ -1,176 +1,206 @@
-"""Timing: one operation flushed to PostgreSQL, the KeyManager calls it made, where its time went."""
+"""Timing: the operations of one run, flushed to PostgreSQL, and where their time went.
 
+The same code runs in the addon's process and in the baseline's (OpenG2P's own modules, another
+database and process): nothing here imports the addon; what differs comes in as arguments.
+"""
+
+import contextlib
 import gc
-import os
-import statistics
+import json
 import time
 
 from .data import values_of_run
 
-OPERATIONS = ("create", "write", "read")
+# The operations of a run, in the order they run; ``read10k`` runs on its own set of registrants.
+OPERATIONS = ("create", "write", "list80", "list1000", "clerk80", "clerk1000")
+ALL_OPERATIONS = OPERATIONS + ("read10k", "rpc80", "rpc1000", "rpc_clerk80", "rpc_clerk1000")
 ENCRYPTED_FIELDS = ("name", "email", "phone", "mobile", "street", "street2", "city", "zip")
-READ_SPEC = dict.fromkeys(ENCRYPTED_FIELDS + ("display_name",), {})
+LIST_SPEC = dict.fromkeys(ENCRYPTED_FIELDS + ("display_name",), {})
 WRITE_FIELD, WRITE_VALUE = "city", "Kisumu"
-SECTIONS = (
-    ("encrypt", "g2p.encryption.provider", "encrypt_values"),
-    ("decrypt", "g2p.encryption.provider", "decrypt_values"),
-    ("blind index", "res.partner", "_update_blind_index"),
-    ("audit log", "g2p.decryption.log", "_log_read"),
-)
+READ10K_FIELDS = ("name", "phone")
+LIST_REPEATS = {80: 5, 1000: 3}  # requests per list and run (their median is the run's time)
 
 
 class Sections:
-    """Time spent in a few methods of the addon (outermost call only), to say where time goes."""
+    """Time spent in a few functions (outermost call only), and how many values they handled.
+
+    ``install(owner, name, section, count)`` wraps ``owner.name`` (a class or a module);
+    ``count(args)`` tells how many values one call handles.
+    """
 
     def __init__(self):
-        self.totals = {}
-        self.active = set()  # sections being timed (nested calls count once)
+        self.seconds = {}
+        self.values = {}
+        self.active = set()
 
-    def install(self, env):
-        for section, model, method_name in SECTIONS:
-            cls = type(env[model])
-            if method_name in cls.__dict__ or not hasattr(cls, method_name):
-                continue
-            setattr(cls, method_name, self._wrapper(section, getattr(cls, method_name)))
-
-    def _wrapper(self, section, original):
+    def install(self, owner, name, section, count=None, batch_section=None, batch_min=100):
+        """``batch_section``: the same time, counted only for calls of ``batch_min`` values or more
+        (a batch, not a flush writing one record at a time)."""
+        original = getattr(owner, name)
         sections = self
 
-        def timed(record, *args, **kwargs):
+        def timed(*args, **kwargs):
             if section in sections.active:
-                return original(record, *args, **kwargs)
+                return original(*args, **kwargs)
             sections.active.add(section)
             started = time.perf_counter()
             try:
-                return original(record, *args, **kwargs)
+                return original(*args, **kwargs)
             finally:
                 elapsed = time.perf_counter() - started
-                sections.totals[section] = sections.totals.get(section, 0.0) + elapsed
+                sections.seconds[section] = sections.seconds.get(section, 0.0) + elapsed
+                if count is not None:
+                    values = count(args)
+                    sections.values[section] = sections.values.get(section, 0) + values
+                    if batch_section and values >= batch_min:
+                        sections.seconds[batch_section] = sections.seconds.get(batch_section, 0.0) + elapsed
+                        sections.values[batch_section] = sections.values.get(batch_section, 0) + values
                 sections.active.discard(section)
 
-        timed.__name__ = getattr(original, "__name__", section)
-        return timed
+        timed.__name__ = getattr(original, "__name__", name)
+        setattr(owner, name, timed)
 
     def snapshot(self):
-        return dict(self.totals)
+        return dict(self.seconds), dict(self.values)
 
 
 class Bench:
-    def __init__(self, env, emulator, sections, records):
+    """The operations of one process on one database.
+
+    ``admin_env`` reads with decryption on (a Crypto Admin; OpenG2P: "Decrypt registry" on),
+    ``clerk_env`` reads masks; ``person_exit(env, name)`` is the context the web client's request
+    runs the read in (the addon's exit; nothing for the baseline); ``before_clerk`` and
+    ``after_clerk`` switch what the baseline needs switched for a clerk.
+    """
+
+    def __init__(self, env, sections, records, admin_env, clerk_env, person_exit=None):
         self.env = env
-        self.emulator = emulator
         self.sections = sections
         self.records = records
-
-    def remote_counts(self):
-        """(KeyManager calls and HSM wrap/unwrap operations, Keycloak token requests) so far."""
-        hsm = hsm_operations()
-        if self.emulator is None:
-            return hsm, 0
-        counts = self.emulator.counts
-        return (
-            hsm + sum(count for endpoint, count in counts.items() if str(endpoint).startswith("/")),
-            counts.get("token", 0),
-        )
+        self.admin_env = admin_env
+        self.clerk_env = clerk_env
+        self.person_exit = person_exit or (lambda env, name: contextlib.nullcontext())
+        self.remote_counts = lambda: 0
+        self.before_clerk = self.after_clerk = lambda: None
+        # OpenG2P's ``write`` of several records in one call loses their values (it reuses and
+        # overwrites ``vals`` across its loop: every record ends up with the placeholders
+        # encrypted): in its database, the write is one call per record, as its forms make.
+        self.write_each = False
 
     def measure(self, operation):
         """Run ``operation``, flush, and return (its result, a measurement)."""
         gc.collect()
-        calls_before, tokens_before = self.remote_counts()
-        sections_before = self.sections.snapshot()
+        calls_before = self.remote_counts()
+        seconds_before, values_before = self.sections.snapshot()
         started = time.perf_counter()
         result = operation()
         self.env.flush_all()
         elapsed = time.perf_counter() - started
-        calls_after, tokens_after = self.remote_counts()
-        sections_after = self.sections.snapshot()
-        spent = {
-            name: sections_after.get(name, 0.0) - sections_before.get(name, 0.0) for name in sections_after
-        }
+        seconds_after, values_after = self.sections.snapshot()
         return result, {
             "seconds": elapsed,
-            "km_calls": calls_after - calls_before,
-            "tokens": tokens_after - tokens_before,
-            "sections": spent,
+            "km_calls": self.remote_counts() - calls_before,
+            "sections": {k: v - seconds_before.get(k, 0.0) for k, v in seconds_after.items()},
+            "values": {k: v - values_before.get(k, 0) for k, v in values_after.items()},
         }
 
-    def run_once(self, run_index, admin_env, check_plaintext, count=None):
-        """One run of create, write and read on fresh records; everything is rolled back after."""
+    def write(self, records):
+        if not self.write_each:
+            return records.write({WRITE_FIELD: WRITE_VALUE})
+        for record in records:
+            record.write({WRITE_FIELD: WRITE_VALUE})
+        return True
+
+    def web_list(self, env, ids, limit):
+        """The list view's request: ``web_search_read`` in an exit, its answer as JSON."""
+        with self.person_exit(env, "res.partner.web_search_read"):
+            answer = env["res.partner"].web_search_read(
+                [("id", "in", ids)], LIST_SPEC, limit=limit, order="id"
+            )
+        json.dumps(answer, default=str)
+        return answer
+
+    def run_once(self, run_index, encrypted):
+        """One run of the operations on fresh records, rolled back afterwards."""
         env = self.env
-        count = count or self.records
+        count = self.records
         vals_list = values_of_run(run_index, count)
         partners = env["res.partner"]
         results = {}
         savepoint = env.cr.savepoint()
         try:
-            records, results["create"] = self.measure(lambda: partners.create(vals_list))
+            # A copy: OpenG2P's create replaces the values of the dicts it is given by placeholders.
+            given = [dict(vals) for vals in vals_list]
+            records, results["create"] = self.measure(lambda: partners.create(given))
             ids = records.ids
             env.invalidate_all()
-            _done, results["write"] = self.measure(
-                lambda: partners.browse(ids).write({WRITE_FIELD: WRITE_VALUE})
-            )
-            env.invalidate_all()
-            readable = admin_env["res.partner"]
-            answer, results["read"] = self.measure(
-                lambda: readable.web_search_read([("id", "in", ids)], READ_SPEC, limit=count, order="id")
-            )
-            check_answer(answer, vals_list, check_plaintext)
-            if check_plaintext:
-                check_stored_ciphertext(env, ids[0], vals_list[0]["email"])
+            _done, results["write"] = self.measure(lambda: self.write(partners.browse(ids)))
+            for name, user_env, limit in (
+                ("list80", self.admin_env, 80),
+                ("list1000", self.admin_env, 1000),
+                ("clerk80", self.clerk_env, 80),
+                ("clerk1000", self.clerk_env, 1000),
+            ):
+                clerk = name.startswith("clerk")
+                if clerk:
+                    self.before_clerk()
+                try:
+                    tries = []
+                    for _try in range(LIST_REPEATS[limit]):  # short: the median of a few
+                        env.invalidate_all()
+                        tries.append(
+                            self.measure(
+                                lambda user_env=user_env, limit=limit: self.web_list(user_env, ids, limit)
+                            )
+                        )
+                    answer, results[name] = sorted(tries, key=lambda t: t[1]["seconds"])[len(tries) // 2]
+                finally:
+                    if clerk:
+                        self.after_clerk()
+                check_answer(answer, vals_list, min(limit, count), plaintext=not (encrypted and clerk))
         finally:
             savepoint.close(rollback=True)
             env.invalidate_all(flush=False)
         return results
 
+    def read_registrants(self, ids):
+        """Server code reading name and phone of every registrant, as an eligibility run does."""
+        env = self.env
+        env.invalidate_all()
 
-def hsm_operations():
-    """Wrap and unwrap operations of PKCS#11 tokens in this process (0 when none was used)."""
-    import sys
+        def read():
+            seen = 0
+            for partner in env["res.partner"].browse(ids):
+                if partner.name and partner.phone:
+                    seen += 1
+            return seen
 
-    module = sys.modules.get("odoo.addons.g2p_encryption.core.pkcs11_token")
-    counts = module.operation_counts() if module else {}
-    return counts.get("wrap", 0) + counts.get("unwrap", 0)
+        seen, result = self.measure(read)
+        if seen != len(ids):
+            raise RuntimeError(f"read10k saw {seen} of {len(ids)} registrants with a name and a phone")
+        return result
 
 
-def check_answer(answer, vals_list, check_plaintext):
+def check_answer(answer, vals_list, expected_rows, plaintext):
     rows = answer["records"]
-    if len(rows) != len(vals_list):
-        raise RuntimeError(f"read returned {len(rows)} rows, expected {len(vals_list)}")
+    if len(rows) != expected_rows:
+        raise RuntimeError(f"the list returned {len(rows)} rows, expected {expected_rows}")
     first, expected = rows[0], vals_list[0]
-    if first["email"] != expected["email"] or first["city"] != WRITE_VALUE:
-        raise RuntimeError("read did not return the plaintext that was written: the benchmark is wrong")
-    if check_plaintext and first["display_name"] != expected["name"]:
-        raise RuntimeError("read did not decrypt the display name")
+    if plaintext and (first["email"] != expected["email"] or first["city"] != WRITE_VALUE):
+        raise RuntimeError(
+            f"the list did not show the plaintext that was written ({first['email']!r}, {first['city']!r} "
+            f"for {expected['email']!r}, {WRITE_VALUE!r}): the benchmark is wrong"
+        )
+    if not plaintext and first["email"] == expected["email"]:
+        raise RuntimeError("the clerk's list showed plaintext: the benchmark is wrong")
 
 
-def check_stored_ciphertext(env, record_id, email):
-    env.cr.execute("SELECT email FROM res_partner WHERE id = %s", (record_id,))
-    stored = env.cr.fetchone()[0]
-    if not stored or stored == email:
-        raise RuntimeError("the e-mail was stored in the clear: the configuration is not encrypting")
-
-
-def aes_floor(records, runs):
-    """Seconds of N × 8 bare AES-256-GCM encryptions and decryptions (medians), in this process."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    aesgcm = AESGCM(AESGCM.generate_key(bit_length=256))
-    plaintexts = [
-        (str(vals[name]).encode(), f"res.partner|{name}".encode())
-        for vals in values_of_run(0, records)
-        for name in ENCRYPTED_FIELDS
-    ]
-    encrypt_times, decrypt_times = [], []
-    for _run in range(max(runs, 3)):
-        gc.collect()
-        started = time.perf_counter()
-        sealed = []
-        for plaintext, aad in plaintexts:
-            nonce = os.urandom(12)
-            sealed.append((nonce, aesgcm.encrypt(nonce, plaintext, aad), aad))
-        encrypt_times.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        for nonce, ciphertext, aad in sealed:
-            aesgcm.decrypt(nonce, ciphertext, aad)
-        decrypt_times.append(time.perf_counter() - started)
-    return len(plaintexts), statistics.median(encrypt_times), statistics.median(decrypt_times)
+def make_registrants(env, run_index, count, batch=1000):
+    """``count`` registrants (created in batches, flushed), for the server-side read."""
+    ids = []
+    for start in range(0, count, batch):
+        vals_list = values_of_run(run_index, min(batch, count - start), offset=start)
+        ids += env["res.partner"].create(vals_list).ids
+        env.flush_all()
+        env.invalidate_all()
+    return ids

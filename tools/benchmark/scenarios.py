@@ -1,15 +1,12 @@
-"""The configurations the benchmark compares, their providers, and the order of the runs."""
+"""The configurations of this addon that the benchmark compares, their providers and instruments."""
 
 import sys
 from dataclasses import dataclass
-
-from .measure import OPERATIONS
 
 PARAM_ENCRYPT = "g2p_encryption.encrypt_registry"
 PARAM_DECRYPT = "g2p_encryption.decrypt_registry"
 PARAM_PROVIDER = "g2p_encryption.registry_encryption_provider_id"
 NOT_INSTALLED = "n/a (keymanager provider type not installed)"
-NO_HSM = "n/a (SoftHSM2 or python-pkcs11 missing)"
 
 
 @dataclass(frozen=True)
@@ -17,8 +14,9 @@ class Configuration:
     """One column of the comparison: how the registry is encrypted while the operations run.
 
     ``keymanager_mode`` is None for the default ``local`` provider, else the mode of a keymanager
-    provider talking to the emulator. ``hsm``: a ``pkcs11`` provider on a SoftHSM2 token. ``slow``
-    configurations run last, ``--direct-runs`` times.
+    provider talking to the emulator. ``slow`` ones run only ``--slow-runs`` times. ``process``
+    says where it runs: ``addon`` (this process) or ``baseline`` (OpenG2P's modules, another
+    database and process, ``benchmark.baseline``).
     """
 
     name: str
@@ -26,25 +24,35 @@ class Configuration:
     encrypt: bool = True
     keymanager_mode: str | None = None
     slow: bool = False
-    hsm: bool = False
+    process: str = "addon"
+    reference: str = "off"  # the configuration its ratios are to
 
     @property
     def remote(self):
-        return self.keymanager_mode is not None
+        return self.keymanager_mode is not None or self.process == "baseline"
 
 
 CONFIGURATIONS = {
     configuration.name: configuration
     for configuration in (
         Configuration("off", "encryption off", encrypt=False),
-        Configuration("local", "`local`"),
-        Configuration("envelope", "`keymanager` envelope", keymanager_mode="envelope"),
-        # Data keys wrapped by an AES key inside a PKCS#11 token (SoftHSM2, in this process).
-        Configuration("pkcs11", "`pkcs11` (SoftHSM2)", hsm=True),
-        # The per-record baseline of OpenG2P's module: one HTTP call per value.
-        Configuration("direct", "`keymanager` direct", keymanager_mode="direct", slow=True),
+        Configuration("local", "this addon, `local`"),
+        Configuration("envelope", "this addon, `keymanager` envelope", keymanager_mode="envelope"),
+        # This addon's compatibility mode: one KeyManager call per value.
+        Configuration("direct", "this addon, `keymanager` direct", keymanager_mode="direct", slow=True),
+        # OpenG2P's own g2p_registry_encryption (the per-record KeyManager baseline), and encryption
+        # off in its database: its ratios are to that.
+        Configuration("og_off", "OpenG2P database, encryption off", encrypt=False, process="baseline"),
+        Configuration(
+            "openg2p",
+            "OpenG2P `g2p_registry_encryption`",
+            slow=True,
+            process="baseline",
+            reference="og_off",
+        ),
     )
 }
+DEFAULT_CONFIGS = ("off", "local", "envelope", "og_off", "openg2p")
 LABELS = {name: configuration.label for name, configuration in CONFIGURATIONS.items()}
 
 
@@ -63,29 +71,13 @@ def clear_worker_caches():
     from odoo.addons.g2p_encryption.core import cache
     from odoo.addons.g2p_encryption.models.encryption_provider import clear_data_key_cache
 
-    clear_data_key_cache()  # until the data-key cache is a core.cache.Cache too
+    clear_data_key_cache()
     cache.clear_all()
 
 
-def make_provider(env, configuration, emulator, hsm=None):
+def make_provider(env, configuration, emulator):
     """The provider of ``configuration``, its keys already made (as in a registry in use)."""
-    if configuration.hsm:
-        from odoo.tools import config
-
-        provider = (
-            env["g2p.encryption.provider"]
-            .sudo()
-            .create(
-                {
-                    "name": "Benchmark PKCS#11",
-                    "type": "pkcs11",
-                    "pkcs11_library": hsm.library,
-                    "pkcs11_token_label": hsm.labels[0],
-                }
-            )
-        )
-        config.options[f"g2p_encryption_pkcs11_pin_{provider.id}"] = hsm.pin  # never in the database
-    elif not configuration.remote:
+    if not configuration.keymanager_mode:
         provider = env.ref("g2p_encryption.encryption_provider_default")
     else:
         from odoo.addons.g2p_encryption.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
@@ -126,65 +118,41 @@ def activate(env, configuration, provider):
     env.invalidate_all()
 
 
-def crypto_admin_env(env):
-    groups = [
-        env.ref(xmlid).id
-        for xmlid in ("base.group_user", "base.group_partner_manager", "g2p_encryption.crypto_admin")
-    ]
-    user = (
-        env["res.users"]
-        .with_context(no_reset_password=True, mail_create_nolog=True)
-        .create(
-            {
-                "name": "Benchmark Crypto Admin",
-                "login": "g2p_bench_crypto_admin",
-                "groups_id": [(6, 0, groups)],
-            }
+def make_users(env):
+    """(Crypto Admin env, clerk env): the people who open the list."""
+
+    def user_env(login, xmlids):
+        user = (
+            env["res.users"]
+            .with_context(no_reset_password=True, mail_create_nolog=True)
+            .create({"name": login, "login": login, "groups_id": [(6, 0, [env.ref(x).id for x in xmlids])]})
         )
+        return env(user=user.id)
+
+    admin = ("base.group_user", "base.group_partner_manager", "g2p_encryption.crypto_admin")
+    clerk = ("base.group_user", "base.group_partner_manager")
+    return user_env("g2p_bench_crypto_admin", admin), user_env("g2p_bench_clerk", clerk)
+
+
+def install_sections(env, sections):
+    """Time the addon's read and write paths (and count the values they handle)."""
+    from odoo.addons.g2p_encryption.models import encrypted_field
+
+    partner_class = type(env["res.partner"])
+    sections.install(encrypted_field, "decrypt_stored", "decrypt", count=lambda args: len(args[2]))
+    sections.install(
+        partner_class,
+        "_g2p_encrypt_rows",
+        "encrypt",
+        count=lambda args: sum(1 for _id, values in args[1] for value in values.values() if value),
+        batch_section="encrypt batch",
     )
-    return env(user=user.id)
+    sections.install(type(env["g2p.blind.index"]), "_store", "blind index", count=lambda args: len(args[2]))
+    sections.install(type(env["g2p.decryption.log"]), "_write_row", "audit log", count=lambda args: 1)
 
 
-def run_all(bench, env, emulator, admin_env, args, installed, hsm=None):
-    """{configuration name: [run results] or why it was not measured}.
+def person_exit():
+    """The exit a person's request opens (``encryption_exits.exit_for``)."""
+    from odoo.addons.g2p_encryption.models.encryption_exits import exit_for
 
-    The runs of the fast configurations are interleaved (off, local, envelope, off, local...), so
-    that a slower moment of the machine weighs on all of them alike; slow ones run last.
-    """
-    results, providers = {}, {}
-    for name in args.configs:
-        configuration = CONFIGURATIONS[name]
-        if configuration.remote and not installed:
-            results[name] = NOT_INSTALLED
-            progress(f"{name}: {NOT_INSTALLED}")
-            continue
-        if configuration.hsm and hsm is None:
-            results[name] = NO_HSM
-            progress(f"{name}: {NO_HSM}")
-            continue
-        providers[name] = make_provider(env, configuration, emulator, hsm)
-        results[name] = []
-    progress("warm-up (not timed into the results): encryption off, then local")
-    for name, records in (("off", args.records), ("local", min(args.records, 100))):
-        activate(env, CONFIGURATIONS[name], providers.get(name) or providers["off"])
-        bench.run_once(args.runs + args.direct_runs + 10, admin_env, name != "off", records)
-    # Each configuration starts cold, as a freshly started worker would.
-    clear_worker_caches()
-    if emulator is not None:
-        emulator.reset_counts()
-    fast = [name for name in providers if not CONFIGURATIONS[name].slow]
-    slow = [name for name in providers if CONFIGURATIONS[name].slow]
-    rounds = [(run_index, fast) for run_index in range(args.runs)]
-    rounds += [(run_index, slow) for run_index in range(args.direct_runs) if slow]
-    for run_index, names in rounds:
-        for name in names:
-            configuration = CONFIGURATIONS[name]
-            activate(env, configuration, providers[name])
-            run = bench.run_once(run_index, admin_env, check_plaintext=configuration.encrypt)
-            results[name].append(run)
-            runs = args.direct_runs if configuration.slow else args.runs
-            timings = ", ".join(
-                f"{op} {run[op]['seconds']:.3f} s ({run[op]['km_calls']} KM calls)" for op in OPERATIONS
-            )
-            progress(f"{name} run {run_index + 1}/{runs}: {timings}")
-    return results
+    return exit_for

@@ -5,9 +5,11 @@ import re
 import subprocess
 import time
 
+import requests
 from harness.rpc import OdooSession, RpcError
 
 from .markers import FIELDS, UNREADABLE, fragments, fragments_in
+from .metrics import error_causes, metric_processes, reconcile
 from .state import SuiteState
 
 CLIENT_SECRET = "emulator-client-secret"  # the emulator's default client
@@ -117,6 +119,38 @@ class SuiteChecks(SuiteState):
         self.log_errors = len(re.findall(r"^\S+ \S+ \d+ (?:ERROR|CRITICAL) ", log, re.MULTILINE))
         self.log_tracebacks = log.count("Traceback (most recent call last)")
         return log
+
+    def check_metrics(self):
+        """The endpoint, scraped during the load, and its sums against what the emulator received."""
+        scraper = self.scraper
+        self.check(
+            f"metrics endpoint scraped during the load ({scraper.scrapes} scrapes, "
+            f"{len(scraper.failures)} failed)",
+            len(scraper.failures),
+            passed=scraper.scrapes > 0 and not scraper.failures,
+        )
+        scraped = scraper.scrape()  # after every call of the run and of its checks
+        received = requests.get(self.emulator_url + "/_emulator/stats", timeout=10).json()["received"]
+        self.metrics_rows = reconcile(scraped, received)
+        self.metrics_causes = error_causes(scraped)
+        mismatched = [row for row in self.metrics_rows if row[3] != row[4]]
+        self.check(
+            "KeyManager and Keycloak requests summed over the workers (minus those that never reached it) "
+            "= requests the emulator received, per endpoint",
+            len(mismatched),
+        )
+        data_dir = None
+        with open(self.odoo.odoo_conf, encoding="utf-8") as handle:
+            for line in handle:
+                name, _equals, value = line.partition("=")
+                if name.strip() == "data_dir":
+                    data_dir = value.strip()
+        self.metrics_processes = metric_processes(data_dir, self.odoo.process.pid) if data_dir else 0
+        self.check(
+            f"Odoo processes whose counts the endpoint summed ({self.metrics_processes})",
+            self.metrics_processes,
+            passed=self.metrics_processes >= min(2, self.args.workers),
+        )
 
     def check_workers(self, log):
         limit = self.args.limit_time_real

@@ -83,6 +83,17 @@ class SuiteReport(SuiteState):
             f"{uncertain} outcomes unknown"
         )
         out(f"Odoo log: {self.log_errors} ERROR lines, {self.log_tracebacks} tracebacks ({self.odoo_log})")
+        if self.metrics_rows:
+            out(
+                f"Metrics endpoint (sum of {self.metrics_processes} Odoo processes) against the emulator, "
+                f"{self.scraper.scrapes} scrapes during the load:"
+            )
+            out(f"  {'endpoint':<20} {'counted':>8} {'unreached':>10} {'reached':>8} {'emulator':>9}")
+            for endpoint, counted, unreached, reached, received in self.metrics_rows:
+                mark = "" if reached == received else "  <- differs"
+                out(f"  {endpoint:<20} {counted:>8} {unreached:>10} {reached:>8} {received:>9}{mark}")
+            causes = ", ".join(f"{cause} {count}" for cause, count in sorted(self.metrics_causes.items()))
+            out(f"  failed requests by cause (endpoint's counters): {causes or 'none'}")
         if self.gevent_crashes:
             out(
                 f"Odoo's longpolling (gevent) process crashed at start {self.gevent_crashes} times and was "

@@ -23,6 +23,11 @@ class SuiteState:
         self.canary = {}  # an ordinary contact's values, stored in the clear
         self.clients = []
         self.faults = None
+        self.scraper = None  # the metrics endpoint, scraped during the load
+        self.metrics_token = None
+        self.metrics_rows = []  # (endpoint, counted by Odoo, unreached, reached, received by the emulator)
+        self.metrics_processes = 0
+        self.metrics_causes = {}  # {cause: failed requests}, from the endpoint
         self.load_seconds = 0.0
         self.stats = {}  # the emulator's counters after the load
         # Findings of the checks.

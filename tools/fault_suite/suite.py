@@ -14,6 +14,7 @@ from .checks import CLIENT_SECRET, SuiteChecks
 from .clients import Client
 from .faults import FaultDriver
 from .markers import FIELDS, create_values, next_number
+from .metrics import MetricsScraper, config_with_token
 from .report import SuiteReport, out
 
 PROVIDER_NAME = "KeyManager (fault suite)"
@@ -98,7 +99,12 @@ class Suite(SuiteChecks, SuiteReport):
                 "decrypt_registry": True,
             },
         )
-        session.call("res.config.settings", "execute", [settings])
+        action = session.call("res.config.settings", "execute", [settings])
+        if isinstance(action, dict) and action.get("res_model") == "res.users.identitycheck":
+            # Turning decryption on asks for the password, as the web client's dialog does.
+            check = action["res_id"]
+            session.call("res.users.identitycheck", "write", [check], {"password": "admin"})
+            session.call("res.users.identitycheck", "run_check", [check])
         # A canary: an ordinary contact (not a registrant) is stored in the clear, so the dump scan
         # must find its markers; otherwise the scan itself is broken.
         self.canary = create_values(next_number())
@@ -122,7 +128,9 @@ class Suite(SuiteChecks, SuiteReport):
         self.clients = [
             Client(i, self.odoo.url, self.database, deadline, seed=1000 + i) for i in range(self.args.clients)
         ]
+        self.scraper = MetricsScraper(self.odoo.url, self.metrics_token)
         self.faults.start()
+        self.scraper.start()
         for client in self.clients:
             client.start()
         next_report = started + 15
@@ -136,6 +144,8 @@ class Suite(SuiteChecks, SuiteReport):
                 out(f"[fault_suite] {elapsed:5.0f} s: {ops} operations, {errs} errors")
         self.faults.stop_event.set()
         self.faults.join(5)
+        self.scraper.stop_event.set()
+        self.scraper.join(35)
         self.load_seconds = time.monotonic() - started
         self.faults.apply({"clear": True})
 
@@ -143,6 +153,8 @@ class Suite(SuiteChecks, SuiteReport):
     def run(self):
         out(f"[fault_suite] creating the database {self.database} with g2p_encryption")
         self.odoo.create_database("--no-http")
+        # The metrics endpoint opened with a token of this run (a copy of the configuration).
+        self.odoo.odoo_conf, self.metrics_token = config_with_token(self.args.odoo_conf, self.work_dir)
         self.start_emulator()
         self.start_odoo()
         out(
@@ -158,5 +170,6 @@ class Suite(SuiteChecks, SuiteReport):
         committed = self.verify(setup_records)
         log = self.check_dump(setup_records)
         self.check_workers(log)
+        self.check_metrics()
         self.report(committed)
         return all(passed for _label, _value, passed in self.checks)

@@ -1,0 +1,216 @@
+# Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+"""Registry jobs in chunks: planned once, claimed by one runner each, resumable, with true progress."""
+
+import threading
+from unittest.mock import patch
+
+import psycopg2
+
+from odoo import sql_db
+from odoo.exceptions import AccessError
+from odoo.tests import tagged
+
+from ..core import envelope
+from ..models.encryption_job import EncryptionJob, claim_chunk
+from ..models.encryption_provider import clear_data_key_cache
+from .common import RegistryCase, marker_values
+
+COUNT = 250
+BATCH = 40
+FIRST = 3000
+
+
+@tagged("post_install", "-at_install")
+class TestJobChunks(RegistryCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.set_registry(encrypt=False)
+        cls.partners = cls.env["res.partner"].create(
+            [dict(marker_values(i), is_registrant=True) for i in range(FIRST, FIRST + COUNT)]
+        )
+        cls.set_registry(encrypt=True)
+
+    def start(self):
+        job = self.env["g2p.encryption.job"]._start(self.provider, "encrypt", "res.partner")
+        job.batch_size = BATCH
+        return job
+
+    def chunks(self, job):
+        return job.chunk_ids.sorted("sequence")
+
+    def stored_names(self):
+        self.env.flush_all()
+        self.env.cr.execute("SELECT name FROM res_partner WHERE id IN %s", (tuple(self.partners.ids),))
+        return [row[0] for row in self.env.cr.fetchall()]
+
+    def test_chunks_are_contiguous_disjoint_and_hold_every_record_to_convert(self):
+        job = self.start()
+        job._plan()
+        chunks = self.chunks(job)
+        self.assertEqual(sum(chunks.mapped("records")), job.total)
+        self.assertGreaterEqual(job.total, COUNT)
+        self.assertEqual(len(chunks), -(-job.total // BATCH))
+        self.assertEqual(chunks[0].start_id, 1)
+        for previous, chunk in zip(chunks, chunks[1:], strict=False):
+            self.assertEqual(chunk.start_id, previous.end_id + 1)
+        self.assertTrue(all(chunk.records <= BATCH for chunk in chunks))
+        for partner in self.partners:
+            holding = chunks.filtered(lambda c, p=partner: c.start_id <= p.id <= c.end_id)
+            self.assertEqual(len(holding), 1)
+
+    def test_progress_is_what_the_chunks_did(self):
+        job = self.start()
+        job._run_batch()
+        job._run_batch()
+        chunks = self.chunks(job)
+        done = chunks.filtered(lambda c: c.state == "done")
+        self.assertEqual(len(done), 2)
+        self.assertEqual(job.chunks_done, 2)
+        self.assertEqual(job.done, sum(done.mapped("done")))
+        self.assertEqual(job.last_id, done[-1].end_id)
+        self.assertAlmostEqual(job.progress, 200.0 / len(chunks))
+        self.assertEqual(job.state, "running")
+        self.env["g2p.encryption.job"]._cron_run_jobs(commit=False)
+        self.assertEqual(job.state, "done")
+        self.assertEqual(job.progress, 100.0)
+        self.assertEqual(job.changed, COUNT)
+        self.assertEqual(job.done, job.total)
+        self.assertEqual(set(self.chunks(job).mapped("attempts")), {1})
+
+    def test_a_runner_killed_half_way_leaves_its_chunk_to_another(self):
+        job = self.start()
+        job._plan()
+        first = self.chunks(job)[0]
+        # A runner claims the first chunk and converts it, then dies before it commits: its
+        # transaction (here: a savepoint) is rolled back, its lock with it.
+        savepoint = self.env.cr.savepoint()
+        self.assertEqual(claim_chunk(self.env.cr, job.ids)[0], first.id)
+        job._convert(first.start_id, first.end_id)
+        savepoint.close(rollback=True)
+        self.env.invalidate_all()
+        clear_data_key_cache()  # the worker's memory is gone too
+        self.assertEqual(first.state, "todo")
+        self.assertFalse(any(envelope.is_token(name) for name in self.stored_names()))
+        self.env["g2p.encryption.job"]._cron_run_jobs(commit=False)
+        self.assertEqual(job.state, "done")
+        self.assertTrue(all(envelope.is_token(name) for name in self.stored_names()))
+        self.assertEqual(first.attempts, 1)
+        self.env.invalidate_all()
+        self.assertEqual(self.partners[0].name, marker_values(FIRST)["name"])
+
+    def test_a_failing_chunk_fails_the_job_with_its_cause_and_the_job_resumes(self):
+        job = self.start()
+        job._plan()
+        original = EncryptionJob._convert
+        calls = []
+
+        def failing_once(record, start_id, end_id):
+            calls.append(start_id)
+            if len(calls) == 2:
+                raise ValueError("KeyManager said no")
+            return original(record, start_id, end_id)
+
+        with patch.object(EncryptionJob, "_convert", failing_once):
+            self.env["g2p.encryption.job"]._run_one_chunk(catch_errors=True)
+            self.env["g2p.encryption.job"]._run_one_chunk(catch_errors=True)
+        self.assertEqual(job.state, "failed")
+        self.assertIn("KeyManager said no", job.message)
+        second = self.chunks(job)[1]
+        self.assertEqual((second.state, second.attempts), ("todo", 1))
+        self.assertIn("KeyManager said no", second.error)
+        job.with_user(self.crypto_admin).action_resume()
+        self.env["g2p.encryption.job"]._cron_run_jobs(commit=False)
+        self.assertEqual(job.state, "done")
+        self.assertEqual(job.changed, COUNT)
+        self.assertEqual(second.attempts, 2)
+
+    def test_only_a_crypto_admin_resumes_a_job(self):
+        job = self.start()
+        with self.assertRaises(AccessError):
+            job.with_user(self.clerk).action_resume()
+
+
+@tagged("post_install", "-at_install")
+class TestChunkClaims(RegistryCase):
+    """Claims by concurrent transactions, on real connections: rows are committed (and removed)."""
+
+    def setUp(self):
+        super().setUp()
+        self.connection = sql_db.db_connect(self.env.cr.dbname)
+        with self.connection.cursor() as cr:
+            cr.execute(
+                """INSERT INTO g2p_encryption_job
+                          (provider_id, res_model, kind, state, batch_size, planned, total)
+                   VALUES (%s, 'res.partner', 'encrypt', 'running', 10, true, 200) RETURNING id""",
+                (self.provider.id,),
+            )
+            self.job_id = cr.fetchone()[0]
+            cr.execute(
+                """INSERT INTO g2p_encryption_job_chunk (job_id, sequence, start_id, end_id, records, state,
+                                                         done, changed, attempts)
+                   SELECT %s, n, n * 10 + 1, n * 10 + 10, 10, 'todo', 0, 0, 0
+                     FROM generate_series(0, 19) n""",
+                (self.job_id,),
+            )
+            cr.commit()  # pylint: disable=invalid-commit
+        self.addCleanup(self.remove_rows)
+
+    def remove_rows(self):
+        with self.connection.cursor() as cr:
+            cr.execute("DELETE FROM g2p_encryption_job WHERE id = %s", (self.job_id,))
+            cr.commit()  # pylint: disable=invalid-commit
+
+    def test_two_open_transactions_never_claim_the_same_chunk(self):
+        with self.connection.cursor() as first, self.connection.cursor() as second:
+            claimed_first = claim_chunk(first, [self.job_id])
+            claimed_second = claim_chunk(second, [self.job_id])
+            self.assertNotEqual(claimed_first[0], claimed_second[0])
+            first.rollback()  # the first runner dies: its chunk is free again
+            self.assertEqual(claim_chunk(first, [self.job_id])[0], claimed_first[0])
+            second.rollback()
+            first.rollback()
+
+    def test_parallel_runners_take_every_chunk_exactly_once(self):
+        taken, errors = [], []
+        lock = threading.Lock()
+
+        def runner():
+            try:
+                with self.connection.cursor() as cr:
+                    while True:
+                        try:
+                            claimed = claim_chunk(cr, [self.job_id])
+                        except psycopg2.errors.SerializationFailure:
+                            # It read a chunk another runner had just committed: claim again,
+                            # as the cron does.
+                            cr.rollback()
+                            continue
+                        if not claimed:
+                            break
+                        cr.execute(
+                            """UPDATE g2p_encryption_job_chunk SET state = 'done', attempts = attempts + 1
+                               WHERE id = %s""",
+                            (claimed[0],),
+                        )
+                        cr.commit()  # pylint: disable=invalid-commit
+                        with lock:
+                            taken.append(claimed[0])
+            except Exception as error:  # pylint: disable=broad-except
+                errors.append(error)
+
+        threads = [threading.Thread(target=runner) for _runner in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        self.assertEqual(errors, [])
+        self.assertEqual(len(taken), len(set(taken)))
+        with self.connection.cursor() as cr:
+            cr.execute(
+                """SELECT count(*), count(*) FILTER (WHERE attempts = 1)
+                     FROM g2p_encryption_job_chunk WHERE job_id = %s""",
+                (self.job_id,),
+            )
+            total, once = cr.fetchone()
+        self.assertEqual((total, once, len(taken)), (20, 20, 20))
