@@ -8,6 +8,8 @@
 * Blind-index rows name the index key that made them (the registry provider's).
 * ``res_partner.is_encrypted`` is gone: the format of each value says whether it is ciphertext.
 * The decryption log's rows of 1.x are chained (tamper evidence), in their order.
+* Registry jobs of 1.x keep their progress: what they had done becomes one chunk, done (progress is
+  read from the chunks now); a running job is planned again over what is left to convert.
 * Then ``end-migrate.py``, once every module is loaded, recomputes the derived fields and starts the
   re-encryption of 1.x values.
 """
@@ -28,10 +30,29 @@ def migrate(cr, version):
     env = api.Environment(cr, SUPERUSER_ID, {})
     _field_lists(env)
     _blind_index_keys(env)
+    _job_progress(cr)
     if sql.column_exists(cr, "res_partner", "is_encrypted"):
         cr.execute("ALTER TABLE res_partner DROP COLUMN is_encrypted")
     # The rows of 1.x join the decryption log's hash chain, in their order.
     env["g2p.decryption.log"]._chain_unchained()
+
+
+def _job_progress(cr):
+    if not sql.column_exists(cr, "g2p_encryption_job", "last_id"):
+        return
+    cr.execute(
+        """INSERT INTO g2p_encryption_job_chunk
+                  (job_id, sequence, start_id, end_id, records, state, done, changed, skipped_ids, attempts)
+           SELECT id, -1, 1, last_id, coalesce(done, 0), 'done', coalesce(done, 0), coalesce(changed, 0),
+                  skipped_ids, 1
+             FROM g2p_encryption_job j
+            WHERE coalesce(last_id, 0) > 0
+              AND NOT EXISTS (SELECT 1 FROM g2p_encryption_job_chunk c WHERE c.job_id = j.id)"""
+    )
+    _logger.info("Registry jobs of 1.x: the progress of %s kept as a chunk done", cr.rowcount)
+    cr.execute("UPDATE g2p_encryption_job SET planned = (state <> 'running')")
+    for column in ("last_id", "done", "changed", "skipped_ids"):
+        cr.execute(f"ALTER TABLE g2p_encryption_job DROP COLUMN IF EXISTS {column}")
 
 
 def _field_lists(env):
