@@ -94,14 +94,16 @@ class EncryptionProviderPkcs11(models.Model):
                 provider.pkcs11_pin_source = False
                 continue
             _pin, source = provider._pkcs11_pin()
+            # The names are made outside _(): the term extractor stops reading a file at an f-string.
+            option, env = f"{PIN_OPTION}_{provider.id}", f"{PIN_ENV}_{provider.id}"
             provider.pkcs11_pin_source = (
                 _("read from %(where)s", where=source)
                 if source
                 else _(
                     "not configured: set %(option)s in the server configuration "
                     "or %(env)s in the environment",
-                    option=f"{PIN_OPTION}_{provider.id}",
-                    env=f"{PIN_ENV}_{provider.id}",
+                    option=option,
+                    env=env,
                 )
             )
 
