@@ -40,14 +40,17 @@ def migrate(cr, version):
 def _job_progress(cr):
     if not sql.column_exists(cr, "g2p_encryption_job", "last_id"):
         return
+    # 1.x counted the records a job had looked at (done) up to last_id; "changed" and the
+    # skipped records came later, and may be missing.
+    changed = "coalesce(changed, 0)" if sql.column_exists(cr, "g2p_encryption_job", "changed") else "0"
+    skipped = "skipped_ids" if sql.column_exists(cr, "g2p_encryption_job", "skipped_ids") else "NULL"
     cr.execute(
-        """INSERT INTO g2p_encryption_job_chunk
-                  (job_id, sequence, start_id, end_id, records, state, done, changed, skipped_ids, attempts)
-           SELECT id, -1, 1, last_id, coalesce(done, 0), 'done', coalesce(done, 0), coalesce(changed, 0),
-                  skipped_ids, 1
-             FROM g2p_encryption_job j
-            WHERE coalesce(last_id, 0) > 0
-              AND NOT EXISTS (SELECT 1 FROM g2p_encryption_job_chunk c WHERE c.job_id = j.id)"""
+        f"""INSERT INTO g2p_encryption_job_chunk
+                   (job_id, sequence, start_id, end_id, records, state, done, changed, skipped_ids, attempts)
+            SELECT id, -1, 1, last_id, coalesce(done, 0), 'done', coalesce(done, 0), {changed}, {skipped}, 1
+              FROM g2p_encryption_job j
+             WHERE coalesce(last_id, 0) > 0
+               AND NOT EXISTS (SELECT 1 FROM g2p_encryption_job_chunk c WHERE c.job_id = j.id)"""
     )
     _logger.info("Registry jobs of 1.x: the progress of %s kept as a chunk done", cr.rowcount)
     cr.execute("UPDATE g2p_encryption_job SET planned = (state <> 'running')")
