@@ -455,7 +455,9 @@ class EncryptedModel(models.AbstractModel):
         self.flush_model([name])
         spec = self._g2p_encrypted[name]
         ids = self.env["g2p.blind.index"]._lookup(self._name, name, kind, values, spec.index_lengths)
-        if spec.index_bits < blind_index.DIGEST_BITS and ids:
+        # Rows of every length still in use (a field set back to full digests keeps truncated rows
+        # until the re-encryption job rewrites them): any truncated one makes candidates to check.
+        if min(spec.index_lengths) < blind_index.DIGEST_BITS and ids:
             ids = self._g2p_exact_matches(name, kind, values, ids)
         if log:
             self.env["g2p.search.log"]._log(log, len(ids))

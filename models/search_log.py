@@ -8,10 +8,10 @@ and each one leaves a row here with the digests it asked for, never the values. 
 (constraints, deduplication, a voucher run) looks up without these limits.
 """
 
-import hashlib
-
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
+
+from ..core import blind_index
 
 PARAM_MAX_VALUES = "g2p_encryption.search_max_values"
 PARAM_MAX_PER_MINUTE = "g2p_encryption.search_max_per_minute"
@@ -45,8 +45,8 @@ class SearchLog(models.Model):
     hit_count = fields.Integer(string="Records found", readonly=True)
     digests = fields.Text(
         readonly=True,
-        help="SHA-256 of each value asked for, cut to 16 hex digits: tells repeated lookups apart, "
-        "not what was looked up.",
+        help="Keyed digest of each value asked for (HMAC under the registry's index key), cut to 16 "
+        "hex digits: tells repeated lookups apart, not what was looked up, even by trying values.",
     )
     refused = fields.Char(readonly=True, help="Why the lookup was refused, if it was.")
 
@@ -62,6 +62,15 @@ class SearchLog(models.Model):
             )
 
     @api.model
+    def _digests(self, field_name, values):
+        # Keyed: an unkeyed hash of a phone number or an ID is reversed by hashing every candidate.
+        # The index key in a namespace of its own: these digests match no blind-index row.
+        provider = self.env["g2p.encryption.provider"].sudo()._get_registry_provider()
+        _key_id, key = provider._blind_index_key()
+        namespace = f"lookup log|{field_name}"
+        return ",".join(blind_index.blind_index(key, namespace, str(value))[:16] for value in values)
+
+    @api.model
     def _check(self, res_model, field_name, values):
         """Check a person's lookup against the caps; returns the values of its log row (``_log``
         writes it with the hits). A refused lookup is logged too, in a transaction of its own that
@@ -74,7 +83,7 @@ class SearchLog(models.Model):
             "res_model": res_model,
             "field_name": field_name,
             "value_count": len(values),
-            "digests": ",".join(hashlib.sha256(str(v).encode()).hexdigest()[:16] for v in values[:200]),
+            "digests": self._digests(field_name, values[:200]),
         }
         refused = None
         if not self._may_look_up():

@@ -3,6 +3,7 @@
 members, capped, logged with digests only; a truncated index still finds exactly the right
 records."""
 
+import hashlib
 from unittest.mock import patch
 
 from lxml import etree
@@ -60,6 +61,10 @@ class TestRegistryLookups(RegistryHttpCase):
         for log in logs:
             self.assertEqual(len(log.digests), 16)
             self.assertNotIn("marker", (log.digests or "").lower())
+        # Keyed: hashing candidate phone numbers does not find the one looked up.
+        self.assertNotEqual(logs[-1].digests, hashlib.sha256(phone.encode()).hexdigest()[:16])
+        self.find(self.searcher, [("phone", "=", phone)])
+        self.assertEqual(self.logs(self.searcher)[-1].digests, logs[-1].digests)  # the same value
 
     def test_others_are_refused(self):
         with self.assertRaises(JsonRpcException):
@@ -121,6 +126,13 @@ class TestRegistryLookups(RegistryHttpCase):
             (people[0].id,),
         )
         self.assertEqual(self.env.cr.fetchone()[0], 2)
+        for number, person in zip(range(820, 860), people, strict=True):
+            found = self.env["res.partner"].search(
+                [("email", "=", marker_values(number)["email"]), ("id", "in", people.ids)]
+            )
+            self.assertEqual(found, person)
+        # Back to full digests: the 8-bit rows stay until rewritten, and still find exactly.
+        config.index_bits = 256
         for number, person in zip(range(820, 860), people, strict=True):
             found = self.env["res.partner"].search(
                 [("email", "=", marker_values(number)["email"]), ("id", "in", people.ids)]
