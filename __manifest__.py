@@ -21,6 +21,7 @@
         "views/encryption_key_views.xml",
         "views/decryption_log_views.xml",
         "views/encrypted_field_views.xml",
+        "views/encryption_job_views.xml",
         "views/res_config_settings_views.xml",
         "views/res_partner_views.xml",
         "views/menus.xml",

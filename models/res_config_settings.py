@@ -93,12 +93,7 @@ class ResConfigSettings(models.TransientModel):
 
     def action_g2p_open_jobs(self):
         self._check_g2p_settings_rights()
-        return {
-            "type": "ir.actions.act_window",
-            "name": _("Registry jobs"),
-            "res_model": "g2p.encryption.job",
-            "view_mode": "tree,form",
-        }
+        return self.env["ir.actions.act_window"]._for_xml_id("g2p_encryption.encryption_job_action")
 
     @identity_if(lambda settings: settings._g2p_turning_decryption_on())
     def execute(self):

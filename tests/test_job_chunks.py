@@ -119,6 +119,13 @@ class TestJobChunks(RegistryCase):
         second = self.chunks(job)[1]
         self.assertEqual((second.state, second.attempts), ("todo", 1))
         self.assertIn("KeyManager said no", second.error)
+        # What a Crypto Admin sees in the job's form (Registry jobs menu): Resume, and the chunks.
+        jobs = self.env["g2p.encryption.job"].with_user(self.crypto_admin)
+        form = jobs.get_views([(False, "form")])["views"]["form"]["arch"]
+        self.assertIn('name="action_resume"', form)
+        [shown] = jobs.browse(job.id).web_read({"state": {}, "chunk_ids": {"fields": {"error": {}}}})
+        self.assertEqual(shown["state"], "failed")
+        self.assertIn("KeyManager said no", " ".join(c["error"] or "" for c in shown["chunk_ids"]))
         job.with_user(self.crypto_admin).action_resume()
         self.env["g2p.encryption.job"]._cron_run_jobs(commit=False)
         self.assertEqual(job.state, "done")

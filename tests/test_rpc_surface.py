@@ -193,6 +193,7 @@ DECISIONS = {
     ("res.config.settings", "set_values"): acl(DENIED, DENIED, DENIED, DENIED, Call("settings")),
     ("res.config.settings", "action_g2p_open_registrants"): admin_only(Call("settings")),
     ("res.config.settings", "action_g2p_open_jobs"): admin_only(Call("settings")),
+    ("g2p.encryption.job", "action_resume"): admin_only(Call("failed_job")),
     # The addon's own parameters: a Crypto Admin's (Settings writes them after its own checks).
     ("ir.config_parameter", "create"): nobody(
         Call(None, ([{"key": "g2p_encryption.decrypt_registry", "value": "True"}],))
@@ -261,6 +262,10 @@ class Fixtures:
         params = self.env["ir.config_parameter"].sudo()
         params.set_param("g2p_encryption.decrypt_registry", "")
         return params.search([("key", "=", "g2p_encryption.decrypt_registry")])
+
+    def failed_job(self, _user):
+        vals = {"provider_id": self.case.provider.id, "kind": "encrypt", "state": "failed"}
+        return self.env["g2p.encryption.job"].create(vals)
 
     def spare_partner(self, _user):
         return self.env["res.partner"].create({"name": "RPC spare contact"})
@@ -512,6 +517,7 @@ class TestRpcSurface(HttpCase):
             "g2p.encryption.custody.unseal.wizard": ("", "", "rwcu", "rwcu"),
             "g2p.encryption.event": ("", "", "r", "r"),
             "g2p.encryption.job": ("", "", "", "rwc"),
+            "g2p.encryption.job.chunk": ("", "", "", "r"),
             "g2p.encryption.key": ("", "", "", "rwc"),
             "g2p.encryption.provider": ("", "", "", "rwcu"),
             "g2p.encrypted.field": ("", "", "", "rwcu"),
