@@ -15,6 +15,7 @@ from .rpc import run_rpc_phase
 from .scenarios import (
     CONFIGURATIONS,
     DEFAULT_CONFIGS,
+    NO_HSM,
     NOT_INSTALLED,
     activate,
     clear_worker_caches,
@@ -114,8 +115,8 @@ class BaselineProcess:
 class Runner:
     """The rounds of every configuration, interleaved, in this process and the baseline's."""
 
-    def __init__(self, args, env, bench, emulator):
-        self.args, self.env, self.bench, self.emulator = args, env, bench, emulator
+    def __init__(self, args, env, bench, emulator, hsm=None):
+        self.args, self.env, self.bench, self.emulator, self.hsm = args, env, bench, emulator, hsm
         self.providers = {}
         self.read_sets = {}
         self.baseline = None
@@ -135,8 +136,11 @@ class Runner:
             elif configuration.keymanager_mode and not installed:
                 self.results[name] = NOT_INSTALLED
                 continue
+            elif configuration.hsm and self.hsm is None:
+                self.results[name] = NO_HSM
+                continue
             elif configuration.process == "addon":
-                self.providers[name] = make_provider(self.env, configuration, self.emulator)
+                self.providers[name] = make_provider(self.env, configuration, self.emulator, self.hsm)
             self.results[name] = []
 
     def measured(self):
@@ -203,6 +207,26 @@ class Runner:
         return self.results
 
 
+def start_softhsm():
+    """A SoftHSM2 token in a temporary directory for the ``pkcs11`` row, or None when it cannot run."""
+    from odoo.addons.g2p_encryption.core.tests.softhsm import SoftHSM, missing
+
+    reason = missing()
+    if reason:
+        progress(f"pkcs11: {reason}")
+        return None
+    hsm = SoftHSM("g2p-bench").start()
+    progress(f"SoftHSM2 token g2p-bench in {hsm.directory}")
+    return hsm
+
+
+def hsm_operations():
+    """Wrap and unwrap operations of PKCS#11 tokens in this process (0 when none was used)."""
+    module = sys.modules.get("odoo.addons.g2p_encryption.core.pkcs11_token")
+    counts = module.operation_counts() if module else {}
+    return counts.get("wrap", 0) + counts.get("unwrap", 0)
+
+
 def start_emulator():
     from odoo.addons.g2p_encryption.emulator import Emulator
 
@@ -222,7 +246,7 @@ def main(argv=None):
 
     odoo.tools.config.parse_config(["-c", args.config, "-d", args.database, "--log-level=warn"])
     registry = odoo.registry(args.database)
-    emulator = runner = cr = None
+    emulator = runner = cr = hsm = None
     try:
         emulator = start_emulator()
         rpc_results = {}
@@ -231,7 +255,9 @@ def main(argv=None):
             served = {
                 name: CONFIGURATIONS[name]
                 for name in args.configs
-                if CONFIGURATIONS[name].process == "addon" and not CONFIGURATIONS[name].slow
+                if CONFIGURATIONS[name].process == "addon"
+                and not CONFIGURATIONS[name].slow
+                and not CONFIGURATIONS[name].hsm  # its PIN is given to this process only
             }
             rpc_results = run_rpc_phase(args, registry, emulator, served)
         cr = registry.cursor()
@@ -241,10 +267,12 @@ def main(argv=None):
         admin_env, clerk_env = make_users(env)
         env.flush_all()
         bench = Bench(env, sections, args.records, admin_env, clerk_env, person_exit())
-        bench.remote_counts = lambda: sum(
+        bench.remote_counts = lambda: hsm_operations() + sum(
             count for endpoint, count in emulator.counts.items() if str(endpoint).startswith("/")
         )
-        runner = Runner(args, env, bench, emulator)
+        if any(CONFIGURATIONS[name].hsm for name in args.configs):
+            hsm = start_softhsm()
+        runner = Runner(args, env, bench, emulator, hsm)
         runner.set_up(keymanager_installed(env))
         results = runner.run()
         for name, rounds in rpc_results.items():
@@ -261,6 +289,8 @@ def main(argv=None):
             runner.baseline.close()
         if emulator is not None:
             emulator.stop()
+        if hsm is not None:
+            hsm.stop()
 
     notes = [
         f"- One process per database on one machine: Odoo, PostgreSQL, the emulator and the baseline "

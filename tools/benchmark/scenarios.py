@@ -7,6 +7,7 @@ PARAM_ENCRYPT = "g2p_encryption.encrypt_registry"
 PARAM_DECRYPT = "g2p_encryption.decrypt_registry"
 PARAM_PROVIDER = "g2p_encryption.registry_encryption_provider_id"
 NOT_INSTALLED = "n/a (keymanager provider type not installed)"
+NO_HSM = "n/a (SoftHSM2 or python-pkcs11 missing)"
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,8 @@ class Configuration:
     ``keymanager_mode`` is None for the default ``local`` provider, else the mode of a keymanager
     provider talking to the emulator. ``slow`` ones run only ``--slow-runs`` times. ``process``
     says where it runs: ``addon`` (this process) or ``baseline`` (OpenG2P's modules, another
-    database and process, ``benchmark.baseline``).
+    database and process, ``benchmark.baseline``). ``hsm``: a ``pkcs11`` provider on a SoftHSM2
+    token loaded in this process.
     """
 
     name: str
@@ -26,6 +28,7 @@ class Configuration:
     slow: bool = False
     process: str = "addon"
     reference: str = "off"  # the configuration its ratios are to
+    hsm: bool = False
 
     @property
     def remote(self):
@@ -38,6 +41,8 @@ CONFIGURATIONS = {
         Configuration("off", "encryption off", encrypt=False),
         Configuration("local", "this addon, `local`"),
         Configuration("envelope", "this addon, `keymanager` envelope", keymanager_mode="envelope"),
+        # Data keys wrapped by an AES key that never leaves a PKCS#11 token (SoftHSM2).
+        Configuration("pkcs11", "this addon, `pkcs11` (SoftHSM2)", hsm=True),
         # This addon's compatibility mode: one KeyManager call per value.
         Configuration("direct", "this addon, `keymanager` direct", keymanager_mode="direct", slow=True),
         # OpenG2P's own g2p_registry_encryption (the per-record KeyManager baseline), and encryption
@@ -52,7 +57,7 @@ CONFIGURATIONS = {
         ),
     )
 }
-DEFAULT_CONFIGS = ("off", "local", "envelope", "og_off", "openg2p")
+DEFAULT_CONFIGS = ("off", "local", "envelope", "pkcs11", "og_off", "openg2p")
 LABELS = {name: configuration.label for name, configuration in CONFIGURATIONS.items()}
 
 
@@ -75,9 +80,25 @@ def clear_worker_caches():
     cache.clear_all()
 
 
-def make_provider(env, configuration, emulator):
+def make_provider(env, configuration, emulator, hsm=None):
     """The provider of ``configuration``, its keys already made (as in a registry in use)."""
-    if not configuration.keymanager_mode:
+    if configuration.hsm:
+        from odoo.tools import config
+
+        provider = (
+            env["g2p.encryption.provider"]
+            .sudo()
+            .create(
+                {
+                    "name": "Benchmark PKCS#11",
+                    "type": "pkcs11",
+                    "pkcs11_library": hsm.library,
+                    "pkcs11_token_label": hsm.labels[0],
+                }
+            )
+        )
+        config.options[f"g2p_encryption_pkcs11_pin_{provider.id}"] = hsm.pin  # never in the database
+    elif not configuration.keymanager_mode:
         provider = env.ref("g2p_encryption.encryption_provider_default")
     else:
         from odoo.addons.g2p_encryption.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
