@@ -14,6 +14,16 @@ from .rpc_guard import identity_if, internal, is_internal
 
 PARAM_PREFIX = "g2p_encryption."
 CRYPTO_ADMIN = "g2p_encryption.crypto_admin"
+# The fields of _compute_g2p_state: what the block shows.
+G2P_STATE_FIELDS = (
+    "g2p_registrant_count",
+    "g2p_encrypted_count",
+    "g2p_pending_count",
+    "g2p_unreadable_count",
+    "g2p_key_age_days",
+    "g2p_running_job_count",
+    "g2p_custody_status",
+)
 
 
 class ResConfigSettings(models.TransientModel):
@@ -51,6 +61,18 @@ class ResConfigSettings(models.TransientModel):
     g2p_key_age_days = fields.Integer(compute="_compute_g2p_state")
     g2p_running_job_count = fields.Integer(compute="_compute_g2p_state")
     g2p_custody_status = fields.Char(compute="_compute_g2p_state")
+
+    @api.model
+    def default_get(self, fields_list):
+        # The web client opens Settings with onchange() on a new record, whose first call gives
+        # every field without a default False and does not compute these: the block said
+        # "0 registrants" and no custody status. Their values are the defaults of the page.
+        values = super().default_get(fields_list)
+        wanted = [name for name in fields_list if name in G2P_STATE_FIELDS]
+        if wanted:
+            state = self.new({})
+            values.update({name: state[name] for name in wanted})
+        return values
 
     def _compute_g2p_state(self):
         counts = (

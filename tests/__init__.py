@@ -25,3 +25,4 @@ from . import test_provider_pkcs11
 from . import test_registrar_tour
 from . import test_audit_chain
 from . import test_rpc_surface
+from . import test_translations

@@ -5,6 +5,7 @@ from odoo.exceptions import AccessError
 from odoo.tests import tagged
 
 from .common import RegistryCase, marker_values
+from .web_client import form_spec
 
 
 @tagged("post_install", "-at_install")
@@ -26,6 +27,11 @@ class TestRegistryAdmin(RegistryCase):
         provider = self.env["g2p.encryption.provider"]._get_registry_provider()
         self.assertEqual(settings.g2p_custody_status, provider.custody_status)
         self.assertTrue(settings.g2p_custody_status)
+        # What the page shows: the web client opens Settings with onchange() on a new record.
+        env = self.env(user=self.settings_admin)
+        shown = env["res.config.settings"].onchange({}, [], form_spec(env, "res.config.settings"))["value"]
+        names = ("g2p_registrant_count", "g2p_encrypted_count", "g2p_pending_count", "g2p_custody_status")
+        self.assertEqual({name: shown[name] for name in names}, {name: settings[name] for name in names})
 
     def test_a_decryption_log_row_opens_the_records_it_names(self):
         people = self.create_registrants(range(910, 912))

@@ -1,7 +1,7 @@
 """Update this addon's .po files from its template and check them: plain Python, no polib.
 
     python tools/i18n_po.py merge POT PO... [--odoo ODOO_DIR]
-    python tools/i18n_po.py check POT PO... [--template COMMITTED_POT]
+    python tools/i18n_po.py check POT PO... [--template COMMITTED_POT] [--summary FILE]
     python tools/i18n_po.py same POT_A POT_B
 
 merge rewrites each PO in the order and with the comments of POT (the template that Odoo's export
@@ -17,7 +17,10 @@ when a PO holds a msgid POT lacks, when a translation's placeholders (%(name)s, 
 inline markup (<b>, <span class="...">) differ from its msgid's, when an alias is not the copy of
 its source, and, with --template, when the committed template differs from POT: Odoo loads a
 translation only if its msgid is in the committed template. It prints one line per PO, e.g.
-"fr: 547 strings, all translated".
+"fr: 547 strings, all translated", then a count line as the test suites print theirs,
+"i18n suite: 5 passed, 0 failed, 0 skipped": one test per PO (an alias passes when it is the copy
+of its source) and one for the committed template; --summary FILE appends that row to .ci/run's
+summary (tools/test_counts.py).
 
 same exits 0 when two templates hold the same entries (their creation dates aside): the export then
 leaves the committed template as it is.
@@ -30,6 +33,8 @@ import sys
 import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
+
+from test_counts import write_summary_row
 
 # A copy of the translation of another language, under its own header (see the module docstring).
 ALIASES = {"es_419": "es"}
@@ -233,8 +238,10 @@ def merge_files(pot_path, po_paths, odoo_dir=None):
         report(lang, merged)
     for alias, source in ALIASES.items():
         if alias in by_lang and source in by_lang:
-            old = read(by_lang[alias]) if os.path.exists(by_lang[alias]) else None
-            header = old[0] if old else new_header(template[0], alias, odoo_dir)
+            if os.path.exists(by_lang[alias]):
+                header = read(by_lang[alias])[0]
+            else:
+                header = new_header(template[0], alias, odoo_dir)
             write(by_lang[alias], [header] + read(by_lang[source])[1:])
             sys.stdout.write(f"{alias}: a copy of {source}.po\n")
     return 0
@@ -293,27 +300,48 @@ def check_po(template, path):
     return []
 
 
-def check_files(pot_path, po_paths, committed=None):
+def check_files(pot_path, po_paths, committed=None, summary=None):
+    """Check every PO; print the failures and the count line "i18n suite: N passed, N failed,
+    0 skipped" (one test per PO, and one for the committed template with --template), as
+    tools/test_counts.py prints a suite's; with SUMMARY, append that row to .ci/run's summary."""
     template = read(pot_path)
     failures = []
-    if committed and not same_template(pot_path, committed):
-        failures.append(
-            f"{committed} is not what the export writes today (run tools/i18n export): Odoo loads "
-            "only the translations of the msgids it holds"
-        )
+    passed = failed = 0
+    if committed:
+        if same_template(pot_path, committed):
+            passed += 1
+        else:
+            failed += 1
+            failures.append(
+                f"{committed} is not what the export writes today (run tools/i18n export): Odoo "
+                "loads only the translations of the msgids it holds"
+            )
     by_lang = {language(path): path for path in po_paths}
     for path in po_paths:
         if language(path) not in ALIASES:
-            failures += check_po(template, path)
+            problems = check_po(template, path)
+            failures += problems
+            passed, failed = (passed, failed + 1) if problems else (passed + 1, failed)
     for alias, source in ALIASES.items():
         if alias in by_lang and source in by_lang:
             if not os.path.exists(by_lang[alias]) or read(by_lang[alias])[1:] != read(by_lang[source])[1:]:
                 failures.append(f"{alias}: not the copy of {source}.po (run tools/i18n export)")
+                failed += 1
             else:
                 sys.stdout.write(f"{alias}: a copy of {source}.po\n")
+                passed += 1
     for failure in failures:
         sys.stdout.write(f"FAILED: {failure}\n")
+    sys.stdout.write(f"i18n suite: {passed} passed, {failed} failed, 0 skipped\n")
+    if summary:
+        record_suite(summary, passed, failed)
     return 1 if failures else 0
+
+
+def record_suite(summary, passed, failed, status=None):
+    """Append the row of the i18n suite to .ci/run's summary (tools/test_counts.py)."""
+    status = status or ("FAILED" if failed else "ok")
+    write_summary_row(summary, "i18n", status, passed=passed, failed=failed, errors=0, skipped=0, known=0)
 
 
 def same_template(path_a, path_b):
@@ -331,14 +359,14 @@ def main(argv):
     args = []
     rest = iter(argv)
     for arg in rest:
-        if arg in ("--odoo", "--template"):
+        if arg in ("--odoo", "--template", "--summary"):
             options[arg] = next(rest, None)
         else:
             args.append(arg)
     if len(args) >= 2 and args[0] == "merge":
         return merge_files(args[1], args[2:], options.get("--odoo"))
     if len(args) >= 2 and args[0] == "check":
-        return check_files(args[1], args[2:], options.get("--template"))
+        return check_files(args[1], args[2:], options.get("--template"), options.get("--summary"))
     if len(args) == 3 and args[0] == "same":
         return 0 if same_template(args[1], args[2]) else 1
     sys.stderr.write(__doc__)

@@ -152,6 +152,21 @@ g2p_install_chromium() {
         log "apt-get install chromium failed: the browser tour test will be skipped."
 }
 
+# Odoo turns its stylesheets right-to-left for Arabic readers with the rtlcss tool (npm); without
+# it the web client keeps its left-to-right layout, and the right-to-left test
+# (tests/test_translations.py) skips, saying so. Only the test tools call this, not g2p_setup.
+g2p_install_rtlcss() {
+    command -v rtlcss >/dev/null && return 0
+    if ! command -v npm >/dev/null; then
+        log "rtlcss is not on PATH and npm is missing: the right-to-left (Arabic) test will be
+         skipped. Install Node.js and 'npm install -g rtlcss' to run it."
+        return 0
+    fi
+    log "installing rtlcss (npm) for the right-to-left test"
+    npm install -g --no-fund --no-audit "rtlcss@4" >/dev/null 2>&1 ||
+        log "npm install -g rtlcss failed: the right-to-left (Arabic) test will be skipped."
+}
+
 # The pkcs11 provider's tests (core/tests/test_pkcs11_token.py, tests/test_provider_pkcs11.py) and
 # tools/run --with-hsm need SoftHSM2, a real PKCS#11 token in files: Debian's softhsm2. Without it
 # those tests skip, saying so. Only the test tools and --with-hsm call this, not g2p_setup.
