@@ -63,17 +63,17 @@ def _plaintext_registrants(env):
     condition = " OR ".join(
         f"({c} <> '' AND {c} NOT LIKE 'g2pe%%' AND {c} NOT LIKE 'g2pkm%%')" for c in columns
     )
-    env.cr.execute(f"SELECT count(*) FROM res_partner WHERE is_registrant AND ({condition})")  # pylint: disable=sql-injection
+    env.cr.execute(f"SELECT count(*) FROM res_partner WHERE is_registrant AND ({condition})")
     return env.cr.fetchone()[0]
 
 
 def _run_jobs(env):
     jobs = env["g2p.encryption.job"]
     started = jobs._start_registry("encrypt")  # one job per model with encrypted fields
-    env.cr.commit()  # pylint: disable=invalid-commit
+    env.cr.commit()
     for _pass in range(MAX_PASSES):
         jobs._cron_run_jobs()
-        env.cr.commit()  # pylint: disable=invalid-commit
+        env.cr.commit()
         if not jobs.search_count([("state", "=", "running")]):
             break
     ok = True
@@ -105,7 +105,7 @@ def main(argv):
         params.set_param(PARAM_ENCRYPT, False)
         try:
             seeded = _seed(env)
-            env.cr.commit()  # pylint: disable=invalid-commit
+            env.cr.commit()
         except Exception as error:  # pylint: disable=broad-except
             env.cr.rollback()
             sys.stdout.write(f"registering the household in plaintext FAILED: {_first_line(error)}\n")
@@ -116,7 +116,7 @@ def main(argv):
         registrants = env["res.partner"].sudo().with_context(active_test=False)
         count = registrants.search_count([("is_registrant", "=", True)])
         params.set_param(PARAM_ENCRYPT, "True")
-        env.cr.commit()  # pylint: disable=invalid-commit
+        env.cr.commit()
         try:
             ok = _run_jobs(env)
         except Exception as error:  # pylint: disable=broad-except

@@ -47,7 +47,7 @@ SUBTEST = re.compile(r"^Subtest (?P<name>\S+) .*$")
 
 def records(lines):
     """Yield (level, logger, message with its continuation lines) for each log record."""
-    current = None
+    current = []  # [level, logger, [message lines]] of the record being read
     for line in lines:
         match = RECORD.match(line)
         if match:
@@ -161,7 +161,7 @@ def main(argv):
         sys.stdout.write(f"        {problem['error']}\n")
     for note in notes:
         sys.stdout.write(f"  {note}\n")
-    ok = not unexpected and final is not None and final["tests"] > 0
+    ok = not unexpected and bool(final) and final.get("tests", 0) > 0
     if args.summary:
         write_summary_row(
             args.summary,

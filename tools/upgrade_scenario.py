@@ -141,4 +141,7 @@ def _sealed_custody(state):
     return []
 
 
-seed() if STEP == "seed" else check()
+if STEP == "seed":
+    seed()
+else:
+    check()
