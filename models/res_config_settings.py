@@ -13,6 +13,11 @@ from .encryption_exits import PARAM_DECRYPT, PARAM_ENCRYPT, PARAM_READER_GROUP
 from .rpc_guard import identity_if, internal, is_internal
 
 PARAM_PREFIX = "g2p_encryption."
+PARAM_PROVIDER = "g2p_encryption.registry_encryption_provider_id"
+# Changed in Settings only, which checks who asks (and his password, to turn decryption on) and
+# then writes them as superuser: never through System Parameters, whatever its access rights say
+# (OpenG2P's registry opens ir.config_parameter to every user).
+SETTINGS_PARAMS = (PARAM_ENCRYPT, PARAM_DECRYPT, PARAM_READER_GROUP, PARAM_PROVIDER)
 CRYPTO_ADMIN = "g2p_encryption.crypto_admin"
 # The fields of _compute_g2p_state: what the block shows.
 G2P_STATE_FIELDS = (
@@ -32,7 +37,7 @@ class ResConfigSettings(models.TransientModel):
     registry_encryption_provider_id = fields.Many2one(
         "g2p.encryption.provider",
         string="Registry provider",
-        config_parameter="g2p_encryption.registry_encryption_provider_id",
+        config_parameter=PARAM_PROVIDER,
         help="Provider whose keys encrypt registrant data from now on. Data encrypted under another "
         "provider stays readable; the re-encryption job moves it.",
     )
@@ -69,7 +74,8 @@ class ResConfigSettings(models.TransientModel):
         # "0 registrants" and no custody status. Their values are the defaults of the page.
         values = super().default_get(fields_list)
         wanted = [name for name in fields_list if name in G2P_STATE_FIELDS]
-        if wanted:
+        # Any RPC caller may ask for defaults: the state is for those who may open Settings.
+        if wanted and self.check_access_rights("read", raise_exception=False):
             state = self.new({})
             values.update({name: state[name] for name in wanted})
         return values
@@ -193,5 +199,9 @@ class IrConfigParameter(models.Model):
         own check); a Settings admin cannot switch decryption on through System Parameters."""
         if self.env.su or not any(key.startswith(PARAM_PREFIX) for key in keys):
             return
+        if any(key in SETTINGS_PARAMS for key in keys):
+            raise AccessError(
+                _("The registry's encryption settings are changed in Settings ‣ G2P Encryption only.")
+            )
         if not self.env.user.has_group(CRYPTO_ADMIN):
             raise AccessError(_("Only a Crypto Admin changes the g2p_encryption parameters."))
