@@ -11,6 +11,8 @@ from . import blind_index
 from . import search_log
 from . import decryption_log
 from . import encryption_job
+from . import encryption_job_chunk
+from . import encryption_provider_jobs
 from . import encryption_metrics
 from . import res_partner
 from . import mail
