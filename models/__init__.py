@@ -6,6 +6,7 @@ from . import encryption_key
 from . import encrypted_field_config
 from . import encryption_exits
 from . import encrypted_model
+from . import encrypted_search
 from . import encrypted_mixin
 from . import blind_index
 from . import search_log

@@ -276,16 +276,7 @@ class EncryptionJob(models.Model):
         """Decrypt the values of ``records`` not under the active key and store them again."""
         model = records.browse()
         columns = self._columns()
-        records.flush_recordset(columns)
-        self.env.cr.execute(
-            SQL(
-                "SELECT id, %s FROM %s WHERE id IN %s",
-                SQL(", ").join(map(SQL.identifier, columns)),
-                SQL.identifier(model._table),
-                tuple(records.ids) or (0,),
-            )
-        )
-        rows = self.env.cr.fetchall()
+        rows = records._g2p_stored_rows(columns)
         values_by_id, skipped = {}, set()
         for position, name in enumerate(columns, start=1):
             pending = [(row[0], row[position]) for row in rows if is_ciphertext(row[position])]
