@@ -28,7 +28,7 @@ import threading
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from . import jose
+from . import jwk
 from .encoding import b64url_decode_strict, b64url_encode
 from .errors import (
     DecryptionError,
@@ -262,9 +262,9 @@ class Token:
     # Signing -----------------------------------------------------------------------------------
     def generate_signing_key(self, key_label, alg, common_name="g2p_encryption"):
         """Make a key pair ``key_label`` in the token (RS256: RSA-2048, ES256: P-256; private key
-        sensitive and non-extractable) and return it as a ``jose.ExternalSigningKey`` with a
+        sensitive and non-extractable) and return it as a ``jwk.ExternalSigningKey`` with a
         self-signed certificate (signed by the token)."""
-        if alg not in jose.SUPPORTED_ALGS:
+        if alg not in jwk.SUPPORTED_ALGS:
             raise HsmError(f"unsupported signing algorithm {alg!r}", service=self.name)
 
         def generate(session):
@@ -277,13 +277,13 @@ class Token:
             return session.generate_key_pair(key_label, alg)
 
         public_key = self._call("C_GenerateKeyPair", generate, "generate")
-        key = jose.ExternalSigningKey(public_key, alg, self._signer(key_label, alg))
+        key = jwk.ExternalSigningKey(public_key, alg, self._signer(key_label, alg))
         return key.self_signed_certificate(common_name)
 
     def signing_key(self, key_label, alg, certificate_pem):
-        """The signing key ``key_label`` as a ``jose.ExternalSigningKey`` (its public half from its
+        """The signing key ``key_label`` as a ``jwk.ExternalSigningKey`` (its public half from its
         certificate: no token call until it signs)."""
-        return jose.ExternalSigningKey.from_certificate(certificate_pem, alg, self._signer(key_label, alg))
+        return jwk.ExternalSigningKey.from_certificate(certificate_pem, alg, self._signer(key_label, alg))
 
     def sign(self, key_label, alg, data):
         """The JWS signature of ``data`` by the private key ``key_label`` (RS256: PKCS#1 v1.5 with

@@ -8,7 +8,7 @@ import jwt
 import pytest
 from cryptography import x509
 
-from .. import jose, pkcs11_token
+from .. import jose, jwk, pkcs11_token
 from ..errors import (
     DecryptionError,
     HsmAbsentError,
@@ -135,7 +135,7 @@ def test_signing_in_the_token_verifies_with_pyjwt_and_jwcrypto(token, alg):
     pkcs11_token.reset_operation_counts()
     voucher = jose.jws_sign(again, {"voucher": 1, "amount": 250}, include_certificate=True)
     assert pkcs11_token.operation_counts() == {"sign": 1}
-    jwks = jose.public_jwks([key.public_jwk()])
+    jwks = jwk.public_jwks([key.public_jwk()])
     assert jose.jws_verify(voucher, jwks) == {"voucher": 1, "amount": 250}
     public = jwt.PyJWK(jwks["keys"][0]).key
     assert jwt.decode(voucher, public, algorithms=[alg]) == {"voucher": 1, "amount": 250}
