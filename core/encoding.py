@@ -33,7 +33,7 @@ def b64url_encode(data):
 
 def b64url_decode(text):
     """Decode base64url, padded or not; ``ValueError`` on a character outside its alphabet."""
-    text = _text(text).rstrip("=")
+    text = ascii_text(text).rstrip("=")
     if len(text) % 4 == 1 or not _URLSAFE_RE.fullmatch(text):
         raise ValueError("not base64url")
     return _decode_checked(text.translate(_URLSAFE_TO_STANDARD))
@@ -45,7 +45,7 @@ def b64url_decode_strict(text):
     Each byte string has exactly one canonical spelling, so changing any character of a token
     changes the bytes it decodes to.
     """
-    text = _text(text)
+    text = ascii_text(text)
     remainder = len(text) % 4
     if remainder == 1 or not _URLSAFE_RE.fullmatch(text):
         raise ValueError("not canonical base64url")
@@ -61,7 +61,7 @@ def b64encode(data):
 
 def b64decode(text):
     """Decode standard base64 (padding optional); ``ValueError`` on any stray character."""
-    text = _text(text).rstrip("=")
+    text = ascii_text(text).rstrip("=")
     if len(text) % 4 == 1 or not _STANDARD_RE.fullmatch(text):
         raise ValueError("not base64")
     return _decode_checked(text)
@@ -69,20 +69,22 @@ def b64decode(text):
 
 def b64decode_any(text):
     """Decode base64 in either alphabet, ignoring whitespace and missing padding."""
-    compact = "".join(_text(text).split()).rstrip("=")
+    compact = "".join(ascii_text(text).split()).rstrip("=")
     if len(compact) % 4 == 1 or not re.fullmatch(r"[A-Za-z0-9+/_-]*", compact):
         raise ValueError("not base64")
     return _decode_checked(compact.translate(_URLSAFE_TO_STANDARD))
 
 
-def _text(value):
+def ascii_text(value, what="base64", error=ValueError):
+    """``value`` as str: bytes of ASCII are decoded; anything else raises ``error`` saying it is
+    not ``what``."""
     if isinstance(value, bytes | bytearray | memoryview):
         try:
             return bytes(value).decode("ascii")
         except UnicodeDecodeError:
-            raise ValueError("not base64: non-ASCII bytes") from None
+            raise error(f"not {what}: non-ASCII bytes") from None
     if not isinstance(value, str):
-        raise ValueError(f"not base64: got {type(value).__name__}")
+        raise error(f"not {what}: got {type(value).__name__}")
     return value
 
 

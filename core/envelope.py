@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nacl import bindings as sodium
 
-from .encoding import b64url_decode_strict, b64url_encode
+from .encoding import ascii_text, b64url_decode_strict, b64url_encode
 from .errors import DecryptionError, InvalidCiphertextError
 
 PREFIX_V1 = "g2pe1."
@@ -387,14 +387,9 @@ def _open_with(prefix, key_id, aead, blob, aad):
 
 def _as_text(token):
     """A token as str: bytes of ASCII are accepted, anything else is not a ciphertext."""
-    if isinstance(token, bytes | bytearray):
-        try:
-            return bytes(token).decode("ascii")
-        except UnicodeDecodeError:
-            raise InvalidCiphertextError("not a ciphertext: non-ASCII bytes") from None
-    if not isinstance(token, str):
+    if isinstance(token, memoryview):  # not a token (encoding.ascii_text would accept it)
         raise InvalidCiphertextError(f"not a ciphertext: got {type(token).__name__}")
-    return token
+    return ascii_text(token, "a ciphertext", InvalidCiphertextError)
 
 
 def _parse(prefix, token):

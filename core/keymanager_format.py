@@ -14,7 +14,7 @@ import hashlib
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from . import jose
+from . import jwk
 from .encoding import b64decode_any, b64url_decode, b64url_encode
 from .errors import InvalidCiphertextError, KeyManagerError
 
@@ -158,7 +158,7 @@ def certificate_jwks(certificates_by_use):
             if not pem or not kid or (kid, use) in seen:
                 continue
             seen.add((kid, use))
-            public = jose.jwk_from_certificate(pem, kid, use)
+            public = jwk.jwk_from_certificate(pem, kid, use)
             if use == "enc":
                 public["alg"] = "RSA-OAEP-256"
             else:

@@ -6,11 +6,14 @@ from . import encryption_key
 from . import encrypted_field_config
 from . import encryption_exits
 from . import encrypted_model
+from . import encrypted_search
 from . import encrypted_mixin
 from . import blind_index
 from . import search_log
 from . import decryption_log
 from . import encryption_job
+from . import encryption_job_chunk
+from . import encryption_provider_jobs
 from . import encryption_metrics
 from . import res_partner
 from . import mail

@@ -1,5 +1,5 @@
 # Part of OpenG2P. See LICENSE file for full copyright and licensing details.
-"""Every model can have encrypted fields: set-up, storage and search (an extension of ``base``).
+"""Every model can have encrypted fields: set-up and storage (an extension of ``base``).
 
 * **Set-up**: the fields declared encrypted (``g2p.encrypted.mixin`` in code, ``g2p.encrypted.field``
   for admins) become encrypted fields (``encrypted_field.py``) when the registry is set up; a
@@ -7,30 +7,23 @@
 * **Storage**: ``_create`` and ``_write``, the two places where the ORM writes columns, store the
   values of records in scope as tokens bound to model, field and record (``_create`` reserves the
   ids first, so the row is inserted already encrypted), and keep the blind indexes up to date.
-* **Search**: a condition on an encrypted field matches the plaintext of records stored in the
-  clear, and records stored encrypted through their blind index (exact values only); it never
-  matches ciphertext. Grouping by an encrypted field is refused.
+* **Search** on encrypted fields is in ``encrypted_search.py``, another extension of ``base``.
 
 Models without encrypted fields pay one dictionary test per call.
 """
 
 import logging
 
-from odoo import _, api, models
-from odoo.exceptions import UserError
-from odoo.osv import expression
+from odoo import api, models
 from odoo.tools import SQL, split_every
 
 from ..core import blind_index, monitoring
 from .encrypted_field import EncryptedField, _Encrypting, check_not_masked, field_aad, is_ciphertext
 from .encrypted_field_config import FieldSpec, field_problem, load_specs
-from .encryption_exits import PARAM_ENCRYPT, person_search
+from .encryption_exits import PARAM_ENCRYPT
 
 _logger = logging.getLogger(__name__)
 
-MATCHING_OPERATORS = ("=", "in", "ilike", "like", "=ilike", "=like")
-CONTAINS_OPERATORS = ("ilike", "like")
-NEGATIVE_OPERATORS = {"!=": "=", "not in": "in", "not ilike": "ilike", "not like": "like"}
 _ENCRYPTED_CLASSES = {}
 UPDATE_ROWS = 10_000  # rows per UPDATE ... FROM unnest(...)
 
@@ -255,13 +248,9 @@ class EncryptedModel(models.AbstractModel):
                     )
                 )
 
-    def _g2p_encrypt_in_place(self, flush=True):
-        """Encrypt the values of ``self`` still stored in the clear (read and written with SQL: the
-        values do not change, so nothing is tracked, recomputed or validated). Returns the number
-        of records that had some. ``flush=False`` inside ``_write``, where the cache is current."""
-        names = [name for name in self._g2p_encrypted if self._fields[name].store]
-        if not names or not self:
-            return 0
+    def _g2p_stored_rows(self, names, flush=True):
+        """Rows ``(id, value of each of names...)`` of ``self`` as stored (read with SQL: tokens
+        of encrypted fields, not plaintext), after flushing those fields unless ``flush=False``."""
         if flush:
             self.flush_recordset(names)
         self.env.cr.execute(
@@ -269,11 +258,20 @@ class EncryptedModel(models.AbstractModel):
                 "SELECT id, %s FROM %s WHERE id IN %s",
                 SQL(", ").join(map(SQL.identifier, names)),
                 SQL.identifier(self._table),
-                tuple(self.ids),
+                tuple(self.ids) or (0,),
             )
         )
+        return self.env.cr.fetchall()
+
+    def _g2p_encrypt_in_place(self, flush=True):
+        """Encrypt the values of ``self`` still stored in the clear (read and written with SQL: the
+        values do not change, so nothing is tracked, recomputed or validated). Returns the number
+        of records that had some. ``flush=False`` inside ``_write``, where the cache is current."""
+        names = [name for name in self._g2p_encrypted if self._fields[name].store]
+        if not names or not self:
+            return 0
         values_by_id = {}
-        for row in self.env.cr.fetchall():
+        for row in self._g2p_stored_rows(names, flush=flush):
             plain = {
                 name: value
                 for name, value in zip(names, row[1:], strict=True)
@@ -388,103 +386,3 @@ class EncryptedModel(models.AbstractModel):
         if self._g2p_encrypted and any(spec.index_kind for spec in self._g2p_encrypted.values()):
             self.env["g2p.blind.index"]._forget(model_name, ids)
         return result
-
-    # Search ------------------------------------------------------------------------------------------
-    @api.model
-    def _search(self, domain, offset=0, limit=None, order=None, access_rights_uid=None):
-        if self._g2p_encrypted and domain:
-            domain = self._g2p_rewrite_domain(domain)
-        return super()._search(domain, offset, limit, order, access_rights_uid)
-
-    @api.model
-    def _g2p_rewrite_domain(self, domain):
-        rewritten = []
-        for leaf in expression.normalize_domain(domain):
-            if (
-                expression.is_leaf(leaf)
-                and isinstance(leaf[0], str)
-                and leaf[0] in self._g2p_encrypted
-                and leaf[2] is not False
-                and leaf[2] is not None
-            ):
-                rewritten.extend(self._g2p_rewrite_leaf(*leaf))
-            else:
-                rewritten.append(leaf)
-        return rewritten
-
-    @api.model
-    def _g2p_rewrite_leaf(self, name, operator, value):
-        """A domain for ``(name, operator, value)`` on an encrypted field (see the module doc)."""
-        positive = NEGATIVE_OPERATORS.get(operator, operator)
-        not_ciphertext = ["!", (name, "=like", "g2pe%"), "!", (name, "=like", "g2pkm%")]
-        if positive not in MATCHING_OPERATORS:
-            return expression.AND([[(name, operator, value)], not_ciphertext])
-        ids = self._g2p_index_lookup(name, positive, value)
-        if positive == operator:
-            return expression.OR(
-                [[("id", "in", ids)], expression.AND([[(name, operator, value)], not_ciphertext])]
-            )
-        # Negative: encrypted records outside the hits, plaintext records by the condition.
-        ciphertext = ["|", (name, "=like", "g2pe%"), (name, "=like", "g2pkm%")]
-        return expression.AND(
-            [[("id", "not in", ids)], expression.OR([ciphertext, [(name, operator, value)]])]
-        )
-
-    @api.model
-    def _g2p_index_lookup(self, name, operator, value):
-        """Ids of the records whose blind index of ``name`` matches ``value`` exactly."""
-        kind = self._g2p_encrypted[name].index_kind
-        if not kind:
-            return []
-        values = value if operator == "in" and isinstance(value, list | tuple) else [value]
-        if operator in ("=like", "=ilike"):
-            values = [v for v in values if isinstance(v, str) and "%" not in v and "_" not in v]
-        values = [v for v in values if isinstance(v, str) and v.strip()]
-        if not values:
-            return []
-        log = None
-        if person_search(self.env):
-            lookups = self.env["g2p.search.log"]
-            if operator in CONTAINS_OPERATORS and not lookups._may_look_up():
-                # Odoo's own "contains" searches (a many2one completion, the search bar's default)
-                # keep working for people without Registry Search: they find what is stored in
-                # the clear, and no lookup by value is made for them.
-                return []
-            log = lookups._check(self._name, name, values)
-        # Pending values (a stored compute not flushed yet) reach the index when flushed.
-        self.flush_model([name])
-        spec = self._g2p_encrypted[name]
-        ids = self.env["g2p.blind.index"]._lookup(self._name, name, kind, values, spec.index_lengths)
-        # Rows of every length still in use (a field set back to full digests keeps truncated rows
-        # until the re-encryption job rewrites them): any truncated one makes candidates to check.
-        if min(spec.index_lengths) < blind_index.DIGEST_BITS and ids:
-            ids = self._g2p_exact_matches(name, kind, values, ids)
-        if log:
-            self.env["g2p.search.log"]._log(log, len(ids))
-        return ids
-
-    @api.model
-    def _g2p_exact_matches(self, name, kind, values, candidate_ids):
-        """The candidates of a truncated blind index whose value really is one of ``values``:
-        decrypted here (server code), never shown."""
-        wanted = {blind_index.normalize(value, kind) for value in values}
-        candidates = self.sudo().browse(candidate_ids).with_context(active_test=False)
-        return [
-            record.id
-            for record in candidates
-            if record[name] and blind_index.normalize(str(record[name]), kind) in wanted
-        ]
-
-    @api.model
-    def _read_group(self, domain, groupby=(), aggregates=(), having=(), offset=0, limit=None, order=None):
-        if self._g2p_encrypted:
-            for spec in list(groupby) + list(aggregates):
-                name = spec.split(":")[0].split(".")[0]
-                if name in self._g2p_encrypted and spec != "__count":
-                    raise UserError(
-                        _(
-                            "%(field)s is encrypted: records cannot be grouped or aggregated by it.",
-                            field=self._fields[name].string,
-                        )
-                    )
-        return super()._read_group(domain, groupby, aggregates, having, offset, limit, order)

@@ -13,7 +13,7 @@ import json
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
-from ..core import envelope, jose
+from ..core import envelope, jwk
 from .rpc_guard import internal, is_internal
 
 # Fields that only this module's code may write.
@@ -99,7 +99,7 @@ class EncryptionKey(models.Model):
         if made is not None:
             return internal(self).create(dict(vals, **made))
         if usage == "sign":
-            signing_key = jose.SigningKey.generate(
+            signing_key = jwk.SigningKey.generate(
                 provider.signing_algorithm, common_name=f"g2p_encryption {provider.name}"
             )
             # The signing key's id is its RFC 7638 thumbprint, the JWS ``kid``.
@@ -118,4 +118,4 @@ class EncryptionKey(models.Model):
 
     def _signing_jwks(self, provider):
         keys = self.search([("provider_id", "=", provider.id), ("usage", "=", "sign")], order="id")
-        return jose.public_jwks([json.loads(key.public_jwk) for key in keys if key.public_jwk])
+        return jwk.public_jwks([json.loads(key.public_jwk) for key in keys if key.public_jwk])

@@ -19,7 +19,7 @@ from odoo import _, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import config
 
-from ..core import jose
+from ..core import jose, jwk
 from ..core.master_key import resolve_master_key
 from .encryption_provider import clear_data_key_cache
 
@@ -166,7 +166,7 @@ class EncryptionProviderLocal(models.Model):
         self, data, include_payload=True, include_certificate=False, include_cert_hash=False, **kwargs
     ):
         key_record = self.env["g2p.encryption.key"].sudo()._active_key(self, "sign")
-        signing_key = jose.SigningKey.from_private_pem(
+        signing_key = jwk.SigningKey.from_private_pem(
             self._unwrap_key(key_record), key_record.algorithm, key_record.certificate
         )
         return jose.jws_sign(

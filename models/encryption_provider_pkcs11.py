@@ -6,7 +6,7 @@ provider's data and blind-index keys with it; values are encrypted locally by th
 batch costs at most one wrap or unwrap per data key, and none once the worker has the key. The
 signing key pair is made in the token and signs every JWS there. The user PIN comes from the server
 configuration or the environment (``_pkcs11_pin_sources``), never from the database. The PKCS#11
-work is ``core/pkcs11_token.py``.
+work is ``core/pkcs11/``.
 """
 
 import json
@@ -19,7 +19,7 @@ from odoo import _, api, fields, models
 from odoo.tools import config
 
 from ..core import envelope, jose
-from ..core import pkcs11_token as p11
+from ..core import pkcs11 as p11
 from ..core.cache import Cache
 from ..core.errors import G2PCryptoError, HsmError
 from .encryption_provider import DATA_KEYS
@@ -108,7 +108,7 @@ class EncryptionProviderPkcs11(models.Model):
             )
 
     def _pkcs11_token(self):
-        """The token of this provider (``core.pkcs11_token.Token``), from its fields and the PIN."""
+        """The token of this provider (``core.pkcs11.Token``), from its fields and the PIN."""
         provider = self.sudo()
         if not provider.pkcs11_token_label and not (provider.pkcs11_slot or "").strip().isdigit():
             raise HsmError("name the token: its label, or its slot id (a number)", service="PKCS#11")

@@ -11,7 +11,8 @@ from odoo.exceptions import AccessError
 from odoo.tests import tagged
 
 from ..core import envelope
-from ..models.encryption_job import EncryptionJob, claim_chunk
+from ..models.encryption_job import EncryptionJob
+from ..models.encryption_job_chunk import claim_chunk
 from ..models.encryption_provider import clear_data_key_cache
 from .common import RegistryCase, marker_values
 

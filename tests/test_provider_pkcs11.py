@@ -17,8 +17,9 @@ from odoo.tools import config
 
 from ..controllers.jwks import JWKS_PATH
 from ..core import cache, envelope
-from ..core import pkcs11_token as p11
+from ..core import pkcs11 as p11
 from ..core.errors import HsmAbsentError, HsmBusyError, HsmKeyError, HsmPinError, HsmSessionLostError
+from ..core.pkcs11 import session as p11_session
 from ..core.tests.softhsm import SoftHSM, missing
 from ..exceptions import RemoteServiceUserError
 from ..models.encryption_provider import clear_data_key_cache
@@ -288,7 +289,7 @@ class TestPkcs11Faults(SoftHsmSetup, RegistryCase):
 
     def test_session_lost_is_reopened(self):
         token = self.hsm_provider.encrypt_data(b"Amina")
-        session = p11._sessions[self.hsm_provider._pkcs11_token()._key()]
+        session = p11_session._sessions[self.hsm_provider._pkcs11_token()._key()]
         session.session.close()  # the HSM dropped it
         clear_data_key_cache()
         self.assertEqual(self.hsm_provider.decrypt_data(token), b"Amina")
@@ -298,14 +299,14 @@ class TestPkcs11Faults(SoftHsmSetup, RegistryCase):
         self.hsm_provider.invalidate_recordset()
         clear_data_key_cache()
         lost = p11.binding().exceptions.SessionHandleInvalid
-        with patch.object(p11._Session, "find_key", side_effect=lost()):
+        with patch.object(p11_session._Session, "find_key", side_effect=lost()):
             self.assertFaultNamed(self.hsm_provider, HsmSessionLostError, "CKR_SESSION_HANDLE_INVALID", 14)
 
     def test_token_busy(self):
         self.hsm_provider.encrypt_data(b"Amina")
         clear_data_key_cache()
         busy = p11.binding().exceptions.OperationActive
-        with patch.object(p11._Session, "find_key", side_effect=busy()):
+        with patch.object(p11_session._Session, "find_key", side_effect=busy()):
             self.assertFaultNamed(self.hsm_provider, HsmBusyError, "the token is busy", 15)
 
     def test_token_pulled_out_stops_cached_keys(self):

@@ -12,7 +12,7 @@ from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
 from odoo.tests.common import JsonRpcException, TransactionCase
 
-from ..models import encrypted_model as search_model
+from ..models import encrypted_search as search_model
 from .common import RegistryHttpCase, marker_values
 
 NUMBERS = range(800, 806)

@@ -144,12 +144,17 @@ g2p_install_chromium() {
         return 0
     fi
     log "installing Debian's chromium for the browser tour test"
+    _apt_install chromium "the browser tour test will be skipped"
+}
+
+# apt-get install of the Debian package $1 (as root); on failure, logs it and what it means ($2).
+_apt_install() {
     # Waits for a concurrent apt-get (another set-up on this machine) rather than failing.
     local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o DPkg::Lock::Timeout=600)
     # The package lists may be missing or stale: update them once when the first try fails.
-    "${apt[@]}" install --no-install-recommends chromium >/dev/null 2>&1 ||
-        { "${apt[@]}" update >/dev/null && "${apt[@]}" install --no-install-recommends chromium >/dev/null; } ||
-        log "apt-get install chromium failed: the browser tour test will be skipped."
+    "${apt[@]}" install --no-install-recommends "$1" >/dev/null 2>&1 ||
+        { "${apt[@]}" update >/dev/null && "${apt[@]}" install --no-install-recommends "$1" >/dev/null; } ||
+        log "apt-get install $1 failed: $2."
 }
 
 # Odoo turns its stylesheets right-to-left for Arabic readers with the rtlcss tool (npm); without
@@ -178,10 +183,7 @@ g2p_install_softhsm() {
         return 0
     fi
     log "installing Debian's softhsm2 for the PKCS#11 provider's tests"
-    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o DPkg::Lock::Timeout=600)
-    "${apt[@]}" install --no-install-recommends softhsm2 >/dev/null 2>&1 ||
-        { "${apt[@]}" update >/dev/null && "${apt[@]}" install --no-install-recommends softhsm2 >/dev/null; } ||
-        log "apt-get install softhsm2 failed: the PKCS#11 tests will be skipped."
+    _apt_install softhsm2 "the PKCS#11 tests will be skipped"
 }
 
 g2p_setup() {

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import tempfile
 
-from .. import pkcs11_token
+from .. import pkcs11 as p11
 
 LIBRARY_CANDIDATES = (
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -33,7 +33,7 @@ def missing():
     """Why SoftHSM2 tests cannot run here (a sentence naming what to install), or None."""
     if not shutil.which("softhsm2-util") or not library_path():
         return "SoftHSM2 is not installed (apt-get install softhsm2; tools/test installs it)"
-    return pkcs11_token.binding_missing()
+    return p11.binding_missing()
 
 
 class SoftHSM:
@@ -59,16 +59,16 @@ class SoftHSM:
         os.environ["SOFTHSM2_CONF"] = self.conf
         for label in self.labels:
             self._init_token(label)
-        pkcs11_token.forget_sessions(reinitialize=True)
+        p11.forget_sessions(reinitialize=True)
         return self
 
     def stop(self):
-        pkcs11_token.forget_sessions()
+        p11.forget_sessions()
         if self._previous_conf is None:
             os.environ.pop("SOFTHSM2_CONF", None)
         else:
             os.environ["SOFTHSM2_CONF"] = self._previous_conf
-        pkcs11_token.forget_sessions(reinitialize=True)
+        p11.forget_sessions(reinitialize=True)
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self):
@@ -81,14 +81,14 @@ class SoftHSM:
         """Initialise one more token (the library is initialised again to see it)."""
         self._init_token(label)
         self.labels.append(label)
-        pkcs11_token.forget_sessions(reinitialize=True)
+        p11.forget_sessions(reinitialize=True)
 
     def delete_token(self, label):
         """Delete a token behind the library's back, as an HSM unplugged or wiped."""
         self._util("--delete-token", "--token", label)
 
     def token(self, label, pin=None, **kwargs):
-        return pkcs11_token.Token(self.library, token_label=label, pin=pin or self.pin, **kwargs)
+        return p11.Token(self.library, token_label=label, pin=pin or self.pin, **kwargs)
 
     def token_files(self):
         """Every file of the token directory (what an HSM holds: tests show it is not the DB's)."""

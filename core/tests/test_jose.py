@@ -14,15 +14,8 @@ from jwcrypto import jwk as jwcrypto_jwk
 from jwcrypto import jws as jwcrypto_jws
 
 from ..errors import G2PCryptoError, SignatureError
-from ..jose import (
-    SigningKey,
-    jwk_from_certificate,
-    jws_payload,
-    jws_sign,
-    jws_verify,
-    parse_jws,
-    public_jwks,
-)
+from ..jose import jws_payload, jws_sign, jws_verify, parse_jws
+from ..jwk import SigningKey, jwk_from_certificate, public_jwks
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 CLAIMS = {"sub": "voucher-42", "amount": 1500, "name": "Ñandú", "exp": int(time.time()) + 3600}

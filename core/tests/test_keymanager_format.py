@@ -8,7 +8,7 @@ import pytest
 
 from ..encoding import b64url_decode, b64url_encode
 from ..errors import InvalidCiphertextError, KeyManagerError
-from ..jose import SigningKey
+from ..jwk import SigningKey
 from ..keymanager_format import (
     DIRECT_PREFIX,
     KEY_SPLITTER,

@@ -8,7 +8,8 @@ import jwt
 import pytest
 from cryptography import x509
 
-from .. import jose, pkcs11_token
+from .. import jose, jwk
+from .. import pkcs11 as p11
 from ..errors import (
     DecryptionError,
     HsmAbsentError,
@@ -17,6 +18,7 @@ from ..errors import (
     HsmPinError,
     InvalidCiphertextError,
 )
+from ..pkcs11 import session as p11_session
 from .softhsm import SoftHSM, missing
 
 pytestmark = pytest.mark.skipif(bool(missing()), reason=missing() or "")
@@ -32,19 +34,19 @@ def hsm():
 
 @pytest.fixture
 def token(hsm):
-    pkcs11_token.reset_operation_counts()
+    p11.reset_operation_counts()
     return hsm.token(MAIN)
 
 
 def test_wrap_and_unwrap_inside_the_token(token):
     secret = os.urandom(32)
     wrapped = token.wrap("master-a", "key1", secret, "data-key")
-    assert wrapped.startswith(pkcs11_token.WRAP_PREFIX)
-    assert pkcs11_token.parse_wrapped(wrapped)[0] == "master-a"
+    assert wrapped.startswith(p11.WRAP_PREFIX)
+    assert p11.parse_wrapped(wrapped)[0] == "master-a"
     assert secret not in wrapped.encode() and secret.hex() not in wrapped
     assert token.unwrap("key1", wrapped, "data-key") == secret
-    assert pkcs11_token.operation_counts()["wrap"] == 1
-    assert pkcs11_token.operation_counts()["unwrap"] == 1
+    assert p11.operation_counts()["wrap"] == 1
+    assert p11.operation_counts()["unwrap"] == 1
 
 
 def test_wrapped_key_is_bound_to_its_key_id_and_purpose(token):
@@ -67,7 +69,7 @@ def test_master_key_is_generated_sensitive_and_never_leaves_the_token(hsm, token
         "never_extractable": True,
         "always_sensitive": True,
     }
-    pkcs11 = pkcs11_token.binding()
+    pkcs11 = p11.binding()
     session = pkcs11.lib(hsm.library).get_token(token_label=MAIN).open(rw=True)
     try:
         master = session.get_key(object_class=pkcs11.ObjectClass.SECRET_KEY, label="master-b")
@@ -86,7 +88,7 @@ def test_master_key_is_generated_sensitive_and_never_leaves_the_token(hsm, token
 
 
 def test_an_extractable_key_under_the_label_is_refused(hsm, token):
-    pkcs11 = pkcs11_token.binding()
+    pkcs11 = p11.binding()
     session = pkcs11.lib(hsm.library).get_token(token_label=MAIN).open(rw=True)
     try:
         session.generate_key(
@@ -132,10 +134,10 @@ def test_signing_in_the_token_verifies_with_pyjwt_and_jwcrypto(token, alg):
     assert facts["sensitive"] and not facts["extractable"] and facts["local"]
 
     again = token.signing_key(f"sign-{alg}", alg, key.certificate_pem)  # no token call until it signs
-    pkcs11_token.reset_operation_counts()
+    p11.reset_operation_counts()
     voucher = jose.jws_sign(again, {"voucher": 1, "amount": 250}, include_certificate=True)
-    assert pkcs11_token.operation_counts() == {"sign": 1}
-    jwks = jose.public_jwks([key.public_jwk()])
+    assert p11.operation_counts() == {"sign": 1}
+    jwks = jwk.public_jwks([key.public_jwk()])
     assert jose.jws_verify(voucher, jwks) == {"voucher": 1, "amount": 250}
     public = jwt.PyJWK(jwks["keys"][0]).key
     assert jwt.decode(voucher, public, algorithms=[alg]) == {"voucher": 1, "amount": 250}
@@ -146,7 +148,7 @@ def test_wrong_pin_is_named(hsm):
     with pytest.raises(HsmPinError, match="C_Login \\(CKR_PIN_INCORRECT\\): the token refused the user PIN"):
         hsm.token(PINLESS, pin="wrong-pin").wrap("m", "k", os.urandom(32), "data-key")
     with pytest.raises(HsmPinError, match="no user PIN"):
-        pkcs11_token.Token(hsm.library, PINLESS, pin="").wrap("m", "k", os.urandom(32), "data-key")
+        p11.Token(hsm.library, PINLESS, pin="").wrap("m", "k", os.urandom(32), "data-key")
 
 
 def test_pin_never_appears_in_errors_or_repr(hsm):
@@ -163,20 +165,20 @@ def test_absent_token_and_missing_library(hsm):
     ):
         hsm.token("no-such-token").wrap("m", "k", os.urandom(32), "data-key")
     with pytest.raises(HsmAbsentError, match="no PKCS#11 library at /nonexistent/libpkcs11.so"):
-        pkcs11_token.Token("/nonexistent/libpkcs11.so", MAIN, pin="x").wrap("m", "k", b"k" * 32, "data-key")
+        p11.Token("/nonexistent/libpkcs11.so", MAIN, pin="x").wrap("m", "k", b"k" * 32, "data-key")
 
 
 def test_lost_session_is_reopened_once(token):
     wrapped = token.wrap("master-s", "k", b"s" * 32, "data-key")
-    pkcs11_token._sessions[token._key()].session.close()  # the HSM dropped the session
+    p11_session._sessions[token._key()].session.close()  # the HSM dropped the session
     assert token.unwrap("k", wrapped, "data-key") == b"s" * 32
-    assert pkcs11_token.operation_counts()["login"] >= 1
+    assert p11.operation_counts()["login"] >= 1
 
 
 def test_busy_token_is_named(token):
     token.wrap("master-busy", "k", b"b" * 32, "data-key")
-    session = pkcs11_token._sessions[token._key()]
-    busy = pkcs11_token.Token(token.library, MAIN, pin=token._pin, busy_timeout=0.05)
+    session = p11_session._sessions[token._key()]
+    busy = p11.Token(token.library, MAIN, pin=token._pin, busy_timeout=0.05)
     held = threading.Event()
     release = threading.Event()
 
@@ -197,13 +199,13 @@ def test_busy_token_is_named(token):
 
 
 def test_busy_answer_of_the_token_is_named(token, monkeypatch):
-    pkcs11 = pkcs11_token.binding()
+    pkcs11 = p11.binding()
     token.wrap("master-busy2", "k", b"b" * 32, "data-key")
 
     def busy(*args, **kwargs):
         raise pkcs11.exceptions.SessionCount()
 
-    monkeypatch.setattr(pkcs11_token._Session, "secret_key", busy)
+    monkeypatch.setattr(p11_session._Session, "secret_key", busy)
     with pytest.raises(HsmBusyError, match="CKR_SESSION_COUNT"):
         token.wrap("master-busy2", "k", b"b" * 32, "data-key")
 
@@ -220,8 +222,8 @@ def test_token_deleted_behind_our_back_is_absent(hsm):
 
 
 def test_key_references_are_pkcs11_uris():
-    reference = pkcs11_token.key_reference("g2p sign;1")
+    reference = p11.key_reference("g2p sign;1")
     assert reference == "pkcs11:object=g2p%20sign%3B1;type=private"
-    assert pkcs11_token.label_of_reference(reference) == "g2p sign;1"
+    assert p11.label_of_reference(reference) == "g2p sign;1"
     with pytest.raises(HsmKeyError):
-        pkcs11_token.label_of_reference("g2pw1.xyz")
+        p11.label_of_reference("g2pw1.xyz")

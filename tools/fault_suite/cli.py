@@ -12,27 +12,22 @@ from . import __doc__ as description
 from .report import out
 from .suite import Suite
 
+# The numeric options: (option, default, what it is).
+NUMBERS = (
+    ("--seconds", 60, "duration of the load"),
+    ("--workers", 2, "Odoo HTTP workers"),
+    ("--clients", 4, "concurrent HTTP clients"),
+    ("--token-lifetime", 20, "Keycloak token lifetime, s"),
+    ("--key-cache-uses", 16, "uses of a cached data key"),
+    ("--limit-time-real", 60, "Odoo's --limit-time-real"),
+    ("--outage-seconds", 0, "also make KeyManager /decrypt time out for this long in the middle of the run"),
+)
+
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="tools/fault_suite/run", description=description.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=60, help="duration of the load (default 60)")
-    parser.add_argument("--workers", type=int, default=2, help="Odoo HTTP workers (default 2)")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients (default 4)")
-    parser.add_argument(
-        "--token-lifetime", type=int, default=20, help="Keycloak token lifetime, s (default 20)"
-    )
-    parser.add_argument(
-        "--key-cache-uses", type=int, default=16, help="uses of a cached data key (default 16)"
-    )
-    parser.add_argument(
-        "--limit-time-real", type=int, default=60, help="Odoo's --limit-time-real (default 60)"
-    )
-    parser.add_argument(
-        "--outage-seconds",
-        type=int,
-        default=0,
-        help="also make KeyManager /decrypt time out for this long in the middle of the run (default 0)",
-    )
+    for option, default, meaning in NUMBERS:
+        parser.add_argument(option, type=int, default=default, help=f"{meaning} (default {default})")
     parser.add_argument(
         "--cold-start",
         action="store_true",

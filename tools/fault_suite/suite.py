@@ -8,7 +8,7 @@ import time
 
 import requests
 from harness.odoo import drop_database, stop_process
-from harness.rpc import OdooSession
+from harness.rpc import OdooSession, grant_crypto_admin
 
 from .checks import CLIENT_SECRET, SuiteChecks
 from .clients import Client
@@ -61,16 +61,7 @@ class Suite(SuiteChecks, SuiteReport):
     # -- set-up ----------------------------------------------------------------------------------
     def configure(self):
         session = OdooSession(self.odoo.url, self.database)
-        group = session.call(
-            "ir.model.data",
-            "search_read",
-            [("module", "=", "g2p_encryption"), ("name", "=", "crypto_admin")],
-            ["res_id"],
-        )[0]["res_id"]
-        admin = session.call(
-            "ir.model.data", "search_read", [("module", "=", "base"), ("name", "=", "user_admin")], ["res_id"]
-        )
-        session.call("res.users", "write", [admin[0]["res_id"]], {"groups_id": [(4, group)]})
+        grant_crypto_admin(session)
         self.provider_id = session.call(
             "g2p.encryption.provider",
             "create",

@@ -45,3 +45,18 @@ class OdooSession:
         """``model.method(*args, **kwargs)`` as the logged-in user (``call_kw``, as the web client)."""
         params = {"model": model, "method": method, "args": list(args), "kwargs": kwargs}
         return self.post(f"/web/dataset/call_kw/{model}/{method}", params)
+
+
+def grant_crypto_admin(session):
+    """Put the administrator in g2p_encryption's Crypto Admin group (providers and registry
+    jobs need it), through ``session`` (an ``OdooSession`` logged in as admin)."""
+    group = session.call(
+        "ir.model.data",
+        "search_read",
+        [("module", "=", "g2p_encryption"), ("name", "=", "crypto_admin")],
+        ["res_id"],
+    )[0]["res_id"]
+    admin = session.call(
+        "ir.model.data", "search_read", [("module", "=", "base"), ("name", "=", "user_admin")], ["res_id"]
+    )[0]["res_id"]
+    session.call("res.users", "write", [admin], {"groups_id": [(4, group)]})

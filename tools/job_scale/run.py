@@ -9,7 +9,7 @@ import time
 import psutil
 import psycopg2
 from harness.odoo import OdooServer, drop_database
-from harness.rpc import OdooSession
+from harness.rpc import OdooSession, grant_crypto_admin
 
 POLL_SECONDS = 0.5
 TIMEOUT_SECONDS = 3600
@@ -92,16 +92,7 @@ class Run:
     # -- the run -----------------------------------------------------------------------------------
     def turn_encryption_on(self):
         session = OdooSession(self.server.url, self.database)
-        group = session.call(
-            "ir.model.data",
-            "search_read",
-            [("module", "=", "g2p_encryption"), ("name", "=", "crypto_admin")],
-            ["res_id"],
-        )[0]["res_id"]
-        admin = session.call(
-            "ir.model.data", "search_read", [("module", "=", "base"), ("name", "=", "user_admin")], ["res_id"]
-        )[0]["res_id"]
-        session.call("res.users", "write", [admin], {"groups_id": [(4, group)]})
+        grant_crypto_admin(session)
         session.call("ir.config_parameter", "set_param", "g2p_encryption.job_runners", str(self.workers))
         started = time.monotonic()
         settings = session.call("res.config.settings", "create", {"encrypt_registry": True})
