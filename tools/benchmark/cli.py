@@ -222,7 +222,7 @@ def start_softhsm():
 
 def hsm_operations():
     """Wrap and unwrap operations of PKCS#11 tokens in this process (0 when none was used)."""
-    module = sys.modules.get("odoo.addons.g2p_encryption.core.pkcs11_token")
+    module = sys.modules.get("odoo.addons.g2p_encryption.core.pkcs11.binding")
     counts = module.operation_counts() if module else {}
     return counts.get("wrap", 0) + counts.get("unwrap", 0)
 
