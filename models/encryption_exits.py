@@ -27,6 +27,7 @@ PARAM_READER_GROUP = "g2p_encryption.plaintext_group_id"
 DEFAULT_READER_GROUP = "g2p_encryption.crypto_admin"
 # The external API: a person (or a program acting for one) authenticated by its credentials.
 RPC_PATHS = ("/jsonrpc", "/xmlrpc/2/object", "/xmlrpc/object")
+ID_SLOT = "\x00id\x00"  # where a label's record id goes (labels are translated once per exit)
 
 
 class ExitState:
@@ -38,6 +39,7 @@ class ExitState:
         self.entry_point = entry_point
         self.exposed = {}  # {model: ({fields}, {record ids})}
         self._scope = {}
+        self._masks = {}  # {(model, names the record): translated mask or label format}, per exit
 
     def protected(self, field, record, value):
         """Whether ``value`` of ``field`` on ``record`` is personal data the exit guards."""
@@ -65,11 +67,22 @@ class ExitState:
         ):
             return value
         if not self.allowed:
-            return record._g2p_mask(field)
+            return self.mask(field, record)
         fields_, ids = self.exposed.setdefault(record._name, (set(), set()))
         fields_.add(field.name)
         ids.add(getattr(record.id, "origin", None) or record.id)
         return value
+
+    def mask(self, field, record):
+        # Translated once per exit, model and kind of label, not once per value: a list of 1,000
+        # registrants holds 8,000 masks, and each _() looks its module and language up.
+        if not field.g2p_names_record:
+            key = (record._name, "mask")
+            text = self._masks.get(key) or self._masks.setdefault(key, record._g2p_mask_text())
+            return Masked(text)
+        key = (record._name, "label", record._g2p_label_key())
+        text = self._masks.get(key) or self._masks.setdefault(key, record._g2p_label_format())
+        return Masked(text.replace(ID_SLOT, str(getattr(record.id, "origin", None) or record.id)))
 
 
 def reader_allowed(env):
@@ -175,13 +188,25 @@ class Base(models.AbstractModel):
     def _g2p_label(self):
         """A pseudonymous label that identifies the record without revealing anything."""
         self.ensure_one()
-        record_id = getattr(self.id, "origin", None) or self.id
-        return _("%(model)s #%(id)s", model=self._description, id=record_id)
+        return self._g2p_label_format().replace(ID_SLOT, str(getattr(self.id, "origin", None) or self.id))
+
+    def _g2p_label_key(self):
+        """What the wording of the record's label depends on, besides its model: the records of
+        one key share one translated label format."""
+        return None
+
+    def _g2p_label_format(self):
+        """The record's label in the user's language, ``ID_SLOT`` where its id goes."""
+        return _("%(model)s #%(id)s", model=self._description, id=ID_SLOT)
+
+    @api.model
+    def _g2p_mask_text(self):
+        return _("[encrypted]")
 
     def _g2p_mask(self, field):
-        if field.g2p_names_record:
-            return Masked(self._g2p_label())
-        return Masked(_("[encrypted]"))
+        """What a person who may not read ``field`` of this record sees instead."""
+        self.ensure_one()
+        return ExitState(False, True, None).mask(field, self)
 
     # Exits -----------------------------------------------------------------------------------------
     def _read_format(self, fnames, load="_classic_read"):

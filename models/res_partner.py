@@ -16,6 +16,8 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
+from .encryption_exits import ID_SLOT
+
 # Column in which OpenG2P's g2p_registry_encryption kept a JSON blob of the encrypted fields,
 # encrypted by its (KeyManager, direct) provider; its columns held a placeholder.
 OPENG2P_BLOB_COLUMN = "encrypted_val"
@@ -75,12 +77,13 @@ class ResPartner(models.Model):
             )
             arch.insert(position + offset, node)
 
-    def _g2p_label(self):
-        self.ensure_one()
-        record_id = getattr(self.id, "origin", None) or self.id
-        if "is_group" in self._fields and self.is_group:
-            return _("Group #%(id)s", id=record_id)
-        return _("Registrant #%(id)s", id=record_id)
+    def _g2p_label_key(self):
+        return bool("is_group" in self._fields and self.is_group)
+
+    def _g2p_label_format(self):
+        if self._g2p_label_key():
+            return _("Group #%(id)s", id=ID_SLOT)
+        return _("Registrant #%(id)s", id=ID_SLOT)
 
     def _write(self, vals):
         result = super()._write(vals)
