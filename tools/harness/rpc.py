@@ -47,16 +47,17 @@ class OdooSession:
         return self.post(f"/web/dataset/call_kw/{model}/{method}", params)
 
 
-def grant_crypto_admin(session):
-    """Put the administrator in g2p_encryption's Crypto Admin group (providers and registry
-    jobs need it), through ``session`` (an ``OdooSession`` logged in as admin)."""
-    group = session.call(
+def grant_addon_groups(session, *names):
+    """Put the administrator in groups of g2p_encryption (``crypto_admin``: providers and registry
+    jobs; ``registry_searcher``: lookups by exact value), through ``session`` (an ``OdooSession``
+    logged in as admin)."""
+    rows = session.call(
         "ir.model.data",
         "search_read",
-        [("module", "=", "g2p_encryption"), ("name", "=", "crypto_admin")],
+        [("module", "=", "g2p_encryption"), ("name", "in", list(names))],
         ["res_id"],
-    )[0]["res_id"]
+    )
     admin = session.call(
         "ir.model.data", "search_read", [("module", "=", "base"), ("name", "=", "user_admin")], ["res_id"]
     )[0]["res_id"]
-    session.call("res.users", "write", [admin], {"groups_id": [(4, group)]})
+    session.call("res.users", "write", [admin], {"groups_id": [(4, row["res_id"]) for row in rows]})

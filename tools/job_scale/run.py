@@ -9,7 +9,7 @@ import time
 import psutil
 import psycopg2
 from harness.odoo import OdooServer, drop_database
-from harness.rpc import OdooSession, grant_crypto_admin
+from harness.rpc import OdooSession, grant_addon_groups
 
 POLL_SECONDS = 0.5
 TIMEOUT_SECONDS = 3600
@@ -92,7 +92,7 @@ class Run:
     # -- the run -----------------------------------------------------------------------------------
     def turn_encryption_on(self):
         session = OdooSession(self.server.url, self.database)
-        grant_crypto_admin(session)
+        grant_addon_groups(session, "crypto_admin")
         session.call("ir.config_parameter", "set_param", "g2p_encryption.job_runners", str(self.workers))
         started = time.monotonic()
         settings = session.call("res.config.settings", "create", {"encrypt_registry": True})
