@@ -118,19 +118,33 @@ class DecryptionLog(models.Model):
 
     def _write_row(self, kind, entry_point, model_name, field_names, ids, count=None):
         monitoring.count_exit(kind, model_name, len(ids) if count is None else count)
-        self._append(
-            [
-                {
-                    "user_id": self.env.uid,
-                    "kind": kind,
-                    "entry_point": entry_point,
-                    "res_model": model_name,
-                    "field_names": ",".join(sorted(field_names)),
-                    "record_count": len(ids) if count is None else count,
-                    "res_ids": ",".join(map(str, ids[:MAX_IDS_KEPT])),
-                }
-            ]
-        )
+        row = {
+            "user_id": self.env.uid,
+            "kind": kind,
+            "entry_point": entry_point,
+            "res_model": model_name,
+            "field_names": ",".join(sorted(field_names)),
+            "record_count": len(ids) if count is None else count,
+            "res_ids": ",".join(map(str, ids[:MAX_IDS_KEPT])),
+        }
+        if not http.request:
+            self._append([row])
+            return
+        # In a request, the rows join the chain when it commits: the chain's lock is then held
+        # for the commit only, not while the request goes on (KeyManager calls, other reads), so
+        # that requests showing plaintext do not wait for one another. A rollback drops them with
+        # what they describe, as a row written at once would be.
+        precommit = self.env.cr.precommit
+        rows = precommit.data.get("g2p_log_rows")
+        if rows is None:
+            rows = precommit.data["g2p_log_rows"] = []
+            precommit.add(self._append_pending)
+        rows.append(row)
+
+    def _append_pending(self):
+        rows = self.env.cr.precommit.data.pop("g2p_log_rows", None)
+        if rows:
+            self._append(rows)
 
 
 def _entry_point(env):
