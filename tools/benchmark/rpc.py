@@ -80,15 +80,20 @@ class RpcLists:
         progress(f"Odoo on {self.server.url} (1 worker) for the JSON-RPC lists")
 
     def switch(self, name):
-        """Make ``name`` the registry's configuration, as an admin does (JSON-RPC)."""
+        """Make ``name`` the registry's configuration: committed from here as superuser (those
+        parameters change in Settings only, behind the password check), and signalled to the
+        running Odoo, which clears its caches at its next request."""
+        from odoo import SUPERUSER_ID, api
+
         configuration = self.configurations[name]
-        admin = self.sessions["g2p_bench_rpc_admin"]
-        for key, value in (
-            (PARAM_PROVIDER, str(self.providers[name])),
-            (PARAM_ENCRYPT, "True" if configuration.encrypt else ""),
-            (PARAM_DECRYPT, "True"),
-        ):
-            admin.call("ir.config_parameter", "set_param", key, value)
+        with self.registry.cursor() as cr:
+            params = api.Environment(cr, SUPERUSER_ID, {})["ir.config_parameter"]
+            params.set_param(PARAM_PROVIDER, str(self.providers[name]))
+            params.set_param(PARAM_ENCRYPT, "True" if configuration.encrypt else "")
+            params.set_param(PARAM_DECRYPT, "True")
+            cr.commit()
+        self.registry.clear_cache()
+        self.registry.signal_changes()
 
     def list_call(self, login, name, limit):
         session = self.sessions[login]
