@@ -127,6 +127,17 @@ class RegistryCase(G2PEncryptionCase):
         if decrypt is not None:
             params.set_param("g2p_encryption.decrypt_registry", decrypt and "True" or "")
 
+    @classmethod
+    def registrants_in_the_clear(cls, numbers):
+        """Registrants stored while "Encrypt registry" was off (what the registry jobs convert);
+        encryption is on again afterwards."""
+        cls.set_registry(encrypt=False)
+        partners = cls.env["res.partner"].create(
+            [dict(marker_values(number), is_registrant=True) for number in numbers]
+        )
+        cls.set_registry(encrypt=True)
+        return partners
+
     def create_registrant(self, number, **values):
         vals = dict(marker_values(number), is_registrant=True, **values)
         return self.env["res.partner"].create(vals)

@@ -26,11 +26,7 @@ class TestJobChunks(RegistryCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.set_registry(encrypt=False)
-        cls.partners = cls.env["res.partner"].create(
-            [dict(marker_values(i), is_registrant=True) for i in range(FIRST, FIRST + COUNT)]
-        )
-        cls.set_registry(encrypt=True)
+        cls.partners = cls.registrants_in_the_clear(range(FIRST, FIRST + COUNT))
 
     def start(self):
         job = self.env["g2p.encryption.job"]._start(self.provider, "encrypt", "res.partner")

@@ -17,12 +17,8 @@ class TestRegistryJobs(RegistryCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.set_registry(encrypt=False)
-        cls.partners = cls.env["res.partner"].create(
-            [dict(marker_values(i), is_registrant=True) for i in range(FIRST, FIRST + COUNT)]
-        )
+        cls.partners = cls.registrants_in_the_clear(range(FIRST, FIRST + COUNT))
         cls.contact = cls.env["res.partner"].create({"name": "Not a registrant", "city": "Nairobi"})
-        cls.set_registry(encrypt=True)
 
     def stored(self, records, column="name"):
         self.env.flush_all()
