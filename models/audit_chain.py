@@ -27,6 +27,8 @@ import logging
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
+from odoo.tools import SQL
+from odoo.tools.misc import clean_context
 
 from ..core import audit_chain
 from .rpc_guard import CRYPTO_ADMIN, internal, is_internal, requires
@@ -34,6 +36,24 @@ from .rpc_guard import CRYPTO_ADMIN, internal, is_internal, requires
 _logger = logging.getLogger(__name__)
 
 CHAIN_FIELDS = ("chain_sequence", "chain_previous", "chain_hash")
+
+
+def column_value(field, value):
+    """``value`` of ``field`` in the form PostgreSQL returns it from the column: what a row's
+    digest covers when the row is inserted, and what the check reads back."""
+    if value is None or (value is False and field.type != "boolean"):
+        return None
+    if field.type == "datetime":
+        return fields.Datetime.to_datetime(value)
+    if field.type == "date":
+        return fields.Date.to_date(value)
+    if field.type == "boolean":
+        return bool(value)
+    if field.type in ("integer", "many2one"):
+        return value.id if isinstance(value, models.BaseModel) else int(value)
+    if field.type in ("char", "text", "selection"):
+        return str(value)
+    raise TypeError(f"{field} cannot be a column of an audit chain row")
 
 
 class AuditChainHead(models.Model):
@@ -92,16 +112,79 @@ class AuditChain(models.AbstractModel):
         return internal(self.sudo()).create(vals_list)
 
     @api.model_create_multi
-    def create(self, vals_list):
+    def create(self, vals_list):  # pylint: disable=method-required-super
         if not is_internal(self):
             raise AccessError(
                 _("%(log)s rows are written by the addon itself, never by hand.", log=self._description)
             )
         if any(set(vals) & set(CHAIN_FIELDS) for vals in vals_list):
             raise AccessError(_("The place of a row in its audit chain is set by the chain."))
-        records = super().create(vals_list)
-        records._chain()
-        return records
+        return self.browse(self._insert_chained(vals_list))
+
+    def _insert_chained(self, vals_list):
+        """Insert rows already chained, with SQL; return their ids.
+
+        A row is written on every request that shows plaintext, so this takes two round trips:
+        one locks the head and reserves the ids, one inserts the rows with their links and moves
+        the head (the ORM's create, a read of the values and an update of each row cost most of
+        such a request's audit). The digests cover the values as PostgreSQL returns them
+        (``column_value``); the integrity check reads them back. Log models hold plain columns
+        only: nothing computed or related to keep up to date.
+        """
+        columns = {
+            name: field
+            for name, field in self._fields.items()
+            if field.store and field.column_type and name != "id" and name not in CHAIN_FIELDS
+        }
+        unknown = set().union(*vals_list) - set(columns)
+        if unknown:
+            raise ValueError(f"{self._name} has no column {', '.join(sorted(unknown))}")
+        missing = [
+            name
+            for name in columns
+            if name not in models.MAGIC_COLUMNS and any(name not in vals for vals in vals_list)
+        ]
+        # What a row does not give comes from the fields' defaults, never from a client's context.
+        clean = self.with_env(self.env(context=clean_context(self.env.context)))
+        defaults = clean.default_get(missing) if missing else {}
+        if self._log_access:
+            now = self.env.cr.now()
+            defaults.update(create_uid=self.env.uid, create_date=now, write_uid=self.env.uid, write_date=now)
+        rows = [
+            {name: column_value(field, dict(defaults, **vals).get(name)) for name, field in columns.items()}
+            for vals in vals_list
+        ]
+        head, ids = self._chain_head(reserve=len(rows))
+        links, (sequence, digest) = audit_chain.chain_rows(
+            self._name,
+            [
+                (row_id, {name: row[name] for name in self._audit_chain_fields})
+                for row_id, row in zip(ids, rows, strict=True)
+            ],
+            head,
+        )
+        names = list(columns)
+        values = [
+            SQL(
+                "(%s)",
+                SQL(", ").join([row_id, *(row[name] for name in names), row_sequence, previous, row_digest]),
+            )
+            for (row_id, row_sequence, previous, row_digest), row in zip(links, rows, strict=True)
+        ]
+        self.env.cr.execute(
+            SQL(
+                "WITH head AS ("
+                " UPDATE g2p_audit_chain_head SET sequence = %s, row_hash = %s WHERE chain = %s"
+                ") INSERT INTO %s (%s) VALUES %s",
+                sequence,
+                digest,
+                self._name,
+                SQL.identifier(self._table),
+                SQL(", ").join(map(SQL.identifier, ["id", *names, *CHAIN_FIELDS])),
+                SQL(", ").join(values),
+            )
+        )
+        return ids
 
     def write(self, vals):  # pylint: disable=method-required-super
         raise AccessError(_("%(log)s rows are never changed.", log=self._description))
@@ -129,16 +212,41 @@ class AuditChain(models.AbstractModel):
             for row in self.env.cr.fetchall()
         }
 
-    def _chain_head(self):
-        """Lock and return the head ``(sequence, digest)``; recreate it from the rows if it is gone."""
+    def _chain_head(self, reserve=0):
+        """Lock the head and return ``((sequence, digest), ids)``, ``ids`` the ``reserve`` ids of
+        new rows, taken in the same round trip. Recreate the head from the rows if it is gone."""
         cr = self.env.cr
-        cr.execute("SELECT pg_advisory_xact_lock(%s)", (self._chain_lock_id(),))
+        # Two statements in one round trip (the lock first); the result is the second's.
         cr.execute(
-            "SELECT sequence, row_hash FROM g2p_audit_chain_head WHERE chain = %s FOR UPDATE", (self._name,)
+            SQL(
+                "SELECT pg_advisory_xact_lock(%s); "
+                "SELECT sequence, row_hash, "
+                "ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)) "
+                "FROM g2p_audit_chain_head WHERE chain = %s FOR UPDATE",
+                self._chain_lock_id(),
+                self._table,
+                reserve,
+                self._name,
+            )
         )
         row = cr.fetchone()
         if row:
-            return row[0], row[1]
+            return (row[0], row[1]), row[2]
+        return self._remake_head(), self._reserve_ids(reserve)
+
+    def _reserve_ids(self, count):
+        self.env.cr.execute(
+            SQL(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                self._table,
+                count,
+            )
+        )
+        return [row[0] for row in self.env.cr.fetchall()]
+
+    def _remake_head(self):
+        """The head made again from the last chained row (it was deleted); returns it."""
+        cr = self.env.cr
         cr.execute(
             f'SELECT chain_sequence, chain_hash FROM "{self._table}" '  # pylint: disable=sql-injection
             "WHERE chain_sequence IS NOT NULL ORDER BY chain_sequence DESC LIMIT 1"
@@ -157,24 +265,36 @@ class AuditChain(models.AbstractModel):
         return last
 
     def _chain(self):
-        """Give these new rows their place, previous digest and digest; move the head."""
+        """Give these rows, stored without a place, their place, previous digest and digest."""
         self.flush_recordset()
-        head = self._chain_head()
         values = self._chain_values(self.ids)
-        links, (sequence, digest) = audit_chain.chain_rows(
-            self._name, [(row_id, values[row_id]) for row_id in sorted(self.ids)], head
-        )
-        for row_id, row_sequence, previous, row_digest in links:
-            self.env.cr.execute(
-                f'UPDATE "{self._table}" SET chain_sequence = %s, chain_previous = %s, '  # pylint: disable=sql-injection
-                "chain_hash = %s WHERE id = %s",
-                (row_sequence, previous, row_digest, row_id),
-            )
-        self.env.cr.execute(
-            "UPDATE g2p_audit_chain_head SET sequence = %s, row_hash = %s WHERE chain = %s",
-            (sequence, digest, self._name),
-        )
+        self._link([(row_id, values[row_id]) for row_id in sorted(self.ids)])
         self.invalidate_recordset(list(CHAIN_FIELDS))
+
+    @api.model
+    def _link(self, rows):
+        """Chain ``[(row id, stored values)]`` after the head, in that order: one UPDATE sets the
+        rows' links and moves the head."""
+        links, (sequence, digest) = audit_chain.chain_rows(self._name, rows, self._chain_head()[0])
+        row_ids, sequences, previous, digests = (list(column) for column in zip(*links, strict=True))
+        self.env.cr.execute(
+            SQL(
+                "WITH head AS ("
+                " UPDATE g2p_audit_chain_head SET sequence = %s, row_hash = %s WHERE chain = %s"
+                ") UPDATE %s AS t"
+                " SET chain_sequence = v.sequence, chain_previous = v.previous, chain_hash = v.digest"
+                " FROM unnest(%s::int[], %s::int[], %s::varchar[], %s::varchar[])"
+                " AS v(id, sequence, previous, digest) WHERE t.id = v.id",
+                sequence,
+                digest,
+                self._name,
+                SQL.identifier(self._table),
+                row_ids,
+                sequences,
+                previous,
+                digests,
+            )
+        )
 
     def _chain_unchained(self):
         """Chain the rows that have no place yet, in id order (rows from before the chain existed)."""

@@ -168,35 +168,52 @@ def is_ciphertext(value):
 
 
 def decrypt_stored(env, field, pending):
-    """{record id: plaintext} of [(record id, stored value)] of ``field``, typed by origin.
+    """{record id: plaintext} of [(record id, stored value)] of ``field``, typed by origin
+    (``decrypt_stored_fields`` for one field)."""
+    return decrypt_stored_fields(env, {field: pending})[field]
 
-    One batch through the providers' keyrings. Tokens of the KeyManager direct mode go to
-    KeyManager. A value that fails authentication (tampered, or moved from another record) is
-    ``Unreadable`` and logged (record and field, never the value); a failure of a provider
-    (sealed, KeyManager down) fails the whole read with its cause.
+
+def decrypt_stored_fields(env, pending_by_field):
+    """{field: {record id: plaintext}} of {field: [(record id, stored value)]}, typed by origin.
+
+    One batch through the providers' keyrings for every field. Tokens of the KeyManager direct
+    mode go to KeyManager. A value that fails authentication (tampered, or moved from another
+    record) is ``Unreadable`` and logged (record and field, never the value); a failure of a
+    provider (sealed, KeyManager down) fails the whole read with its cause.
     """
-    result = {}
+    results = {}
+    segments = []  # (field, start, end): where the field's tokens are in the batch
     token_ids, tokens, aads = [], [], []
-    # The associated data of every value of the batch, made from one prefix (model|field|).
-    prefix = f"{field.model_name}|{field.name}|".encode()
-    legacy = legacy_aad(field)
-    for record_id, raw in pending:
-        if isinstance(raw, str) and raw.startswith(envelope.TOKEN_MARKS):
-            token_ids.append(record_id)
-            tokens.append(raw)
-            aads.append(legacy if raw.startswith(envelope.PREFIX_V1) else prefix + str(record_id).encode())
-        else:
-            result[record_id] = PlainAtRest(raw)
-    if tokens:
-        providers = env["g2p.encryption.provider"].sudo()
-        opened = providers._decrypt_stored_values(tokens, aads)
-        unreadable = []
-        for record_id, plaintext in zip(token_ids, opened, strict=True):
-            if plaintext is None:
-                unreadable.append(record_id)
-                result[record_id] = Unreadable(_("[unreadable]"))
-            else:
-                result[record_id] = AtRest(plaintext.decode())
+    marks, legacy_mark = envelope.TOKEN_MARKS, envelope.PREFIX_V1
+    for field, pending in pending_by_field.items():
+        result = results[field] = {}
+        sealed = [(rid, raw) for rid, raw in pending if isinstance(raw, str) and raw.startswith(marks)]
+        if len(sealed) < len(pending):
+            result.update((rid, PlainAtRest(raw)) for rid, raw in pending if not is_ciphertext(raw))
+        if not sealed:
+            continue
+        # The associated data of every value of the field, made from one prefix (model|field|).
+        prefix = f"{field.model_name}|{field.name}|".encode()
+        legacy = legacy_aad(field)
+        start = len(tokens)
+        token_ids += [rid for rid, _raw in sealed]
+        tokens += [raw for _rid, raw in sealed]
+        aads += [legacy if raw.startswith(legacy_mark) else b"%s%d" % (prefix, rid) for rid, raw in sealed]
+        segments.append((field, start, len(tokens)))
+    if not tokens:
+        return results
+    opened = env["g2p.encryption.provider"].sudo()._decrypt_stored_values(tokens, aads)
+    log = env["g2p.decryption.log"]
+    for field, start, end in segments:
+        ids, plaintexts = token_ids[start:end], opened[start:end]
+        result = results[field]
+        unreadable = [
+            record_id for record_id, plaintext in zip(ids, plaintexts, strict=True) if plaintext is None
+        ]
+        result.update(
+            (record_id, Unreadable(_("[unreadable]")) if plaintext is None else AtRest(plaintext.decode()))
+            for record_id, plaintext in zip(ids, plaintexts, strict=True)
+        )
         if unreadable:
             _logger.warning(
                 "%s.%s of %s record(s) (ids %s) do not decrypt: tampered, or moved from another record",
@@ -205,9 +222,36 @@ def decrypt_stored(env, field, pending):
                 len(unreadable),
                 ", ".join(map(str, unreadable[:20])),
             )
-        env["g2p.decryption.log"]._note_decrypted(field, token_ids)
-        monitoring.count_values("decrypt", field.model_name, len(tokens))
-    return result
+        log._note_decrypted(field, ids)
+        monitoring.count_values("decrypt", field.model_name, len(ids))
+    return results
+
+
+def open_for_read(records, names):
+    """Decrypt the stored values of the encrypted fields among ``names`` of ``records`` in one
+    batch, before a read formats them: one batch for the read rather than one per field (the
+    values found decrypted in the cache are not decrypted again)."""
+    if not records._g2p_encrypted:
+        return
+    env = records.env
+    exit_state = env.transaction.__dict__.get("g2p_exit")
+    if exit_state is not None and not exit_state.allowed:
+        return  # a masked exit decrypts nothing: each value is masked as it is read
+    cache = env.cache
+    pending_by_field = {}
+    for name in names:
+        field = records._fields.get(name)
+        if not (isinstance(field, EncryptedField) and field.g2p_encrypted and field.store):
+            continue
+        stored = cache._get_field_cache(records, field)
+        pending = [(rid, raw) for rid in records._ids if type(raw := stored.get(rid)) is str and raw]
+        if pending:
+            pending_by_field[field] = pending
+    if not pending_by_field:
+        return
+    for field, opened in decrypt_stored_fields(env, pending_by_field).items():
+        ids = list(opened)
+        cache.update_raw(records.browse(ids), field, [opened[rid] for rid in ids], check_dirty=False)
 
 
 def check_not_masked(field, value):

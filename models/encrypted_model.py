@@ -171,12 +171,13 @@ class EncryptedModel(models.AbstractModel):
         others = {name: value for name, value in vals.items() if name not in values}
         values_by_id = {record_id: values for record_id in encrypted._ids}
         pending = self.env.transaction.__dict__.get("g2p_pending_values")
-        one_by_one = pending is not None and len(encrypted) == 1
-        if one_by_one and all(name in models.LOG_ACCESS_COLUMNS for name in others):
-            # A flush writing computed values one record at a time: they are encrypted and stored
-            # together when the flush ends (``_flush``), in one batch and one UPDATE.
-            group = pending.setdefault(self._name, {}).setdefault(tuple(sorted(others.items())), {})
-            group[encrypted.id] = values
+        if pending is not None and len(encrypted) == 1 and all(map(self._g2p_row_column, others)):
+            # A flush writes records one at a time when their values differ (computed fields):
+            # they are encrypted and stored when the flush ends (``_flush``), the model's rows
+            # in one batch and one UPDATE, instead of one provider call and one UPDATE each.
+            row_values, row_others = pending.setdefault(self._name, {}).setdefault(encrypted.id, ({}, {}))
+            row_values.update(values)
+            row_others.update(others)
             return None
         tokens = encrypted._g2p_encrypt_rows(list(values_by_id.items()))
         if len(encrypted) == 1:
@@ -211,38 +212,60 @@ class EncryptedModel(models.AbstractModel):
             and not (self._parent_store and name == self._parent_name)
         )
 
-    def _g2p_update_columns(self, tokens_by_id, constants=None):
+    def _g2p_row_column(self, name):
+        """Whether the values of column ``name``, one per record, can go into
+        ``_g2p_update_columns`` as an array of the column's type (a plain column, not JSON)."""
+        return self._g2p_plain_column(name) and self._fields[name].column_type[0] != "jsonb"
+
+    def _g2p_update_columns(self, tokens_by_id, constants=None, columns_by_id=None):
         """Write {record id: {column: token}}: one UPDATE per set of columns (usually one for the
         whole batch). ``constants`` ({column: value}, the same for every record) go into the same
-        UPDATE, with ``write_uid``/``write_date`` as ``_write`` sets them; None: tokens only."""
-        shared = []
+        UPDATE, with ``write_uid``/``write_date`` as ``_write`` sets them; None: tokens only.
+        ``columns_by_id`` ({record id: {column: value}}): plain columns (``_g2p_row_column``)
+        whose values differ per record, in the same UPDATE too."""
+
+        def kept(name, value):  # as ``_write``: empty log-access values are not written
+            return not (self._log_access and name in models.LOG_ACCESS_COLUMNS and not value)
+
+        shared = {}
         if constants is not None:
             constants = dict(constants)
             if self._log_access:
                 constants.setdefault("write_uid", self.env.uid)
                 constants.setdefault("write_date", self.env.cr.now())
-            shared = [
-                SQL("%s = %s", SQL.identifier(name), value)
+            shared = {
+                name: SQL("%s = %s", SQL.identifier(name), value)
                 for name, value in sorted(constants.items())
-                if not (self._log_access and name in models.LOG_ACCESS_COLUMNS and not value)
-            ]
-        groups = {}
+                if kept(name, value)
+            }
+        groups, rows = {}, {}
         for record_id, tokens in tokens_by_id.items():
-            if tokens:
-                groups.setdefault(tuple(sorted(tokens)), []).append(record_id)
-        for names, ids in groups.items():
+            row = {
+                name: value
+                for name, value in (columns_by_id or {}).get(record_id, {}).items()
+                if kept(name, value)
+            }
+            rows[record_id] = row
+            if tokens or row:
+                groups.setdefault((tuple(sorted(tokens)), tuple(sorted(row))), []).append(record_id)
+        for (token_names, row_names), ids in groups.items():
+            names = token_names + row_names
             # Columns as arrays, unnested by PostgreSQL: one parameter per column, however many rows.
             assignments = [SQL("%s = v.%s", SQL.identifier(name), SQL.identifier(name)) for name in names]
+            assignments += [assignment for name, assignment in shared.items() if name not in row_names]
             for chunk in split_every(UPDATE_ROWS, ids):
                 columns = [SQL("%s::int[]", list(chunk))]
-                for name in names:
+                for name in token_names:
                     tokens = [tokens_by_id[record_id].get(name) for record_id in chunk]
                     columns.append(SQL("%s::text[]", tokens))
+                for name in row_names:
+                    values = [rows[record_id][name] for record_id in chunk]
+                    columns.append(SQL(f"%s::{self._fields[name].column_type[1]}[]", values))
                 self.env.cr.execute(
                     SQL(
                         "UPDATE %s AS t SET %s FROM unnest(%s) AS v(id, %s) WHERE t.id = v.id",
                         SQL.identifier(self._table),
-                        SQL(", ").join(assignments + shared),
+                        SQL(", ").join(assignments),
                         SQL(", ").join(columns),
                         SQL(", ").join(map(SQL.identifier, names)),
                     )
@@ -347,13 +370,14 @@ class EncryptedModel(models.AbstractModel):
         try:
             result = super()._flush(fnames)
             transaction.g2p_pending_values = None
-            for model_name, groups in pending.items():
-                model = self.env[model_name]
-                for constants, values_by_id in groups.items():
-                    records = model.browse(list(values_by_id))
-                    tokens = records._g2p_encrypt_rows(list(values_by_id.items()))
-                    records._g2p_update_columns(tokens, dict(constants))
-                    records._g2p_update_index(values_by_id)
+            for model_name, rows in pending.items():
+                records = self.env[model_name].browse(list(rows))
+                values_by_id = {record_id: values for record_id, (values, _others) in rows.items()}
+                tokens = records._g2p_encrypt_rows(list(values_by_id.items()))
+                records._g2p_update_columns(
+                    tokens, {}, {record_id: others for record_id, (_values, others) in rows.items()}
+                )
+                records._g2p_update_index(values_by_id)
         finally:
             transaction.g2p_index_rows = None
             transaction.g2p_pending_values = None

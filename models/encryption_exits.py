@@ -19,7 +19,7 @@ import contextlib
 
 from odoo import _, api, http, models
 
-from .encrypted_field import AtRest, Masked, Unreadable
+from .encrypted_field import AtRest, Masked, Unreadable, open_for_read
 
 PARAM_ENCRYPT = "g2p_encryption.encrypt_registry"
 PARAM_DECRYPT = "g2p_encryption.decrypt_registry"
@@ -212,8 +212,10 @@ class Base(models.AbstractModel):
     def _read_format(self, fnames, load="_classic_read"):
         # Serves read, search_read, web_read and the chatter's message format.
         if not person_request(self.env):
+            open_for_read(self, fnames)
             return super()._read_format(fnames, load)
         with exit_for(self.env, f"{self._name}.read"):
+            open_for_read(self, fnames)
             return super()._read_format(fnames, load)
 
     def web_read(self, specification):

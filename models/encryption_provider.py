@@ -259,8 +259,10 @@ class G2PEncryptionProvider(models.Model):
         raises: the read fails with its cause rather than showing data as unreadable.
         """
         tokens, aads = list(tokens), list(aads)
+        key_ids = envelope.key_ids_of(tokens)
+        if None not in key_ids:  # envelope tokens only: the usual batch, without bookkeeping
+            return self._decrypt_or_none(self._decrypt_tokens, tokens, aads, key_ids)
         results = [None] * len(tokens)
-        key_ids = [envelope.key_id_or_none(token) for token in tokens]
         local, remote = [], []
         for i, key_id in enumerate(key_ids):
             (local if key_id is not None else remote).append(i)
@@ -272,19 +274,21 @@ class G2PEncryptionProvider(models.Model):
             else:
                 batch_tokens, batch_aads = [tokens[i] for i in positions], [aads[i] for i in positions]
                 batch_key_ids = [key_ids[i] for i in positions]
-            try:
-                if decrypt == self._decrypt_tokens:
-                    plaintexts = decrypt(batch_tokens, batch_aads, batch_key_ids)
-                else:
-                    plaintexts = decrypt(batch_tokens, batch_aads)
-            except UndecryptableUserError:
-                plaintexts = [
-                    _none_if_unreadable(decrypt, token, aad)
-                    for token, aad in zip(batch_tokens, batch_aads, strict=True)
-                ]
+            plaintexts = self._decrypt_or_none(decrypt, batch_tokens, batch_aads, batch_key_ids)
             for i, plaintext in zip(positions, plaintexts, strict=True):
                 results[i] = plaintext
         return results
+
+    @api.model
+    def _decrypt_or_none(self, decrypt, tokens, aads, key_ids):
+        """``decrypt`` of a batch; when a value fails authentication, each value apart (None for
+        those that fail). A failure of the provider itself raises."""
+        try:
+            if decrypt == self._decrypt_tokens:
+                return decrypt(tokens, aads, key_ids)
+            return decrypt(tokens, aads)
+        except UndecryptableUserError:
+            return [_none_if_unreadable(decrypt, token, aad) for token, aad in zip(tokens, aads, strict=True)]
 
     @api.model
     def _decrypt_direct(self, tokens, aads):

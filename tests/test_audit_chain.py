@@ -158,6 +158,14 @@ class TestEventChain(AuditChainCases, G2PEncryptionCase):
         self.assertIn("detail", self.log()._audit_chain_fields)
         self.assertIn("event", self.log()._audit_chain_fields)
 
+    def test_a_clients_context_sets_no_value_of_a_row(self):
+        # Every context key can be sent by a client: a default_* key must not date an event.
+        forged = self.env[self.model].with_context(default_date="2001-01-01 00:00:00", default_success=False)
+        event = forged._record(self.provider, "seal", detail="forged context")
+        self.assertGreater(event.date.year, 2001)
+        self.assertTrue(event.success)
+        self.assertEqual(self.problems(), [])
+
     def test_a_missing_head_is_made_again_and_reported_until_then(self):
         self.append(2)
         self.sql("DELETE FROM g2p_audit_chain_head WHERE chain = %s", (self.model,))

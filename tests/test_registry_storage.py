@@ -44,6 +44,29 @@ class TestRegistryStorage(RegistryCase):
         people.invalidate_recordset()
         self.assertEqual(set(people.mapped("city")), {"Zmarker0030ville"})
 
+    def test_a_flush_stores_the_computed_values_of_many_records_in_one_batch(self):
+        # After a create, the flush writes each registrant's computed fields (its complete name,
+        # encrypted, and its commercial partner, in the clear): one UPDATE for them all.
+        with self.assertLogs("odoo.sql_db", logging.DEBUG) as logs:
+            people = self.create_registrants(range(24, 30))
+            self.env.flush_all()
+        updates = [line for line in logs.output if "UPDATE" in line and '"res_partner"' in line]
+        self.assertEqual(len(updates), 1, updates)
+        self.env.cr.execute(
+            "SELECT id, commercial_partner_id, partner_share, complete_name, write_uid IS NOT NULL "
+            "FROM res_partner WHERE id IN %s ORDER BY id",
+            (tuple(people.ids),),
+        )
+        for (record_id, commercial_id, share, complete_name, has_writer), number in zip(
+            self.env.cr.fetchall(), range(24, 30), strict=True
+        ):
+            self.assertEqual((commercial_id, share, has_writer), (record_id, True, True))
+            self.assertTrue(envelope.is_token(complete_name))
+            self.assertNotIn(f"marker{number:04d}", complete_name.lower())
+        people.invalidate_recordset()
+        self.assertEqual(people.mapped("complete_name"), [marker_values(n)["name"] for n in range(24, 30)])
+        self.assertEqual(people.mapped("commercial_partner_id"), people)
+
     def test_a_ciphertext_moved_to_another_record_does_not_decrypt_there(self):
         first, second = self.create_registrants([40, 41])
         token = self.raw_column(first, "name")

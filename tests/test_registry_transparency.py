@@ -63,6 +63,16 @@ class TestRegistryTransparency(RegistryCase):
         self.assertEqual(calls, [len(self.people)], "decrypted once per transaction")
         self.assertEqual(again, names)
 
+    def test_a_read_of_several_fields_decrypts_them_in_one_batch(self):
+        calls = self.count_openings()
+        names = ["name", "email", "phone", "city"]
+        rows = self.people.read(names)
+        self.assertEqual(calls, [len(names) * len(self.people)], "one batch for the fields of the read")
+        self.assertEqual(rows[4]["phone"], marker_values(604)["phone"])
+        self.assertEqual(rows[7]["city"], marker_values(607)["city"])
+        self.assertEqual(self.people[2].street, marker_values(602)["street"])  # not read: decrypted apart
+        self.assertEqual(len(calls), 2)
+
     def test_what_server_code_decrypted_is_logged_once_per_transaction(self):
         self.people.mapped("name")
         self.people[:3].mapped("email")

@@ -304,8 +304,9 @@ def main(argv=None):
         f"- The emulator's tokens live {TOKEN_LIFETIME // 3600} hours, longer than the run: no token "
         "renewal is in these figures (OpenG2P's client, which renews a token only once it has expired, "
         "fails a call sent in its last milliseconds).",
-        "- With encryption off, *Values* counts the stored values that pass through `decrypt_stored` as "
-        "they are (plaintext: nothing is decrypted); its *engine* figure is the cost of that pass.",
+        "- With encryption off, *Values* counts the stored values that pass through "
+        "`decrypt_stored_fields` as they are (plaintext: nothing is decrypted); its *engine* figure is "
+        "the cost of that pass.",
     ]
     document = render(results, args, floor, machine, notes)
     out()

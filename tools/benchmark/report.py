@@ -290,7 +290,7 @@ def render(results, args, floor, machine_facts, notes=()):
         "",
         "Cost per value: *extra* is (time − reference time) ÷ values encrypted or decrypted, all the "
         "costs of encryption together (blind index, longer rows, audit row); *engine* is the time "
-        "inside the engine's batch (`_g2p_encrypt_rows` for writes, `decrypt_stored` for reads: key "
+        "inside the engine's batch (`_g2p_encrypt_rows` for writes, `decrypt_stored_fields` for reads: key "
         "look-up, token parsing, AAD, the AEAD call, typing) ÷ values (for the verdicts on writes, the "
         "batches of 100 values or more: `encrypt batch`; a flush also writes computed fields one record "
         "at a time, `encrypt` counts those too); the *floor* is a bare "
@@ -309,7 +309,7 @@ def render(results, args, floor, machine_facts, notes=()):
         *floor_lines(floor),
         "",
         "Where this addon's configurations spend their time (medians, seconds inside `_g2p_encrypt_rows`, "
-        "`decrypt_stored`, the blind index's `_store` and the decryption log's `_write_row`):",
+        "`decrypt_stored_fields`, the blind index's `_store` and the decryption log's `_write_row`):",
         "",
         *sections_table(results, args),
         "",

@@ -160,7 +160,12 @@ def install_sections(env, sections):
     from odoo.addons.g2p_encryption.models import encrypted_field
 
     partner_class = type(env["res.partner"])
-    sections.install(encrypted_field, "decrypt_stored", "decrypt", count=lambda args: len(args[2]))
+    sections.install(
+        encrypted_field,
+        "decrypt_stored_fields",
+        "decrypt",
+        count=lambda args: sum(len(pending) for pending in args[1].values()),
+    )
     sections.install(
         partner_class,
         "_g2p_encrypt_rows",
