@@ -81,6 +81,11 @@ class EncryptionCustody(models.Model):
     def _internal_steps(self):
         return _("its key ceremonies (initialise, rekey)")
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        self.env.registry.clear_cache()  # each worker caches which provider has custody
+        return super().create(vals_list)
+
     @api.ondelete(at_uninstall=False)
     def _unlink_never(self):
         raise UserError(

@@ -182,8 +182,19 @@ class G2PEncryptionProvider(models.Model):
         """The type's implementation of ``operation``: ``_<operation>_<type>`` (this addon's types:
         private, so not an RPC endpoint of its own), or ``<operation>_<type>`` (OpenG2P's naming,
         for types other modules add)."""
-        name = f"{operation.lstrip('_')}_{self.type}"
+        name = f"{operation.lstrip('_')}_{self._cached_type()}"
         return getattr(self, f"_{name}", None) or getattr(self, name, None)
+
+    def _cached_type(self):
+        """The type of this provider, read once per worker rather than once per request (it is
+        asked before every batch of values); a record being edited in a form reads its own."""
+        return self._provider_type(self.id) if isinstance(self.id, int) else self.type
+
+    @api.model
+    @tools.ormcache("provider_id")
+    def _provider_type(self, provider_id):
+        # Cleared when a provider is created, deleted, or its type or activity changes (write).
+        return self.sudo().browse(provider_id).type
 
     def _user_error(self, error):
         """A ``G2PCryptoError`` of ``core`` as the ``UserError`` of its cause (``exceptions.py``),
@@ -344,7 +355,6 @@ class G2PEncryptionProvider(models.Model):
         """The keyring of this provider: its data keys, unwrapped through its type."""
         self.ensure_one()
         provider = self.sudo()
-        provider.fetch(["type"])  # the type alone, not every column of the provider (once per request)
         provider._optional_dispatch("_assert_keys_usable", None)
         ttl, uses = provider._optional_dispatch("_data_key_cache_limits", (3600.0, 10**9))
         return Keyring(provider._unwrap_data_key, DATA_KEYS, (self.env.cr.dbname, provider.id), ttl, uses)
@@ -400,7 +410,7 @@ class G2PEncryptionProvider(models.Model):
         return super().create(vals_list)
 
     def write(self, vals):
-        if "active" in vals:
+        if "active" in vals or "type" in vals:
             self.env.registry.clear_cache()
         return super().write(vals)
 

@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 
-from odoo import _, fields, models
+from odoo import _, api, fields, models, tools
 from odoo.exceptions import ValidationError
 from odoo.tools import config
 
@@ -119,8 +119,18 @@ class EncryptionProviderLocal(models.Model):
     def _custody(self):
         """The sealed custody of this provider, or an empty recordset (key file, another type)."""
         self.ensure_one()
-        provider = self.sudo()
-        return provider.custody_ids[:1] if provider.type == "local" else provider.custody_ids.browse()
+        if not isinstance(self.id, int):  # a provider being edited in a form
+            provider = self.sudo()
+            return provider.custody_ids[:1] if provider.type == "local" else provider.custody_ids.browse()
+        return self.env["g2p.encryption.custody"].sudo().browse(self._custody_id(self.id))
+
+    @api.model
+    @tools.ormcache("provider_id")
+    def _custody_id(self, provider_id):
+        # Asked before every batch of values: cached per worker; creating a custody clears it (a
+        # custody is never deleted), so does a change of the provider's type.
+        provider = self.sudo().browse(provider_id)
+        return provider.custody_ids[:1].id if provider._cached_type() == "local" else None
 
     def _local_master_key(self):
         """The master key that wraps this provider's keys: the one its custodians' shares rebuilt on
