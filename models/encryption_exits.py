@@ -60,17 +60,20 @@ class ExitState:
         return not self.allowed and self.protected(field, record, value)
 
     def gate(self, field, record, value):
-        if (
-            not isinstance(value, str)
-            or isinstance(value, Masked)
-            or not self.protected(field, record, value)
-        ):
-            return value
+        # Runs once per value that leaves (8,000 in a list of 1,000 registrants): values from
+        # storage are told apart by their exact type first.
+        kind = type(value)
+        if kind is not AtRest and kind is not Unreadable:
+            if kind is Masked or not isinstance(value, str) or not self.protected(field, record, value):
+                return value
         if not self.allowed:
             return self.mask(field, record)
-        fields_, ids = self.exposed.setdefault(record._name, (set(), set()))
-        fields_.add(field.name)
-        ids.add(getattr(record.id, "origin", None) or record.id)
+        exposed = self.exposed.get(record._name)
+        if exposed is None:
+            exposed = self.exposed[record._name] = (set(), set())
+        exposed[0].add(field.name)
+        record_id = record._ids[0]
+        exposed[1].add(getattr(record_id, "origin", None) or record_id)
         return value
 
     def mask(self, field, record):
@@ -183,7 +186,12 @@ class Base(models.AbstractModel):
         """The records of ``self`` whose encrypted fields are encrypted (all, unless the model or
         its configuration narrows it: registrants only for res.partner)."""
         path = self._g2p_scope_path
-        return self.filtered(path) if path else self
+        if not path:
+            return self
+        if "." in path or self._fields[path].relational:
+            return self.filtered(path)
+        # A field of the record itself (is_registrant): its values in one pass over the cache.
+        return self.browse([rid for rid, value in zip(self._ids, self.mapped(path), strict=True) if value])
 
     def _g2p_label(self):
         """A pseudonymous label that identifies the record without revealing anything."""

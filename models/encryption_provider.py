@@ -186,9 +186,12 @@ class G2PEncryptionProvider(models.Model):
         return getattr(self, f"_{name}", None) or getattr(self, name, None)
 
     def _cached_type(self):
-        """The type of this provider, read once per worker rather than once per request (it is
-        asked before every batch of values); a record being edited in a form reads its own."""
-        return self._provider_type(self.id) if isinstance(self.id, int) else self.type
+        """The type of this provider. Under sudo (the addon's own calls: before every batch of
+        values) read once per worker rather than once per request; otherwise read with the user's
+        access rights (what a user may not read, he may not call through it either)."""
+        if self.env.su and isinstance(self.id, int):
+            return self._provider_type(self.id)
+        return self.type
 
     @api.model
     @tools.ormcache("provider_id")
