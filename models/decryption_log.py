@@ -130,10 +130,10 @@ class DecryptionLog(models.Model):
         if not http.request:
             self._append([row])
             return
-        # In a request, the rows join the chain when it commits: the chain's lock is then held
-        # for the commit only, not while the request goes on (KeyManager calls, other reads), so
-        # that requests showing plaintext do not wait for one another. A rollback drops them with
-        # what they describe, as a row written at once would be.
+        # In a request, the rows join the chain when it commits, in a transaction of their own
+        # (``_append_apart``): requests showing plaintext at once then wait for one another's
+        # append only, neither for the whole request nor for a replay of it. A request that
+        # fails before its commit writes none.
         precommit = self.env.cr.precommit
         rows = precommit.data.get("g2p_log_rows")
         if rows is None:
@@ -144,7 +144,7 @@ class DecryptionLog(models.Model):
     def _append_pending(self):
         rows = self.env.cr.precommit.data.pop("g2p_log_rows", None)
         if rows:
-            self._append(rows)
+            self._append_apart(rows)
 
 
 def _entry_point(env):

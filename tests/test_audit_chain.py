@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from odoo.exceptions import AccessError
+from odoo.tests import TransactionCase, tagged
 from odoo.tools import config
 
 from .common import G2PEncryptionCase
@@ -204,6 +205,40 @@ class TestDecryptionLogChain(AuditChainCases, G2PEncryptionCase):
         for number in range(count):
             log._write_row("exit", f"/test/{number}", "res.partner", {"name"}, [number + 1])
         return log.search([("id", ">", before)], order="id")
+
+
+@tagged("post_install", "-at_install")
+class TestConcurrentAppends(TransactionCase):
+    def test_requests_committing_at_once_append_without_failing_to_serialise(self):
+        # Two requests have read (their snapshots are taken), then commit one after the other: the
+        # second must chain its row after the first's, not fail on the head the first moved (which
+        # made Odoo replay the request after a sleep). The rows are committed for real, at the end
+        # of the chain, and left there: the chain stays whole. (A class of its own: a test class
+        # whose transaction began before that commit could not append to this chain any more.)
+        entry = f"/test/concurrent/{self.env.cr.now().timestamp()}"
+        rows = [
+            {
+                "user_id": self.env.uid,
+                "kind": "exit",
+                "entry_point": entry,
+                "res_model": "res.partner",
+                "field_names": "name",
+                "res_ids": str(number),
+                "record_count": 1,
+            }
+            for number in (1, 2)
+        ]
+        with self.registry.cursor() as first, self.registry.cursor() as second:
+            for cr in (first, second):
+                cr.execute("SELECT count(*) FROM res_partner")  # the snapshot of a request
+            for cr, row in zip((first, second), rows, strict=True):
+                self.env(cr=cr)["g2p.decryption.log"]._append_apart([row])
+        with self.registry.cursor() as cr:
+            log = self.env(cr=cr)["g2p.decryption.log"]
+            appended = log.search([("entry_point", "=", entry)], order="chain_sequence")
+            self.assertEqual(appended.mapped("res_ids"), ["1", "2"])
+            self.assertEqual(appended[1].chain_previous, appended[0].chain_hash)
+            self.assertEqual(log._audit_check()["problems"], [])
 
 
 class TestSearchLogChain(AuditChainCases, G2PEncryptionCase):
