@@ -6,7 +6,16 @@ import random
 import pytest
 
 from ..encoding import b64url_decode_strict, b64url_encode
-from ..envelope import PREFIX_V2, _b64url_decode_body, open_many, open_token, seal, seal_many
+from ..envelope import (
+    PREFIX_V2,
+    _b64url_decode_body,
+    key_id_or_none,
+    key_ids_of,
+    open_many,
+    open_token,
+    seal,
+    seal_many,
+)
 from ..errors import DecryptionError, InvalidCiphertextError
 
 KEY = bytes(range(32))
@@ -44,6 +53,17 @@ def test_a_batch_opens_like_one_token_at_a_time_across_keys_and_sizes():
     ]
     assert open_many(tokens, lookup, aads) == plaintexts
     assert [open_token(token, lookup, aad) for token, aad in zip(tokens, aads, strict=True)] == plaintexts
+
+
+def test_the_key_ids_of_a_batch_are_each_tokens_own():
+    same = seal_many("k1", KEY, [b"a", b"b", b"c"], b"x")
+    assert key_ids_of(same) == ["k1", "k1", "k1"]
+    # A batch that is not all one key's: each token's header decides, as key_id_or_none says.
+    mixed = [*same, seal("k2", OTHER, b"d", b"x"), "plain text", None, same[0].replace("k1", "k1!")]
+    assert key_ids_of(mixed) == [key_id_or_none(token) for token in mixed]
+    assert key_ids_of(mixed) == ["k1", "k1", "k1", "k2", None, None, None]
+    assert key_ids_of(["plain", *same]) == [None, "k1", "k1", "k1"]
+    assert key_ids_of([]) == []
 
 
 def test_a_batch_looks_each_key_up_once():
