@@ -79,12 +79,19 @@ class EncryptionKey(models.Model):
 
     def _active_key(self, provider, usage):
         """The active key of ``provider`` for ``usage``, made on first use."""
-        key = self.search(
-            [("provider_id", "=", provider.id), ("usage", "=", usage), ("state", "=", "active")],
+        return self._active_keys(provider).get(usage) or self._generate(provider, usage)
+
+    def _active_keys(self, provider):
+        """{usage: key} of ``provider``'s active keys (the newest of each usage), in one query: a
+        request that encrypts usually indexes too."""
+        keys = {}
+        for key in self.search_fetch(
+            [("provider_id", "=", provider.id), ("state", "=", "active")],
+            ["usage", "state", "key_id"],
             order="id desc",
-            limit=1,
-        )
-        return key or self._generate(provider, usage)
+        ):
+            keys.setdefault(key.usage, key)
+        return keys
 
     def _generate(self, provider, usage):
         # Two workers making a provider's first key at once would make two: the row update

@@ -372,8 +372,8 @@ class G2PEncryptionProvider(models.Model):
 
     def _blind_index_key(self):
         """(key id, key) of this provider's blind indexes (never rotated: they would break)."""
-        key_record = self._active_key("index")
-        return key_record.key_id, self._keyring().key(key_record.key_id)
+        key_id = _active_key_id(self, "index")
+        return key_id, self._keyring().key(key_id)
 
     def _wrap_key(self, key_id, secret, purpose):
         return self._dispatch("_wrap_key", key_id, secret, purpose)
@@ -436,9 +436,12 @@ def _active_key_id(provider, usage):
     """The key id of ``provider``'s active key for ``usage``, looked up once per transaction.
 
     A flush writes records one at a time when their values differ (each ``_write`` encrypts its
-    record): an ORM search per write would cost more than the encryption. The key record is kept
-    on the transaction and trusted while the ORM cache says it is active; a rotation (which
-    retires it through the ORM), a rollback or an invalidation makes the next batch look again.
+    record): an ORM search per write would cost more than the encryption. The key records are kept
+    on the transaction and trusted while the ORM cache says they are active; a rotation (which
+    retires a key through the ORM), a rollback or an invalidation makes the next batch look again.
+    One look-up finds the active keys of every usage (encryption and blind index). Never kept
+    longer than the transaction: a worker that kept a key rotated by another one would go on
+    encrypting under it, out of sight of the re-encryption job that retires it.
     """
     keys = provider.env.transaction.__dict__.setdefault("g2p_active_keys", {})
     key_record = keys.get((provider.id, usage))
@@ -448,8 +451,9 @@ def _active_key_id(provider, usage):
             key_id = cache.get(key_record, key_record._fields["key_id"], None)
             if key_id:
                 return key_id
-    key_record = provider._active_key(usage)
-    keys[(provider.id, usage)] = key_record
+    found = provider.env["g2p.encryption.key"].sudo()._active_keys(provider)
+    keys.update(((provider.id, key_usage), record) for key_usage, record in found.items())
+    key_record = keys[(provider.id, usage)] = found.get(usage) or provider._active_key(usage)
     return key_record.key_id
 
 

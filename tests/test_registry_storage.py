@@ -67,6 +67,25 @@ class TestRegistryStorage(RegistryCase):
         self.assertEqual(people.mapped("complete_name"), [marker_values(n)["name"] for n in range(24, 30)])
         self.assertEqual(people.mapped("commercial_partner_id"), people)
 
+    def test_a_transaction_looks_its_active_keys_up_once(self):
+        # A request that saves a registrant encrypts its values and indexes them: one query finds
+        # the encryption key and the blind-index key, and later batches of the transaction trust
+        # it while the ORM cache says the keys are active.
+        provider = self.env["g2p.encryption.provider"].sudo()._get_registry_provider()
+        for usage in ("encrypt", "index"):
+            provider._active_key(usage)  # made on first use: made now
+        self.env.invalidate_all()
+        self.env.transaction.__dict__.pop("g2p_active_keys", None)
+        with self.assertLogs("odoo.sql_db", logging.DEBUG) as logs:
+            person = self.create_registrants([31])
+            person.write({"city": "Zmarker0031town"})
+            self.env.flush_all()
+        lookups = [line for line in logs.output if 'FROM "g2p_encryption_key"' in line and "'active'" in line]
+        self.assertEqual(len(lookups), 1, lookups)
+        person.invalidate_recordset()
+        self.assertEqual(person.city, "Zmarker0031town")
+        self.assertEqual(person.search([("email", "=", person.email)]), person)
+
     def test_a_ciphertext_moved_to_another_record_does_not_decrypt_there(self):
         first, second = self.create_registrants([40, 41])
         token = self.raw_column(first, "name")
