@@ -18,7 +18,9 @@ A log inherits ``g2p.audit.chain`` and names the fields its hash covers::
   (``core/audit_chain.py``). The lock is held until the commit: two transactions appending at
   once are serialised. A transaction whose snapshot predates the other's commit fails to
   serialise and is replayed by Odoo; rows a request writes when it commits are therefore appended
-  in a transaction of their own (``_append_apart``), which waits and never fails so.
+  in a transaction of their own (``_append_apart``), which waits and never fails so:
+  ``_append_at_commit`` does it for the rows of requests and scheduled actions that may say more
+  than happened, never less (the decryption log).
 * ``_audit_check()`` reads the rows and the head with SQL and reports rows changed, deleted
   (the last ones too, while the head stands) or inserted outside the chain: the button *Check
   integrity* on the log (Crypto Admin) and ``tools/audit_check.py`` (operators) run it.
@@ -29,7 +31,7 @@ import logging
 
 from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED
 
-from odoo import _, api, fields, models, sql_db
+from odoo import _, api, fields, http, models, sql_db
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
 from odoo.tools.misc import clean_context
@@ -40,6 +42,14 @@ from .rpc_guard import CRYPTO_ADMIN, internal, is_internal, requires
 _logger = logging.getLogger(__name__)
 
 CHAIN_FIELDS = ("chain_sequence", "chain_previous", "chain_hash")
+# Set on the transaction of a scheduled action (``ir.cron._callback``).
+SCHEDULED = "g2p_scheduled"
+
+
+def beside_others(env):
+    """Whether this transaction runs beside others that append (a request, a scheduled action),
+    so that locking the chain's head from its snapshot may fail to serialise."""
+    return bool(http.request) or bool(env.transaction.__dict__.get(SCHEDULED))
 
 
 def column_value(field, value):
@@ -129,6 +139,41 @@ class AuditChain(models.AbstractModel):
             if isinstance(cr, sql_db.Cursor):
                 cr.connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
             self.with_env(self.env(cr=cr))._append(vals_list)
+
+    @api.model
+    def _append_at_commit(self, vals_list):
+        """Rows of what this transaction does, appended with its pre-commit hooks.
+
+        Beside other transactions (``beside_others``), they join the chain in a transaction of
+        their own when this one runs its pre-commit hooks (``_append_apart``; Odoo runs them at
+        the commit and at each savepoint): transactions that log at once wait for one another's
+        append only, neither for the whole transaction (an append holds the chain's lock until
+        its commit) nor for a replay of it. A transaction that rolls back before them writes none;
+        one that fails after them (or is replayed) leaves its rows: a log written so may say more
+        than happened, never less. Alone (a shell, a script), they are appended at once.
+        """
+        if not beside_others(self.env):
+            self._append(vals_list)
+            return
+        self._pending_rows().extend(vals_list)
+
+    def _pending_rows(self):
+        """The rows of this transaction waiting for its commit (kept with its pre-commit hooks:
+        dropped with them when it rolls back)."""
+        precommit = self.env.cr.precommit
+        rows = precommit.data.get(self._pending_key())
+        if rows is None:
+            rows = precommit.data[self._pending_key()] = []
+            precommit.add(self._append_pending)
+        return rows
+
+    def _pending_key(self):
+        return f"g2p_chain_rows {self._name}"
+
+    def _append_pending(self):
+        rows = self.env.cr.precommit.data.pop(self._pending_key(), None)
+        if rows:
+            self._append_apart(rows)
 
     @api.model_create_multi
     def create(self, vals_list):  # pylint: disable=method-required-super

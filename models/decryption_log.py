@@ -19,6 +19,7 @@ from odoo import _, api, fields, http, models
 from odoo.exceptions import AccessError, UserError
 
 from ..core import monitoring
+from . import audit_chain
 
 MAX_IDS_KEPT = 5000
 
@@ -127,24 +128,7 @@ class DecryptionLog(models.Model):
             "record_count": len(ids) if count is None else count,
             "res_ids": ",".join(map(str, ids[:MAX_IDS_KEPT])),
         }
-        if not http.request:
-            self._append([row])
-            return
-        # In a request, the rows join the chain when it commits, in a transaction of their own
-        # (``_append_apart``): requests showing plaintext at once then wait for one another's
-        # append only, neither for the whole request nor for a replay of it. A request that
-        # fails before its commit writes none.
-        precommit = self.env.cr.precommit
-        rows = precommit.data.get("g2p_log_rows")
-        if rows is None:
-            rows = precommit.data["g2p_log_rows"] = []
-            precommit.add(self._append_pending)
-        rows.append(row)
-
-    def _append_pending(self):
-        rows = self.env.cr.precommit.data.pop("g2p_log_rows", None)
-        if rows:
-            self._append_apart(rows)
+        self._append_at_commit([row])
 
 
 def _entry_point(env):
@@ -165,4 +149,6 @@ class IrCron(models.Model):
         # The decryption log names the scheduled action that decrypted, not a bare "server"; the
         # job's cursor (and its transaction) ends with the job.
         self.env.transaction.g2p_entry_point = f"cron: {cron_name}"
+        # It runs beside requests that log: its rows join the chains when it commits.
+        setattr(self.env.transaction, audit_chain.SCHEDULED, True)
         return super()._callback(cron_name, server_action_id, job_id)

@@ -112,6 +112,11 @@ class SearchLog(models.Model):
 
     @api.model
     def _log(self, vals, hits):
+        # Inside the request, not at its commit (``_append_at_commit``): the chain's lock makes a
+        # person's concurrent lookups wait and be replayed, and the replay's cap counts the rows
+        # committed meanwhile. Appended apart, requests run side by side would each see none of
+        # the others' rows, and a savepoint (which runs the pre-commit hooks) would take the
+        # request's own rows out of its count.
         return self._append([dict(vals, hit_count=hits)])
 
     def _lookups_in_the_last_minute(self):

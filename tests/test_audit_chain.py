@@ -240,6 +240,46 @@ class TestConcurrentAppends(TransactionCase):
             self.assertEqual(appended[1].chain_previous, appended[0].chain_hash)
             self.assertEqual(log._audit_check()["problems"], [])
 
+    def test_a_scheduled_action_committing_after_a_request_appends_without_failing_to_serialise(self):
+        # A scheduled action (a registry job's chunk on ir.cron) decrypts for a while; meanwhile a
+        # request shows plaintext and commits its row. When the action commits, its own row must
+        # join the chain after the request's: appended from the action's older snapshot, it failed
+        # to serialise, and the chunk's work was lost, again at every try while people read.
+        name = f"g2p test scheduled action {self.env.cr.now().timestamp()}"
+        code = "env['g2p.decryption.log']._note_decrypted(env['res.partner']._fields['name'], [1, 2])"
+        with self.registry.cursor() as cr:  # the action the scheduler runs, committed
+            action = self.env(cr=cr)["ir.actions.server"].create(
+                {
+                    "name": name,
+                    "model_id": self.env.ref("base.model_res_partner").id,
+                    "state": "code",
+                    "code": code,
+                }
+            )
+        try:
+            with self.registry.cursor() as job:
+                job.execute("SELECT count(*) FROM res_partner")  # the job's snapshot
+                row = {
+                    "user_id": self.env.uid,
+                    "kind": "exit",
+                    "entry_point": f"/test/{name}",
+                    "res_model": "res.partner",
+                    "field_names": "name",
+                    "record_count": 1,
+                }
+                self.env["g2p.decryption.log"]._append_apart([row])  # a request's, committed
+                self.env(cr=job)["ir.cron"]._callback(name, action.id, 0)
+            with self.registry.cursor() as cr:
+                log = self.env(cr=cr)["g2p.decryption.log"]
+                rows = log.search([("entry_point", "in", [f"/test/{name}", f"cron: {name}"])], order="id")
+                self.assertEqual(rows.mapped("kind"), ["exit", "server"])
+                self.assertEqual(rows[1].record_count, 2)
+                self.assertEqual(rows[1].chain_previous, rows[0].chain_hash)
+                self.assertEqual(log._audit_check()["problems"], [])
+        finally:
+            with self.registry.cursor() as cr:
+                self.env(cr=cr)["ir.actions.server"].browse(action.id).unlink()
+
 
 class TestSearchLogChain(AuditChainCases, G2PEncryptionCase):
     model = "g2p.search.log"

@@ -105,6 +105,12 @@ class TestRegistryLookups(RegistryHttpCase):
         with self.assertRaises(JsonRpcException):
             self.find(self.searcher, [("email", "=", emails[5])])  # the 6th lookup in a minute
 
+    def test_the_lookups_of_one_request_count_towards_the_cap(self):
+        # A request's rows join the log when it commits: the cap counts those still waiting too.
+        leaves = [("email", "=", marker_values(number)["email"]) for number in NUMBERS]
+        with self.assertRaises(JsonRpcException):
+            self.find(self.searcher, ["|"] * (len(leaves) - 1) + leaves)  # 6 lookups, cap of 5
+
     def test_server_code_is_not_capped(self):
         emails = [marker_values(n)["email"] for n in NUMBERS]
         partners = self.env["res.partner"].with_user(self.clerk)
