@@ -26,6 +26,7 @@ A log inherits ``g2p.audit.chain`` and names the fields its hash covers::
   integrity* on the log (Crypto Admin) and ``tools/audit_check.py`` (operators) run it.
 """
 
+import functools
 import hashlib
 import logging
 
@@ -44,6 +45,17 @@ _logger = logging.getLogger(__name__)
 CHAIN_FIELDS = ("chain_sequence", "chain_previous", "chain_hash")
 # Set on the transaction of a scheduled action (``ir.cron._callback``).
 SCHEDULED = "g2p_scheduled"
+
+
+def _held_locks(cr):
+    """Names of the chains whose lock the cursor's transaction holds (until it ends)."""
+    held = cr.__dict__.get("_g2p_chain_locks")
+    if held is None:
+        held = cr.__dict__["_g2p_chain_locks"] = set()
+        forget = functools.partial(cr.__dict__.pop, "_g2p_chain_locks", None)
+        cr.postcommit.add(forget)
+        cr.postrollback.add(forget)
+    return held
 
 
 def beside_others(env):
@@ -150,7 +162,8 @@ class AuditChain(models.AbstractModel):
         append only, neither for the whole transaction (an append holds the chain's lock until
         its commit) nor for a replay of it. A transaction that rolls back before them writes none;
         one that fails after them (or is replayed) leaves its rows: a log written so may say more
-        than happened, never less. Alone (a shell, a script), they are appended at once.
+        than happened, never less. Alone (a shell, a script), they are appended at once, and so
+        they are by a transaction that holds the chain's lock already (it appended at once).
         """
         if not beside_others(self.env):
             self._append(vals_list)
@@ -172,8 +185,14 @@ class AuditChain(models.AbstractModel):
 
     def _append_pending(self):
         rows = self.env.cr.precommit.data.pop(self._pending_key(), None)
-        if rows:
-            self._append_apart(rows)
+        if not rows:
+            return
+        if self._name in _held_locks(self.env.cr):
+            # This transaction appended at once before (a migration chaining old rows, run from
+            # the web client): another transaction would wait for its lock, and it for that one.
+            self._append(rows)
+            return
+        self._append_apart(rows)
 
     @api.model_create_multi
     def create(self, vals_list):  # pylint: disable=method-required-super
@@ -293,6 +312,7 @@ class AuditChain(models.AbstractModel):
                 self._name,
             )
         )
+        _held_locks(cr).add(self._name)
         row = cr.fetchone()
         if row:
             return (row[0], row[1]), row[2]

@@ -17,11 +17,13 @@ with ``TransactionCase`` and says how to append rows::
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import patch
 
 from odoo.exceptions import AccessError
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import config
 
+from ..models import audit_chain
 from .common import G2PEncryptionCase
 
 ADDON_DIR = Path(__file__).resolve().parent.parent
@@ -198,6 +200,25 @@ class TestEventChain(AuditChainCases, G2PEncryptionCase):
 class TestDecryptionLogChain(AuditChainCases, G2PEncryptionCase):
     model = "g2p.decryption.log"
     column = "entry_point"
+
+    def test_a_transaction_holding_the_chains_lock_appends_its_pending_rows_itself(self):
+        # A migration run from the web client chains rows at once (the chain's lock is then held
+        # until its commit) and decrypts. Its rows waiting for the commit must not go to another
+        # transaction: that one would wait for this one's lock, and this one for it, for ever.
+        log = self.env["g2p.decryption.log"]
+        before = log.search([], order="id desc", limit=1).id or 0
+        log._write_row("server", "/test/migration", "res.partner", {"name"}, [], 1)  # at once
+        setattr(self.env.transaction, audit_chain.SCHEDULED, True)  # beside others from now on
+        self.addCleanup(delattr, self.env.transaction, audit_chain.SCHEDULED)
+        log._write_row("server", "/test/migration", "res.partner", {"email"}, [], 1)  # waits
+        self.assertEqual(log.search_count([("id", ">", before)]), 1)
+        refuse = AssertionError("appended apart while this transaction holds the chain's lock")
+        with patch.object(type(log), "_append_apart", side_effect=refuse):
+            self.env.cr.precommit.run()
+        rows = log.search([("id", ">", before)], order="id")
+        self.assertEqual(rows.mapped("field_names"), ["name", "email"])
+        self.assertEqual(rows[1].chain_previous, rows[0].chain_hash)
+        self.assertEqual(self.problems(), [])
 
     def append(self, count):
         log = self.env[self.model]
