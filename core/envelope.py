@@ -93,10 +93,6 @@ try:
         )
         return _ffi.buffer(out)[:]
 
-    def _xchacha_decrypt(ciphertext, aad, nonce, key):
-        """The plaintext, or None when authentication fails."""
-        return _Opener().decrypt(ciphertext, aad, nonce, key)
-
     class _Opener:
         """Decryption of a batch into one output buffer, grown when a value needs more room."""
 
@@ -106,23 +102,9 @@ try:
             self.size = 256
             self.out = _ffi.new("unsigned char[]", self.size)
 
-        def decrypt(self, ciphertext, aad, nonce, key):
-            """The plaintext, or None when authentication fails."""
-            size = len(ciphertext) - _ABYTES
-            if size < 0:
-                return None
-            if size > self.size:
-                self.size = size
-                self.out = _ffi.new("unsigned char[]", size)
-            if _lib.crypto_aead_xchacha20poly1305_ietf_decrypt(
-                self.out, _NULL, _NULL, ciphertext, len(ciphertext), aad, len(aad), nonce, key
-            ):
-                return None
-            return _ffi.buffer(self.out, size)[:]
-
         def open_blob(self, blob, aad, key):
-            """``decrypt`` of ``nonce || ciphertext || tag`` (at least ``NONCE_SIZE_V2 + TAG_SIZE``
-            bytes): the per-value step of ``open_many``, in one call."""
+            """The plaintext of ``nonce || ciphertext || tag`` (at least ``NONCE_SIZE_V2 + TAG_SIZE``
+            bytes), or None when authentication fails: one call into libsodium per value."""
             size = len(blob) - NONCE_SIZE_V2 - _ABYTES
             if size > self.size:
                 self.size = size
@@ -147,18 +129,15 @@ except ImportError:  # pragma: no cover - PyNaCl without its cffi module
     def _xchacha_encrypt(message, aad, nonce, key):
         return sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(message, aad, nonce, key)
 
-    def _xchacha_decrypt(ciphertext, aad, nonce, key):
-        try:
-            return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, aad, nonce, key)
-        except CryptoError:
-            return None
-
     class _Opener:
-        decrypt = staticmethod(_xchacha_decrypt)
-
         @staticmethod
         def open_blob(blob, aad, key):
-            return _xchacha_decrypt(blob[NONCE_SIZE_V2:], aad, blob[:NONCE_SIZE_V2], key)
+            try:
+                return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+                    blob[NONCE_SIZE_V2:], aad, blob[:NONCE_SIZE_V2], key
+                )
+            except CryptoError:
+                return None
 
 
 def new_key_id():
@@ -283,7 +262,7 @@ def parse(token):
     """Split a token into (prefix, key id, nonce || ciphertext || tag), checking the format only."""
     token = _as_text(token)
     prefix = token[: len(PREFIX_V2)]
-    if prefix not in _OPENERS:
+    if prefix not in _TOKEN_PREFIXES:
         raise InvalidCiphertextError("not a ciphertext of a known format (g2pe1, g2pe2)")
     key_id, blob = _parse(prefix, token)
     if prefix == PREFIX_V2 and len(blob) < NONCE_SIZE_V2 + TAG_SIZE:
@@ -356,18 +335,6 @@ def is_token(value):
 
 def _open_v1(key_id, key, blob, aad):
     return _open_with(PREFIX_V1, key_id, _aead(key), blob, aad)
-
-
-def _open_v2(key_id, key, blob, aad):
-    _check_key(key)
-    header = f"{PREFIX_V2}{key_id}.".encode("ascii")
-    plaintext = _xchacha_decrypt(blob[NONCE_SIZE_V2:], header + bytes(aad), blob[:NONCE_SIZE_V2], bytes(key))
-    if plaintext is None:
-        raise _authentication_failed(key_id)
-    return plaintext
-
-
-_OPENERS = {PREFIX_V1: _open_v1, PREFIX_V2: _open_v2}
 
 
 def _check_key(key):

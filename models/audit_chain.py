@@ -316,20 +316,11 @@ class AuditChain(models.AbstractModel):
         row = cr.fetchone()
         if row:
             return (row[0], row[1]), row[2]
-        return self._remake_head(), self._reserve_ids(reserve)
-
-    def _reserve_ids(self, count):
-        self.env.cr.execute(
-            SQL(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                self._table,
-                count,
-            )
-        )
-        return [row[0] for row in self.env.cr.fetchall()]
+        self._remake_head()
+        return self._chain_head(reserve)
 
     def _remake_head(self):
-        """The head made again from the last chained row (it was deleted); returns it."""
+        """Make the head again from the last chained row (it was deleted)."""
         cr = self.env.cr
         cr.execute(
             f'SELECT chain_sequence, chain_hash FROM "{self._table}" '  # pylint: disable=sql-injection
@@ -346,7 +337,6 @@ class AuditChain(models.AbstractModel):
             "INSERT INTO g2p_audit_chain_head (chain, sequence, row_hash) VALUES (%s, %s, %s)",
             (self._name, last[0], last[1]),
         )
-        return last
 
     def _chain(self):
         """Give these rows, stored without a place, their place, previous digest and digest."""
