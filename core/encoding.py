@@ -25,10 +25,8 @@ _STANDARD_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def b64url_encode(data):
-    """Base64url of ``data`` (bytes) without padding, as text."""
-    return (
-        binascii.b2a_base64(bytes(data), newline=False).translate(_STANDARD_TO_URLSAFE).rstrip(b"=").decode()
-    )
+    """Base64url of ``data`` (bytes, or any buffer of bytes) without padding, as text."""
+    return binascii.b2a_base64(data, newline=False).translate(_STANDARD_TO_URLSAFE).rstrip(b"=").decode()
 
 
 def b64url_decode(text):

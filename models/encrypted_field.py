@@ -207,14 +207,17 @@ def decrypt_stored_fields(env, pending_by_field):
     for field, start, end in segments:
         ids, plaintexts = token_ids[start:end], opened[start:end]
         result = results[field]
-        unreadable = [
-            record_id for record_id, plaintext in zip(ids, plaintexts, strict=True) if plaintext is None
-        ]
-        result.update(
-            (record_id, Unreadable(_("[unreadable]")) if plaintext is None else AtRest(plaintext.decode()))
-            for record_id, plaintext in zip(ids, plaintexts, strict=True)
-        )
-        if unreadable:
+        if None not in plaintexts:  # the usual case, without a test per value
+            result.update(zip(ids, [AtRest(plaintext.decode()) for plaintext in plaintexts], strict=True))
+        else:
+            unreadable = [
+                record_id for record_id, plaintext in zip(ids, plaintexts, strict=True) if plaintext is None
+            ]
+            placeholder = Unreadable(_("[unreadable]"))
+            result.update(
+                (record_id, placeholder if plaintext is None else AtRest(plaintext.decode()))
+                for record_id, plaintext in zip(ids, plaintexts, strict=True)
+            )
             _logger.warning(
                 "%s.%s of %s record(s) (ids %s) do not decrypt: tampered, or moved from another record",
                 field.model_name,
