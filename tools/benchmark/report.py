@@ -8,7 +8,7 @@ import statistics
 from harness import machine
 
 from .floor import FLOOR_CIPHER
-from .measure import ALL_OPERATIONS, ENCRYPTED_FIELDS, READ10K_FIELDS, WRITE_FIELD
+from .measure import ALL_OPERATIONS, ENCRYPTED_FIELDS, LIST_REPEATS, READ10K_FIELDS, WRITE_FIELD
 from .scenarios import CONFIGURATIONS, LABELS
 
 LATENCY_MS = 5
@@ -105,6 +105,21 @@ def ratio_of(results, config, operation):
     return seconds / reference if seconds is not None and reference else None
 
 
+def paired_ratio_of(results, config, operation):
+    """The median of the ratios round by round (each run to the reference's run of the same round,
+    seconds apart): a slow drift of the machine weighs on both sides of each ratio alike."""
+    runs = results.get(config)
+    references = results.get(CONFIGURATIONS[config].reference)
+    if not (isinstance(runs, list) and isinstance(references, list)):
+        return None
+    ratios = [
+        run[operation]["seconds"] / reference[operation]["seconds"]
+        for run, reference in zip(runs, references, strict=False)
+        if operation in run and operation in reference and reference[operation]["seconds"]
+    ]
+    return statistics.median(ratios) if ratios else None
+
+
 def values_of(results, config, operation, args):
     """How many values the operation encrypted or decrypted (counted by the addon's sections;
     for the baseline, records × fields read or written)."""
@@ -151,14 +166,14 @@ def _cell(value, text="{:.2f}"):
 def results_table(results, args, floor):
     lines = [
         "| Configuration | Operation | Seconds (median) | Runs (s) | × reference "
-        "| KeyManager/HSM calls per run | Values | Extra µs per value | Engine µs per value "
-        "| Floor µs per value | Engine ÷ floor |",
-        "|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|",
+        "| × reference, round by round | KeyManager/HSM calls per run | Values | Extra µs per value "
+        "| Engine µs per value | Floor µs per value | Engine ÷ floor |",
+        "|---|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for config in args.configs:
         runs = results.get(config)
         if not isinstance(runs, list):
-            lines.append(f"| {LABELS[config]} | all | {runs} | | | | | | | | |")
+            lines.append(f"| {LABELS[config]} | all | {runs} | | | | | | | | | |")
             continue
         for operation in ALL_OPERATIONS:
             measured = runs_of(results, config, operation)
@@ -171,7 +186,8 @@ def results_table(results, args, floor):
             floor_value = floor_us(floor, operation) if values else None
             lines.append(
                 f"| {LABELS[config]} | {operation} | {seconds:.3f} | {each} "
-                f"| {_cell(ratio_of(results, config, operation))} | {calls} | {values:.0f} "
+                f"| {_cell(ratio_of(results, config, operation))} "
+                f"| {_cell(paired_ratio_of(results, config, operation))} | {calls} | {values:.0f} "
                 f"| {_cell(extra, '{:.1f}')} | {_cell(engine, '{:.1f}')} | {_cell(floor_value, '{:.1f}')} "
                 f"| {_cell(engine / floor_value if engine and floor_value else None)} |"
             )
@@ -204,10 +220,16 @@ def verdicts(results, floor):
     lines = []
     for label, config, operation, limit in TARGETS:
         ratio = ratio_of(results, config, operation)
+        paired = paired_ratio_of(results, config, operation)
         if ratio is None:
             lines.append(f"- {label}: not measured.")
             continue
-        lines.append(f"- {label}: measured {ratio:.2f} × — **{'met' if ratio <= limit else 'not met'}**.")
+        # Met only when both estimates are within the target: where they disagree, noise decides.
+        met = ratio <= limit and (paired is None or paired <= limit)
+        lines.append(
+            f"- {label}: measured {ratio:.2f} × (ratio of the medians), {_cell(paired)} × (median of the "
+            f"ratios round by round) — **{'met' if met else 'not met'}**."
+        )
     for operation in ("create", "list1000", "read10k"):
         runs = runs_of(results, "local", operation)
         section = BATCH_SECTION_OF.get(operation, "decrypt")
@@ -280,10 +302,15 @@ def render(results, args, floor, machine_facts, notes=()):
         "",
         "Lists run as the web client's request does: `web_search_read` (the encrypted fields and the "
         "display name) inside the addon's exit (`encryption_exits.exit_for`: the policy, the masks, "
-        "the decryption log row), the answer encoded as JSON. Each time is the median of the runs, "
+        "the decryption log row), the answer encoded as JSON (the time of a run: the median of its "
+        f"{LIST_REPEATS[80]} requests of 80 rows, {LIST_REPEATS[1000]} of 1,000). Each time is the "
+        "median of the runs, "
         "flushed to PostgreSQL before the clock stops; runs of the configurations are interleaved "
         "(off, local, envelope, OpenG2P off, OpenG2P, off, local...), each on fresh records rolled back "
-        "afterwards. The ratio is to the reference measured in the same run: encryption off in the same "
+        "afterwards. The ratio is to the reference measured in the same run, given two ways: the ratio "
+        "of the medians, and the median of the ratios round by round (each run to the reference's run "
+        "of its round, seconds apart); a target is met only when both are within it. The reference is "
+        "encryption off in the same "
         "database (OpenG2P's modules are in a database and process of their own, so its ratio is to "
         "encryption off there). KeyManager rows talk over HTTP to the emulator on 127.0.0.1 with "
         f"{LATENCY_MS} ms of added latency per call.",
