@@ -100,9 +100,9 @@ try:
             self.out = _ffi.new("unsigned char[]", NONCE_SIZE_V2 + size + _ABYTES)
             self.body = self.out + NONCE_SIZE_V2
 
-        def seal_blob(self, message, aad, nonce, key):
-            """``nonce || ciphertext || tag`` of ``message`` (bytes), as a buffer that the next
-            call overwrites."""
+        def seal_token(self, header, message, aad, nonce, key):
+            """The token ``header`` + base64url(``nonce || ciphertext || tag``) of ``message``
+            (bytes); the buffer is encoded where it lies, before the next value overwrites it."""
             size = len(message)
             if size > self.size:
                 self._grow(size)
@@ -110,7 +110,7 @@ try:
             _lib.crypto_aead_xchacha20poly1305_ietf_encrypt(
                 self.body, _NULL, message, size, aad, len(aad), _NULL, nonce, key
             )
-            return _ffi.buffer(self.out, NONCE_SIZE_V2 + size + _ABYTES)
+            return header + b64url_encode(_ffi.buffer(self.out, NONCE_SIZE_V2 + size + _ABYTES))
 
     class _Opener:
         """Decryption of a batch into one output buffer, grown when a value needs more room."""
@@ -147,8 +147,10 @@ except ImportError:  # pragma: no cover - PyNaCl without its cffi module
 
     class _Sealer:
         @staticmethod
-        def seal_blob(message, aad, nonce, key):
-            return nonce + sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(message, aad, nonce, key)
+        def seal_token(header, message, aad, nonce, key):
+            return header + b64url_encode(
+                nonce + sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(message, aad, nonce, key)
+            )
 
     class _Opener:
         @staticmethod
@@ -194,7 +196,7 @@ def seal_many(key_id, key, plaintexts, aad=b""):
     plaintexts = list(plaintexts)
     aads = _aad_list(aad, len(plaintexts), "seal_many")
     nonces = os.urandom(NONCE_SIZE_V2 * len(plaintexts))
-    seal_blob = _Sealer().seal_blob  # one buffer for the batch
+    seal_token = _Sealer().seal_token  # one buffer for the batch
     key = bytes(key)
     tokens = []
     append = tokens.append
@@ -206,7 +208,7 @@ def seal_many(key_id, key, plaintexts, aad=b""):
             plaintext = bytes(plaintext)
         if type(one_aad) is not bytes:
             one_aad = bytes(one_aad)
-        append(header + b64url_encode(seal_blob(plaintext, prefix + one_aad, nonce, key)))
+        append(seal_token(header, plaintext, prefix + one_aad, nonce, key))
     return tokens
 
 

@@ -18,7 +18,10 @@ ENCRYPTED_FIELDS = ("name", "email", "phone", "mobile", "street", "street2", "ci
 LIST_SPEC = dict.fromkeys(ENCRYPTED_FIELDS + ("display_name",), {})
 WRITE_FIELD, WRITE_VALUE = "city", "Kisumu"
 READ10K_FIELDS = ("name", "phone")
-LIST_REPEATS = {80: 9, 1000: 5}  # requests per list and run (their median is the run's time)
+LIST_REPEATS = {
+    80: 9,
+    1000: 5,
+}  # requests per list and run, in the server and over JSON-RPC (their median is the run's time)
 
 
 class Sections:

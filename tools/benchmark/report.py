@@ -105,18 +105,23 @@ def ratio_of(results, config, operation):
     return seconds / reference if seconds is not None and reference else None
 
 
-def paired_ratio_of(results, config, operation):
-    """The median of the ratios round by round (each run to the reference's run of the same round,
-    seconds apart): a slow drift of the machine weighs on both sides of each ratio alike."""
+def round_ratios_of(results, config, operation):
+    """The ratios round by round: each run to the reference's run of the same round (the order
+    of the two alternates from round to round), so that a slow drift of the machine weighs on
+    both sides of each ratio alike. Rounds where either side did not run are left out."""
     runs = results.get(config)
     references = results.get(CONFIGURATIONS[config].reference)
     if not (isinstance(runs, list) and isinstance(references, list)):
-        return None
-    ratios = [
+        return []
+    return [
         run[operation]["seconds"] / reference[operation]["seconds"]
         for run, reference in zip(runs, references, strict=False)
         if operation in run and operation in reference and reference[operation]["seconds"]
     ]
+
+
+def paired_ratio_of(results, config, operation):
+    ratios = round_ratios_of(results, config, operation)
     return statistics.median(ratios) if ratios else None
 
 
@@ -226,9 +231,11 @@ def verdicts(results, floor):
             continue
         # Met only when both estimates are within the target: where they disagree, noise decides.
         met = ratio <= limit and (paired is None or paired <= limit)
+        rounds = round_ratios_of(results, config, operation)
+        spread = f"; {len(rounds)} rounds from {min(rounds):.2f} to {max(rounds):.2f} ×" if rounds else ""
         lines.append(
             f"- {label}: measured {ratio:.2f} × (ratio of the medians), {_cell(paired)} × (median of the "
-            f"ratios round by round) — **{'met' if met else 'not met'}**."
+            f"ratios round by round{spread}) — **{'met' if met else 'not met'}** (point estimates)."
         )
     for operation in ("create", "list1000", "read10k"):
         runs = runs_of(results, "local", operation)
@@ -303,17 +310,16 @@ def render(results, args, floor, machine_facts, notes=()):
         "Lists run as the web client's request does: `web_search_read` (the encrypted fields and the "
         "display name) inside the addon's exit (`encryption_exits.exit_for`: the policy, the masks, "
         "the decryption log row), the answer encoded as JSON (the time of a run: the median of its "
-        f"{LIST_REPEATS[80]} requests of 80 rows, {LIST_REPEATS[1000]} of 1,000). Each time is the "
-        "median of the runs, "
-        "flushed to PostgreSQL before the clock stops; runs of the configurations are interleaved "
-        "(off, local, envelope, OpenG2P off, OpenG2P, off, local...), each on fresh records rolled back "
-        "afterwards. The ratio is to the reference measured in the same run, given two ways: the ratio "
-        "of the medians, and the median of the ratios round by round (each run to the reference's run "
-        "of its round, seconds apart); a target is met only when both are within it. The reference is "
-        "encryption off in the same "
-        "database (OpenG2P's modules are in a database and process of their own, so its ratio is to "
-        "encryption off there). KeyManager rows talk over HTTP to the emulator on 127.0.0.1 with "
-        f"{LATENCY_MS} ms of added latency per call.",
+        f"{LIST_REPEATS[80]} requests of 80 rows, {LIST_REPEATS[1000]} of 1,000, in the server as over "
+        "JSON-RPC). Each time is the median of the runs, flushed to PostgreSQL before the clock "
+        "stops; runs of the configurations are interleaved (off, local, envelope, OpenG2P off, "
+        "OpenG2P, then the other way round: OpenG2P, OpenG2P off... local, off), each on fresh "
+        "records rolled back afterwards. The ratio is to the reference measured in the same run, "
+        "given two ways: the ratio of the medians, and the median of the ratios round by round (each "
+        "run to the reference's run of its round); a target is met only when both are within it. The "
+        "reference is encryption off in the same database (OpenG2P's modules are in a database and "
+        "process of their own, so its ratio is to encryption off there). KeyManager rows talk over "
+        f"HTTP to the emulator on 127.0.0.1 with {LATENCY_MS} ms of added latency per call.",
         "",
         "Cost per value: *extra* is (time − reference time) ÷ values encrypted or decrypted, all the "
         "costs of encryption together (blind index, longer rows, audit row); *engine* is the time "

@@ -15,11 +15,10 @@ from harness.odoo import OdooServer
 from harness.rpc import OdooSession
 
 from .data import values_of_run
-from .measure import LIST_SPEC
+from .measure import LIST_REPEATS, LIST_SPEC
 from .scenarios import PARAM_DECRYPT, PARAM_ENCRYPT, PARAM_PROVIDER, activate, make_provider, progress
 
 RPC_OPERATIONS = ("rpc80", "rpc1000", "rpc_clerk80", "rpc_clerk1000")
-REPEATS = 5  # requests per list and round; the median is the round's
 PASSWORD = "g2p-bench-password"  # throwaway users of the benchmark's own database
 USERS = {
     "g2p_bench_rpc_admin": (
@@ -124,7 +123,7 @@ class RpcLists:
             ("rpc_clerk80", "g2p_bench_rpc_clerk", 80),
             ("rpc_clerk1000", "g2p_bench_rpc_clerk", 1000),
         ):
-            tries = [self.list_call(login, name, limit) for _try in range(REPEATS)]
+            tries = [self.list_call(login, name, limit) for _try in range(LIST_REPEATS[limit])]
             seconds, first = sorted(tries, key=lambda t: t[0])[len(tries) // 2]  # the median request
             shown = first["email"] == expected
             if shown != (login.endswith("admin") or not self.configurations[name].encrypt):
