@@ -273,13 +273,10 @@ def _open_uniform(tokens, key_lookup, aads):
     """``open_many`` of a batch of well-formed current tokens under one key (a batch of stored
     values usually is), a step at a time over the whole batch; None for any other batch, which
     ``open_many`` then takes value by value."""
-    first = tokens[0] if tokens else None
-    key_id = key_id_or_none(first) if type(first) is str and first.startswith(PREFIX_V2) else None
+    key_id = _common_key_id(tokens)
     if key_id is None:
         return None
     head = f"{PREFIX_V2}{key_id}."
-    if not all(type(token) is str and token.startswith(head) for token in tokens):
-        return None
     skip, decode = len(head), _b64url_decode_body
     try:
         blobs = [decode(token[skip:]) for token in tokens]
@@ -339,12 +336,21 @@ def key_id_of(token):
 def key_ids_of(tokens):
     """``key_id_or_none`` of each token; one prefix test per token when they all name the key
     of the first one (a batch of stored values usually does)."""
-    first = key_id_or_none(tokens[0]) if tokens else None
-    if first is not None:
-        head = f"{PREFIX_V2}{first}."
-        if all(type(token) is str and token.startswith(head) for token in tokens):
-            return [first] * len(tokens)
+    common = _common_key_id(tokens)
+    if common is not None:
+        return [common] * len(tokens)
     return [key_id_or_none(token) for token in tokens]
+
+
+def _common_key_id(tokens):
+    """The key id of a batch whose tokens all have the header of the first one's key in the
+    current format (``g2pe2.<key id>.``): one prefix test per token. None for any other batch."""
+    first = tokens[0] if tokens else None
+    key_id = key_id_or_none(first) if type(first) is str and first.startswith(PREFIX_V2) else None
+    if key_id is None:
+        return None
+    head = f"{PREFIX_V2}{key_id}."
+    return key_id if all(type(token) is str and token.startswith(head) for token in tokens) else None
 
 
 def key_id_or_none(token):
