@@ -358,7 +358,7 @@ class AuditChain(models.AbstractModel):
                 ") UPDATE %s AS t"
                 " SET chain_sequence = v.sequence, chain_previous = v.previous, chain_hash = v.digest"
                 " FROM unnest(%s::int[], %s::int[], %s::varchar[], %s::varchar[])"
-                " AS v(id, sequence, previous, digest) WHERE t.id = v.id",
+                " AS v(id, sequence, previous, digest) WHERE t.id = v.id AND t.id = ANY(%s::int[])",
                 sequence,
                 digest,
                 self._name,
@@ -367,6 +367,7 @@ class AuditChain(models.AbstractModel):
                 sequences,
                 previous,
                 digests,
+                row_ids,  # the rows found by their key, as in _g2p_update_columns
             )
         )
 

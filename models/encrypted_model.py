@@ -254,20 +254,26 @@ class EncryptedModel(models.AbstractModel):
             assignments = [SQL("%s = v.%s", SQL.identifier(name), SQL.identifier(name)) for name in names]
             assignments += [assignment for name, assignment in shared.items() if name not in row_names]
             for chunk in split_every(UPDATE_ROWS, ids):
-                columns = [SQL("%s::int[]", list(chunk))]
+                chunk_ids = SQL("%s::int[]", list(chunk))
+                columns = [chunk_ids]
                 for name in token_names:
                     tokens = [tokens_by_id[record_id].get(name) for record_id in chunk]
                     columns.append(SQL("%s::text[]", tokens))
                 for name in row_names:
                     values = [rows[record_id][name] for record_id in chunk]
                     columns.append(SQL(f"%s::{self._fields[name].column_type[1]}[]", values))
+                # The ids again, as a condition on the table: PostgreSQL then finds the rows by
+                # their key, as for Odoo's ``UPDATE ... WHERE id IN``. Without it, with statistics
+                # older than the table's last inserts (after an import), it joins the whole table.
                 self.env.cr.execute(
                     SQL(
-                        "UPDATE %s AS t SET %s FROM unnest(%s) AS v(id, %s) WHERE t.id = v.id",
+                        "UPDATE %s AS t SET %s FROM unnest(%s) AS v(id, %s)"
+                        " WHERE t.id = v.id AND t.id = ANY(%s)",
                         SQL.identifier(self._table),
                         SQL(", ").join(assignments),
                         SQL(", ").join(columns),
                         SQL(", ").join(map(SQL.identifier, names)),
+                        chunk_ids,
                     )
                 )
 
