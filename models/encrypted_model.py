@@ -112,17 +112,24 @@ class EncryptedModel(models.AbstractModel):
         specs = self._g2p_encrypted
         if not specs:
             return super()._create(data_list)
-        pending = []  # (stored values, {field: plaintext}) of the rows inserted encrypted
-        encrypting = self._g2p_encrypting()
+        filled = []  # (stored values, {field: plaintext}) of the rows that give encrypted fields
         for data in data_list:
             stored = data["stored"]
             given = {name: stored[name] for name in specs if stored.get(name)}
             for name, value in given.items():
                 check_not_masked(self._fields[name], value)
-            if given and (
-                (encrypting and self._g2p_vals_in_scope(stored)) or any(map(is_ciphertext, given.values()))
-            ):
-                pending.append((stored, given))
+            if given:
+                filled.append((stored, given))
+        in_scope = (
+            self._g2p_rows_in_scope([stored for stored, _given in filled])
+            if filled and self._g2p_encrypting()
+            else [False] * len(filled)
+        )
+        pending = [  # the rows inserted encrypted
+            (stored, given)
+            for (stored, given), encrypt in zip(filled, in_scope, strict=True)
+            if encrypt or any(map(is_ciphertext, given.values()))
+        ]
         if pending:
             # The ids are reserved first, so that each row is inserted already encrypted and bound
             # to its record: no plaintext reaches the table, not even within the transaction.
@@ -398,17 +405,21 @@ class EncryptedModel(models.AbstractModel):
         return bool(self.env["ir.config_parameter"].sudo().get_param(PARAM_ENCRYPT))
 
     @api.model
-    def _g2p_vals_in_scope(self, stored):
-        """Whether a record created with ``stored`` values is in scope (its values are encrypted)."""
+    def _g2p_rows_in_scope(self, stored_list):
+        """Whether each record created with the values of ``stored_list`` is in scope (its values
+        are encrypted); the records a scope path goes through are read once for all the rows."""
         path = self._g2p_scope_path
         if not path:
-            return True
+            return [True] * len(stored_list)
         first, _dot, rest = path.partition(".")
-        value = stored.get(first)
-        if not rest or not value:
-            return bool(value)
-        comodel = self.env[self._fields[first].comodel_name].sudo()
-        return bool(comodel.browse(value).mapped(rest))
+        values = [stored.get(first) for stored in stored_list]
+        if not rest:
+            return [bool(value) for value in values]
+        targets = (
+            self.env[self._fields[first].comodel_name].sudo().browse({value for value in values if value})
+        )
+        in_scope = {target.id for target in targets if target.mapped(rest)}
+        return [bool(value) and value in in_scope for value in values]
 
     def unlink(self):
         ids, model_name = self.ids, self._name

@@ -7,17 +7,25 @@ in scope (registrants) those columns are encrypted like the document's own field
 tracking value or message. The chatter formats messages for a person: that is an exit.
 """
 
+from collections import defaultdict
+
 from odoo import api, models
 
 from .encryption_exits import exit_for, person_request
 
 
-def document_in_scope(env, model_name, res_id):
-    """Whether the document ``model_name``/``res_id`` has encrypted fields and is in scope."""
-    if not model_name or not res_id or model_name not in env:
-        return False
-    model = env[model_name]
-    return bool(model._g2p_encrypted) and bool(model.sudo().browse(res_id).exists()._g2p_in_scope())
+def documents_in_scope(env, documents):
+    """The ``(model name, res id)`` of ``documents`` that have encrypted fields and are in scope:
+    each model's documents are looked at together (a query or two per model, not per document)."""
+    ids_by_model = defaultdict(set)
+    for model_name, res_id in documents:
+        if model_name and res_id and model_name in env and env[model_name]._g2p_encrypted:
+            ids_by_model[model_name].add(res_id)
+    in_scope = set()
+    for model_name, ids in ids_by_model.items():
+        records = env[model_name].sudo().browse(ids).exists()._g2p_in_scope()
+        in_scope.update((model_name, record_id) for record_id in records.ids)
+    return in_scope
 
 
 class MailMessage(models.Model):
@@ -26,11 +34,14 @@ class MailMessage(models.Model):
     _encrypted_fields = {"record_name": None}
 
     def _g2p_in_scope(self):
-        return self.filtered(lambda message: document_in_scope(self.env, message.model, message.res_id))
+        in_scope = documents_in_scope(self.env, [(message.model, message.res_id) for message in self])
+        return self.filtered(lambda message: (message.model, message.res_id) in in_scope)
 
     @api.model
-    def _g2p_vals_in_scope(self, stored):
-        return document_in_scope(self.env, stored.get("model"), stored.get("res_id"))
+    def _g2p_rows_in_scope(self, stored_list):
+        documents = [(stored.get("model"), stored.get("res_id")) for stored in stored_list]
+        in_scope = documents_in_scope(self.env, documents)
+        return [document in in_scope for document in documents]
 
     def _message_format(self, fnames, format_reply=True):
         if not person_request(self.env):
@@ -45,13 +56,14 @@ class MailTrackingValue(models.Model):
     _encrypted_fields = {"old_value_char": None, "new_value_char": None}
 
     def _g2p_in_scope(self):
-        return self.filtered(
-            lambda tracking: document_in_scope(
-                self.env, tracking.mail_message_id.model, tracking.mail_message_id.res_id
-            )
-        )
+        messages = self.mail_message_id._g2p_in_scope()
+        return self.filtered(lambda tracking: tracking.mail_message_id in messages)
 
     @api.model
-    def _g2p_vals_in_scope(self, stored):
-        message = self.env["mail.message"].sudo().browse(stored.get("mail_message_id"))
-        return bool(message) and document_in_scope(self.env, message.model, message.res_id)
+    def _g2p_rows_in_scope(self, stored_list):
+        message_ids = [stored.get("mail_message_id") for stored in stored_list]
+        messages = (
+            self.env["mail.message"].sudo().browse({message_id for message_id in message_ids if message_id})
+        )
+        in_scope = set(messages._g2p_in_scope().ids)
+        return [message_id in in_scope for message_id in message_ids]

@@ -195,6 +195,34 @@ class TestRegistryStorage(RegistryCase):
         for fragment in marker_fragments(90):
             self.assertNotIn(fragment.lower(), sql.lower())
 
+    def test_the_scope_of_many_messages_is_looked_up_together(self):
+        company = self.env["res.partner"].create({"name": "Zmarker0040 Company", "is_company": True})
+        queries = []
+        for numbers in (range(41, 43), range(43, 53)):
+            documents = self.create_registrants(numbers) + company
+            messages = (
+                self.env["mail.message"]
+                .sudo()
+                .create(
+                    [
+                        {"model": "res.partner", "res_id": document.id, "body": "A note"}
+                        for document in documents
+                    ]
+                )
+            )
+            # Created in one batch: each message's copy of its document's name is encrypted when
+            # its document is a registrant, and only then.
+            for message, document in zip(messages, documents, strict=True):
+                stored = self.raw_column(message, "record_name")
+                self.assertEqual(envelope.is_token(stored), document != company, stored)
+            self.env.invalidate_all()
+            before = self.env.cr.sql_log_count
+            in_scope = messages._g2p_in_scope()
+            queries.append(self.env.cr.sql_log_count - before)
+            self.assertEqual(in_scope, messages.filtered(lambda message: message.res_id != company.id))
+        # As many queries for 3 documents as for 11.
+        self.assertEqual(queries[0], queries[1])
+
     def test_the_chatter_keeps_no_plaintext_copy(self):
         partner = self.create_registrant(95)
         self.env.cr.precommit.run()
