@@ -64,7 +64,7 @@ class EncryptionJob(models.Model):
     )
     planned = fields.Boolean(readonly=True, help="Its chunks are made.")
     chunk_ids = fields.One2many("g2p.encryption.job.chunk", "job_id", string="Chunks", readonly=True)
-    total = fields.Integer(readonly=True, help="Records to convert when the job started.")
+    total = fields.Integer(readonly=True, help="Records to convert when the job was planned.")
     done = fields.Integer(compute="_compute_progress", help="Records looked at by the chunks done.")
     changed = fields.Integer(
         compute="_compute_progress", help="Records whose values were encrypted or moved."
@@ -132,8 +132,9 @@ class EncryptionJob(models.Model):
         )
         if running:
             return running
+        # Counted when planned, in the background: counting here would read the whole table
+        # within the request that starts the job (Settings).
         job = self.create({"provider_id": provider.id, "kind": kind, "res_model": res_model})
-        job.total = job._count_remaining()
         job._schedule()
         return job
 
@@ -192,8 +193,15 @@ class EncryptionJob(models.Model):
                     candidates,
                 )
             )
-        self.env.cr.execute("UPDATE g2p_encryption_job SET planned = true WHERE id = %s", (self.id,))
-        self.invalidate_recordset(["planned", "chunk_ids"])
+        self.env.cr.execute(
+            """UPDATE g2p_encryption_job
+                  SET planned = true,
+                      total = (SELECT coalesce(sum(records), 0)
+                                 FROM g2p_encryption_job_chunk WHERE job_id = %s)
+                WHERE id = %s""",
+            (self.id, self.id),
+        )
+        self.invalidate_recordset(["planned", "total", "chunk_ids"])
         _logger.info(
             "Encryption job %s planned: %s chunks of %s records", self.id, self.chunk_count, self.batch_size
         )
@@ -240,30 +248,21 @@ class EncryptionJob(models.Model):
             condition,
         )
 
-    def _count_remaining(self):
-        candidates = self._candidates_sql()
-        if candidates is None:
-            return 0
-        self.env.cr.execute(SQL("SELECT count(*) FROM (%s) AS candidates", candidates))
-        return self.env.cr.fetchone()[0]
-
     # Converting ------------------------------------------------------------------------------------
     def _convert(self, start_id, end_id):
         """Convert the records of ids ``start_id``..``end_id``: (records looked at, records
         changed, ids skipped)."""
         self.ensure_one()
         model = self.env[self.res_model].sudo().with_context(active_test=False)
-        if self.kind == "migrate_openg2p":
-            # The job's provider is the one that reads OpenG2P's blobs (KeyManager, direct).
-            ids = [i for i in model._openg2p_blob_ids(start_id - 1, self.batch_size * 2) if i <= end_id]
-            records = model.browse(ids)
-            records._migrate_openg2p_blobs(self.provider_id)
-            return len(records), len(records), []
         candidates = self._candidates_sql(start_id, end_id)
         if candidates is None:
             return 0, 0, []
         self.env.cr.execute(candidates)
         records = model.browse([row[0] for row in self.env.cr.fetchall()])
+        if self.kind == "migrate_openg2p":
+            # The job's provider is the one that reads OpenG2P's blobs (KeyManager, direct).
+            records._migrate_openg2p_blobs(self.provider_id)
+            return len(records), len(records), []
         if self.kind == "encrypt":
             scope_field = model._fields.get((model._g2p_scope_path or "").partition(".")[0])
             if scope_field is not None and scope_field.store:
@@ -308,6 +307,9 @@ class EncryptionJob(models.Model):
         finished = self.browse([row[0] for row in self.env.cr.fetchall()])
         if finished:
             finished.write({"state": "done", "finished_at": fields.Datetime.now(), "message": _("Done.")})
+            if "res.partner" in finished.mapped("res_model"):
+                # Settings shows the registry's last count: a new one, in the background.
+                self.env.ref("g2p_encryption.ir_cron_count_registry").sudo()._trigger()
         self.invalidate_model(
             ["done", "changed", "last_id", "chunk_count", "chunks_done", "skipped_ids", "progress"]
         )

@@ -19,12 +19,15 @@ PARAM_PROVIDER = "g2p_encryption.registry_encryption_provider_id"
 # (OpenG2P's registry opens ir.config_parameter to every user).
 SETTINGS_PARAMS = (PARAM_ENCRYPT, PARAM_DECRYPT, PARAM_READER_GROUP, PARAM_PROVIDER)
 CRYPTO_ADMIN = "g2p_encryption.crypto_admin"
+# Registrant tables up to this size are counted within the request (under a second).
+COUNT_AT_ONCE_BYTES = 256 * 1024 * 1024
 # The fields of _compute_g2p_state: what the block shows.
 G2P_STATE_FIELDS = (
     "g2p_registrant_count",
     "g2p_encrypted_count",
     "g2p_pending_count",
     "g2p_unreadable_count",
+    "g2p_counted_at",
     "g2p_key_age_days",
     "g2p_running_job_count",
     "g2p_custody_status",
@@ -63,6 +66,7 @@ class ResConfigSettings(models.TransientModel):
     g2p_encrypted_count = fields.Integer(compute="_compute_g2p_state")
     g2p_pending_count = fields.Integer(compute="_compute_g2p_state")
     g2p_unreadable_count = fields.Integer(compute="_compute_g2p_state")
+    g2p_counted_at = fields.Datetime(string="Counted on", compute="_compute_g2p_state")
     g2p_key_age_days = fields.Integer(compute="_compute_g2p_state")
     g2p_running_job_count = fields.Integer(compute="_compute_g2p_state")
     g2p_custody_status = fields.Char(compute="_compute_g2p_state")
@@ -81,9 +85,10 @@ class ResConfigSettings(models.TransientModel):
         return values
 
     def _compute_g2p_state(self):
-        counts = (
-            self.env["res.partner"]._g2p_registry_counts() if self.env.user.has_group(CRYPTO_ADMIN) else {}
-        )
+        # The last count, not a new one: counting reads every registrant row (minutes on a
+        # registry of millions), and Settings opens for every setting of every module.
+        partners = self.env["res.partner"]
+        counts = partners._g2p_last_registry_counts() if self.env.user.has_group(CRYPTO_ADMIN) else {}
         provider = self.env["g2p.encryption.provider"]._get_registry_provider()
         key = (
             self.env["g2p.encryption.key"]
@@ -105,6 +110,7 @@ class ResConfigSettings(models.TransientModel):
             settings.g2p_encrypted_count = counts.get("encrypted", 0)
             settings.g2p_pending_count = counts.get("pending", 0)
             settings.g2p_unreadable_count = unreadable
+            settings.g2p_counted_at = counts.get("counted_at") or False
             settings.g2p_key_age_days = key.age_days if key and "age_days" in key._fields else 0
             settings.g2p_running_job_count = jobs.search_count([("state", "=", "running")])
             settings.g2p_custody_status = provider.sudo().custody_status
@@ -117,6 +123,27 @@ class ResConfigSettings(models.TransientModel):
             "res_model": "res.partner",
             "view_mode": "tree,form",
             "domain": [("is_registrant", "=", True)],
+        }
+
+    def action_g2p_count_registry(self):
+        """Count the registry again: at once when its table is small, in the background (the
+        scheduled action *count the registry*) when reading it would hold the request long."""
+        self._check_g2p_settings_rights()
+        self.env.cr.execute("SELECT pg_relation_size('res_partner')")
+        if self.env.cr.fetchone()[0] <= COUNT_AT_ONCE_BYTES:
+            self.env["res.partner"].sudo()._g2p_count_registry()
+            return {"type": "ir.actions.client", "tag": "reload"}
+        self.env.ref("g2p_encryption.ir_cron_count_registry").sudo()._trigger()
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "info",
+                "message": _(
+                    "The registry is being counted in the background; "
+                    "reload Settings in a few minutes to see the counts."
+                ),
+            },
         }
 
     def action_g2p_open_jobs(self):

@@ -193,6 +193,7 @@ DECISIONS = {
     ("res.config.settings", "default_get"): acl(OK, OK, OK, OK, Call(None, (["g2p_custody_status"],))),
     ("res.config.settings", "execute"): acl(DENIED, DENIED, DENIED, DENIED, Call("settings")),
     ("res.config.settings", "set_values"): acl(DENIED, DENIED, DENIED, DENIED, Call("settings")),
+    ("res.config.settings", "action_g2p_count_registry"): admin_only(Call("settings")),
     ("res.config.settings", "action_g2p_open_registrants"): admin_only(Call("settings")),
     ("res.config.settings", "action_g2p_open_jobs"): admin_only(Call("settings")),
     ("g2p.encryption.job", "action_resume"): admin_only(Call("failed_job")),
