@@ -307,9 +307,10 @@ class EncryptionJob(models.Model):
         finished = self.browse([row[0] for row in self.env.cr.fetchall()])
         if finished:
             finished.write({"state": "done", "finished_at": fields.Datetime.now(), "message": _("Done.")})
-            if "res.partner" in finished.mapped("res_model"):
+            count = self.env.ref("g2p_encryption.ir_cron_count_registry", raise_if_not_found=False)
+            if count and "res.partner" in finished.mapped("res_model"):
                 # Settings shows the registry's last count: a new one, in the background.
-                self.env.ref("g2p_encryption.ir_cron_count_registry").sudo()._trigger()
+                count.sudo()._trigger()
         self.invalidate_model(
             ["done", "changed", "last_id", "chunk_count", "chunks_done", "skipped_ids", "progress"]
         )

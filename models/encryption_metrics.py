@@ -134,7 +134,8 @@ class EncryptionMetrics(models.AbstractModel):
         records, chunks, states = {}, {}, {}
         for job in jobs:
             labels = (str(job.id), job.kind, job.res_model)
-            records[(*labels, "total")] = float(job.total)
+            if job.planned:  # counted when planned: unknown before
+                records[(*labels, "total")] = float(job.total)
             records[(*labels, "done")] = float(job.done)
             records[(*labels, "changed")] = float(job.changed)
             chunks[(*labels, "done")] = float(job.chunks_done)

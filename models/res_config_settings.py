@@ -10,6 +10,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError
 
 from .encryption_exits import PARAM_DECRYPT, PARAM_ENCRYPT, PARAM_READER_GROUP
+from .res_partner import PARAM_COUNTS
 from .rpc_guard import identity_if, internal, is_internal
 
 PARAM_PREFIX = "g2p_encryption."
@@ -19,7 +20,8 @@ PARAM_PROVIDER = "g2p_encryption.registry_encryption_provider_id"
 # (OpenG2P's registry opens ir.config_parameter to every user).
 SETTINGS_PARAMS = (PARAM_ENCRYPT, PARAM_DECRYPT, PARAM_READER_GROUP, PARAM_PROVIDER)
 CRYPTO_ADMIN = "g2p_encryption.crypto_admin"
-# Registrant tables up to this size are counted within the request (under a second).
+# A partner table up to this size (rows, TOAST and indexes) is counted within the request: about
+# a second when it is in memory.
 COUNT_AT_ONCE_BYTES = 256 * 1024 * 1024
 # The fields of _compute_g2p_state: what the block shows.
 G2P_STATE_FIELDS = (
@@ -129,11 +131,14 @@ class ResConfigSettings(models.TransientModel):
         """Count the registry again: at once when its table is small, in the background (the
         scheduled action *count the registry*) when reading it would hold the request long."""
         self._check_g2p_settings_rights()
-        self.env.cr.execute("SELECT pg_relation_size('res_partner')")
-        if self.env.cr.fetchone()[0] <= COUNT_AT_ONCE_BYTES:
+        cron = self.env.ref("g2p_encryption.ir_cron_count_registry", raise_if_not_found=False)
+        self.env.cr.execute("SELECT pg_total_relation_size('res_partner')")
+        if self.env.cr.fetchone()[0] <= COUNT_AT_ONCE_BYTES or not (cron and cron.sudo().active):
+            # Small enough, or nothing would count it in the background (its scheduled action
+            # archived): counted now, as asked.
             self.env["res.partner"].sudo()._g2p_count_registry()
             return {"type": "ir.actions.client", "tag": "reload"}
-        self.env.ref("g2p_encryption.ir_cron_count_registry").sudo()._trigger()
+        cron.sudo()._trigger()
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
@@ -230,5 +235,7 @@ class IrConfigParameter(models.Model):
             raise AccessError(
                 _("The registry's encryption settings are changed in Settings ‣ G2P Encryption only.")
             )
+        if PARAM_COUNTS in keys:
+            raise AccessError(_("The registry's counts are written by the count itself (Count now)."))
         if not self.env.user.has_group(CRYPTO_ADMIN):
             raise AccessError(_("Only a Crypto Admin changes the g2p_encryption parameters."))

@@ -18,8 +18,10 @@ from odoo.tools import SQL
 
 from .encryption_exits import ID_SLOT
 
-# The last count of the registry (``_g2p_count_registry``), for Settings: JSON.
+# The last count of the registry (``_g2p_count_registry``), for Settings: JSON, written by the
+# server only (``ir.config_parameter._check_g2p_parameters``).
 PARAM_COUNTS = "g2p_encryption.registry_counts"
+COUNT_NAMES = ("registrants", "encrypted", "pending")
 
 
 class ResPartner(models.Model):
@@ -104,12 +106,16 @@ class ResPartner(models.Model):
 
     @api.model
     def _g2p_last_registry_counts(self):
-        """The counts of the last ``_g2p_count_registry`` ({} before the first)."""
+        """The counts of the last ``_g2p_count_registry``; {} before the first, or when the
+        parameter does not hold what it writes (Settings must open whatever it holds)."""
         try:
             counts = json.loads(self.env["ir.config_parameter"].sudo().get_param(PARAM_COUNTS) or "{}")
-        except ValueError:
+            valid = bool(fields.Datetime.to_datetime(counts["counted_at"])) and all(
+                type(counts[name]) is int and counts[name] >= 0 for name in COUNT_NAMES
+            )
+        except Exception:  # noqa: BLE001 - any other content is no count
             return {}
-        return counts if isinstance(counts, dict) else {}
+        return {name: counts[name] for name in (*COUNT_NAMES, "counted_at")} if valid else {}
 
     @api.model
     def _g2p_registry_counts(self):

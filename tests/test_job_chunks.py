@@ -9,6 +9,7 @@ import psycopg2
 from odoo import sql_db
 from odoo.exceptions import AccessError
 from odoo.tests import tagged
+from odoo.tools import SQL
 
 from ..core import envelope
 from ..models.encryption_job import EncryptionJob
@@ -43,7 +44,13 @@ class TestJobChunks(RegistryCase):
 
     def test_chunks_are_contiguous_disjoint_and_hold_every_record_to_convert(self):
         job = self.start()
+        # Starting reads no registrant row (it runs in the request that turns encryption on):
+        # the records are counted when the job is planned, in the background.
+        self.assertEqual((job.planned, job.total), (False, 0))
         job._plan()
+        self.env.cr.execute(SQL("SELECT count(*) FROM (%s) AS candidates", job._candidates_sql()))
+        [(candidates,)] = self.env.cr.fetchall()
+        self.assertEqual(job.total, candidates)
         chunks = self.chunks(job)
         self.assertEqual(sum(chunks.mapped("records")), job.total)
         self.assertGreaterEqual(job.total, COUNT)

@@ -53,6 +53,29 @@ class TestRegistryAdmin(RegistryCase):
         )
         self.assertEqual({name: shown[name] for name in names}, {name: settings[name] for name in names})
 
+    def test_the_counts_are_the_counts_own(self):
+        params = self.env["ir.config_parameter"]
+        forged = '{"registrants": 5, "encrypted": 5, "pending": 0, "counted_at": "2026-01-01 00:00:00"}'
+        for user in (self.crypto_admin, self.settings_admin):
+            with self.assertRaises(AccessError):
+                params.with_user(user).set_param("g2p_encryption.registry_counts", forged)
+        # Whatever the parameter holds, Settings opens: anything but a count is no count.
+        partners = self.env["res.partner"]
+        for held in (
+            "not json",
+            "[1]",
+            '{"registrants": "x"}',
+            forged.replace('"2026-01-01 00:00:00"', '"never"'),
+            forged.replace('"2026-01-01 00:00:00"', "null"),
+            forged.replace('"pending": 0', '"pending": -1'),
+        ):
+            params.sudo().set_param("g2p_encryption.registry_counts", held)
+            self.assertEqual(partners._g2p_last_registry_counts(), {})
+            settings = self.env["res.config.settings"].with_user(self.settings_admin).create({})
+            self.assertFalse(settings.g2p_counted_at)
+        params.sudo().set_param("g2p_encryption.registry_counts", forged)
+        self.assertEqual(partners._g2p_last_registry_counts()["registrants"], 5)
+
     def test_a_decryption_log_row_opens_the_records_it_names(self):
         people = self.create_registrants(range(910, 912))
         self.env["g2p.decryption.log"]._write_row("exit", "/test", "res.partner", {"name"}, people.ids)
