@@ -3,8 +3,11 @@
 
 * ``/web/dataset/call_kw`` and ``call_button``: the read methods are exits of their own (on every
   model); the few ORM methods that hand out values without being one (``mapped``, ``copy_data``,
-  ``name_get``) are run inside an exit; the answer of any other public method is scanned for
-  stored plaintext, which is masked (or audited) there.
+  ``name_get``) are run inside an exit. The answer of every JSON route a person calls, these and
+  any other (``ir.http``, ``encryption_exits.scan_result``), is scanned for stored plaintext,
+  which is masked (or audited) there.
+* ``/mail/thread/data``: what the chatter loads with a record (its followers, the recipients it
+  suggests: ``"Name" <email>`` of the record itself when it is a person) is read inside an exit.
 * ``/report/...``: a report printed by a person is rendered inside an exit. Documents that
   business modules render for beneficiaries (vouchers, credentials) do not come this way and
   carry the real values.
@@ -13,10 +16,11 @@
 from odoo import http
 from odoo.http import request
 
+from odoo.addons.mail.controllers.thread import ThreadController
 from odoo.addons.web.controllers.dataset import DataSet
 from odoo.addons.web.controllers.report import ReportController
 
-from ..models.encryption_exits import exit_for, person_request, scan_result
+from ..models.encryption_exits import exit_for, person_request
 
 # Public ORM methods that return field values without being an exit themselves.
 VALUE_METHODS = frozenset({"mapped", "copy_data", "name_get"})
@@ -48,7 +52,16 @@ class DataSetExits(DataSet):
         if method in VALUE_METHODS:
             with exit_for(env, entry_point):
                 return super()._call_kw(model, method, args, kwargs)
-        return scan_result(env, super()._call_kw(model, method, args, kwargs), entry_point)
+        return super()._call_kw(model, method, args, kwargs)  # its answer is scanned (ir.http)
+
+
+class ThreadExits(ThreadController):
+    @http.route()
+    def mail_thread_data(self, thread_model, thread_id, request_list):
+        # A read only (followers, attachments, activities, suggested recipients): an exit as a
+        # whole, so that values made from encrypted ones ("Name" <email>) are made from masks.
+        with exit_for(request.env, f"{thread_model}.mail_thread_data"):
+            return super().mail_thread_data(thread_model, thread_id, request_list)
 
 
 class ReportExits(ReportController):

@@ -230,14 +230,13 @@ class AuditChain(models.AbstractModel):
         # What a row does not give comes from the fields' defaults, never from a client's context.
         clean = self.with_env(self.env(context=clean_context(self.env.context)))
         defaults = clean.default_get(missing) if missing else {}
+        head, ids, now = self._chain_head(reserve=len(vals_list))
         if self._log_access:
-            now = self.env.cr.now()
             defaults.update(create_uid=self.env.uid, create_date=now, write_uid=self.env.uid, write_date=now)
         rows = [
             {name: column_value(field, dict(defaults, **vals).get(name)) for name, field in columns.items()}
             for vals in vals_list
         ]
-        head, ids = self._chain_head(reserve=len(rows))
         links, (sequence, digest) = audit_chain.chain_rows(
             self._name,
             [
@@ -296,15 +295,17 @@ class AuditChain(models.AbstractModel):
         }
 
     def _chain_head(self, reserve=0):
-        """Lock the head and return ``((sequence, digest), ids)``, ``ids`` the ``reserve`` ids of
-        new rows, taken in the same round trip. Recreate the head from the rows if it is gone."""
+        """Lock the head and return ``((sequence, digest), ids, now)``: ``ids`` the ``reserve``
+        ids of new rows, ``now`` the transaction's time in UTC (the rows' date, as ``cr.now()``),
+        all in one round trip. Recreate the head from the rows if it is gone."""
         cr = self.env.cr
         # Two statements in one round trip (the lock first); the result is the second's.
         cr.execute(
             SQL(
                 "SELECT pg_advisory_xact_lock(%s); "
                 "SELECT sequence, row_hash, "
-                "ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)) "
+                "ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)), "
+                "now() AT TIME ZONE 'UTC' "
                 "FROM g2p_audit_chain_head WHERE chain = %s FOR UPDATE",
                 self._chain_lock_id(),
                 self._table,
@@ -315,7 +316,7 @@ class AuditChain(models.AbstractModel):
         _held_locks(cr).add(self._name)
         row = cr.fetchone()
         if row:
-            return (row[0], row[1]), row[2]
+            return (row[0], row[1]), row[2], row[3]
         self._remake_head()
         return self._chain_head(reserve)
 

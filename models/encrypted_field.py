@@ -15,7 +15,8 @@ a subclass of its own class (``Char`` or ``Text``) with ``EncryptedField`` first
 
 The cache tells where each plaintext came from by its type: ``AtRest`` (decrypted from the
 database), ``PlainAtRest`` (stored in the clear: a record out of scope, or not converted yet),
-``Given`` (set by code or typed by a user in this transaction). A plain ``str`` in the cache is a
+``Given`` (set by code or typed by a user in this transaction); ``Shown`` is an ``AtRest`` value
+that an exit let through (and logged). A plain ``str`` in the cache is a
 value as fetched, not looked at yet. Copies keep the type (``partner.street = parent.street``
 stays ``AtRest``), so values copied from storage into a new record are still gated.
 """
@@ -32,6 +33,13 @@ _logger = logging.getLogger(__name__)
 
 class AtRest(str):
     """Plaintext of a value stored encrypted."""
+
+    __slots__ = ()
+
+
+class Shown(AtRest):
+    """Plaintext of a stored value that an exit let through: the exit's row in the decryption log
+    names it already, so that the scan of an answer does not count it again."""
 
     __slots__ = ()
 

@@ -19,7 +19,7 @@ import contextlib
 
 from odoo import _, api, http, models
 
-from .encrypted_field import AtRest, Masked, Unreadable, open_for_read
+from .encrypted_field import AtRest, Masked, Shown, Unreadable, open_for_read
 
 PARAM_ENCRYPT = "g2p_encryption.encrypt_registry"
 PARAM_DECRYPT = "g2p_encryption.decrypt_registry"
@@ -74,7 +74,7 @@ class ExitState:
         exposed[0].add(field.name)
         record_id = record._ids[0]
         exposed[1].add(getattr(record_id, "origin", None) or record_id)
-        return value
+        return Shown(value) if kind is AtRest else value
 
     def mask(self, field, record):
         # Translated once per exit, model and kind of label, not once per value: a list of 1,000
@@ -95,7 +95,9 @@ def reader_allowed(env):
         return False
     group_id = params.get_param(PARAM_READER_GROUP)
     group = env["res.groups"].sudo().browse(int(group_id)).exists() if group_id else None
-    group = group or env.ref(DEFAULT_READER_GROUP)
+    if not group:
+        # Every exit asks: Odoo's cached answer, no query (env.ref would check the group exists).
+        return env.user.has_group(DEFAULT_READER_GROUP)
     return group in env.user.sudo().groups_id
 
 
@@ -153,8 +155,10 @@ def scan_result(env, result, entry_point):
     """Mask (or audit) plaintext from storage found in the answer of any other public method.
 
     A method that returns ``record.name`` hands out an ``AtRest`` string: it is masked for a
-    person the policy does not allow. Values derived by string operations are not recognisable
-    here; the read methods are exits of their own for that reason.
+    person the policy does not allow, and counted in a row of the decryption log for one it
+    allows, unless an exit let it through (``Shown``: the exit's row names it). Values derived by
+    string operations are not recognisable here; the read methods are exits of their own for that
+    reason.
     """
     allowed = None
     found = 0
@@ -162,10 +166,12 @@ def scan_result(env, result, entry_point):
     def walk(value):
         nonlocal allowed, found
         if isinstance(value, AtRest | Unreadable) and not isinstance(value, Masked):
-            found += 1
             if allowed is None:
                 allowed = reader_allowed(env)
-            return value if allowed else Masked(_("[encrypted]"))
+            if not allowed:
+                return Masked(_("[encrypted]"))
+            found += type(value) is not Shown
+            return value
         if isinstance(value, dict):
             return {key: walk(item) for key, item in value.items()}
         if isinstance(value, list | tuple):
@@ -176,6 +182,20 @@ def scan_result(env, result, entry_point):
     if found and allowed:
         env["g2p.decryption.log"]._log_values(entry_point, found)
     return scanned
+
+
+class IrHttp(models.AbstractModel):
+    _inherit = "ir.http"
+
+    @classmethod
+    def _dispatch(cls, endpoint):
+        result = super()._dispatch(endpoint)
+        # The answer of a JSON route (call_kw, the chatter's, any module's) to a person: stored
+        # plaintext that no exit let through is masked or counted here.
+        request = http.request
+        if request.dispatcher.routing_type != "json" or not person_request(request.env):
+            return result
+        return scan_result(request.env, result, request.httprequest.path)
 
 
 class Base(models.AbstractModel):

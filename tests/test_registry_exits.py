@@ -76,6 +76,58 @@ class TestRegistryExits(RegistryHttpCase):
         self.assertEqual(sorted(map(int, rows.res_ids.split(","))), sorted(self.people.ids))
         self.assertEqual(rows.record_count, len(self.people))
         self.assertLessEqual({"name", "email", "city"}, set(rows.field_names.split(",")))
+        # The values the exit let through are in its row: the answer's scan adds none for them.
+        self.assertEqual(self.decryption_rows(kind="exit"), rows)
+
+    def thread_data(self, user, person):
+        """What the web client's chatter loads with a registrant's form."""
+        self.authenticate(user.login, user.login)
+        self._rpc_login = user.login
+        return self.make_jsonrpc_request(
+            "/mail/thread/data",
+            {
+                "thread_model": "res.partner",
+                "thread_id": person.id,
+                "request_list": ["activities", "followers", "attachments", "suggestedRecipients"],
+            },
+        )
+
+    def test_stored_values_in_the_answer_of_any_json_route_are_masked_or_counted(self):
+        # The composer's recipients: Odoo finds the partners of the e-mails typed and answers
+        # with their names and e-mails, as stored; they leave through no read exit.
+        person = self.people[3]
+        route, params = "/mail/partner/from_email", {"emails": [marker_values(503)["email"]]}
+        self.authenticate(self.clerk.login, self.clerk.login)
+        self._rpc_login = self.clerk.login
+        answer = self.make_jsonrpc_request(route, params)
+        self.assertEqual(answer, [{"id": person.id, "name": "[encrypted]", "email": "[encrypted]"}])
+        self.set_registry(decrypt=True)
+        self.authenticate(self.crypto_admin.login, self.crypto_admin.login)
+        self._rpc_login = self.crypto_admin.login
+        answer = self.make_jsonrpc_request(route, params)
+        self.assertEqual(answer[0]["name"], marker_values(503)["name"])
+        rows = self.decryption_rows(kind="exit")
+        self.assertEqual(rows.mapped("res_model"), ["(values)"])
+        self.assertEqual((rows.entry_point, rows.record_count), (route, 2))
+
+    def test_the_chatter_of_a_registrant_suggests_no_plaintext_recipient(self):
+        person, follower = self.people[3], self.people[4]
+        person.message_subscribe(partner_ids=follower.ids)
+        answer = self.thread_data(self.clerk, person)
+        self.assertNoMarker(str(answer), [503, 504])
+        self.assertEqual([row["partner_id"] for row in answer["followers"]], follower.ids)
+        self.assertEqual(answer["followers"][0]["name"], self.label(follower))
+        # Odoo suggests the person itself as a recipient ("Name" <email>): its label here.
+        self.assertEqual([row[0] for row in answer["suggestedRecipients"]], person.ids)
+        self.assertIn(self.label(person), answer["suggestedRecipients"][0][1])
+        self.assertFalse(self.decryption_rows(kind="exit"))
+        self.set_registry(decrypt=True)
+        answer = self.thread_data(self.crypto_admin, person)
+        self.assertEqual(answer["followers"][0]["email"], marker_values(504)["email"])
+        self.assertIn(marker_values(503)["email"], answer["suggestedRecipients"][0][1])
+        rows = self.decryption_rows(kind="exit")
+        self.assertEqual(rows.mapped("entry_point"), ["/mail/thread/data"])
+        self.assertEqual(sorted(map(int, rows.res_ids.split(","))), sorted((person | follower).ids))
 
     def test_every_read_method_is_an_exit(self):
         domain = [("id", "in", self.people.ids)]
