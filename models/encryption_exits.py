@@ -198,6 +198,27 @@ class IrHttp(models.AbstractModel):
         return scan_result(request.env, result, request.httprequest.path)
 
 
+class IrBinary(models.AbstractModel):
+    _inherit = "ir.binary"
+
+    def _get_stream_from(
+        self,
+        record,
+        field_name="raw",
+        filename=None,
+        filename_field="name",
+        mimetype=None,
+        default_mimetype="application/octet-stream",
+    ):
+        # A file's name is a field of its record (``name``, or any field the URL names): the
+        # Content-Disposition of /web/image and /web/content, an avatar's included, is an exit.
+        args = (record, field_name, filename, filename_field, mimetype, default_mimetype)
+        if not person_request(self.env):
+            return super()._get_stream_from(*args)
+        with exit_for(self.env, f"{record._name}.{field_name} (file)"):
+            return super()._get_stream_from(*args)
+
+
 class Base(models.AbstractModel):
     _inherit = "base"
 

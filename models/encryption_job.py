@@ -308,8 +308,9 @@ class EncryptionJob(models.Model):
         if finished:
             finished.write({"state": "done", "finished_at": fields.Datetime.now(), "message": _("Done.")})
             count = self.env.ref("g2p_encryption.ir_cron_count_registry", raise_if_not_found=False)
-            if count and "res.partner" in finished.mapped("res_model"):
-                # Settings shows the registry's last count: a new one, in the background.
+            if count:
+                # Settings and the keys' forms show the registry's last count: a new one, in the
+                # background.
                 count.sudo()._trigger()
         self.invalidate_model(
             ["done", "changed", "last_id", "chunk_count", "chunks_done", "skipped_ids", "progress"]

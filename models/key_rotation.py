@@ -44,9 +44,10 @@ class EncryptionKeyAge(models.Model):
     record_count = fields.Integer(
         string="Records using it",
         compute="_compute_record_count",
-        help="Records with at least one encrypted field still under this data key (a scan of the "
-        "encrypted columns: shown on the key's form only).",
+        help="Records with at least one encrypted field still under this data key, at the registry's "
+        "last count (daily, after each registry job, and on Settings ‣ Count now).",
     )
+    records_counted_at = fields.Datetime(string="Counted on", compute="_compute_record_count")
 
     def init(self):
         result = super().init()
@@ -108,24 +109,38 @@ class EncryptionKeyAge(models.Model):
         return [("id", "in", matched.ids)]
 
     def _compute_record_count(self):
+        # The last count, not a new one: counting reads every encrypted column of the registry.
+        counts = self.env["res.partner"].sudo()._g2p_last_registry_counts()
+        by_key = counts.get("keys", {})
         for key in self:
-            key.record_count = key._count_records() if key.usage == "encrypt" and key.key_id else 0
+            key.record_count = by_key.get(key.key_id, 0) if key.usage == "encrypt" else 0
+            key.records_counted_at = counts.get("counted_at") or False
 
-    def _count_records(self):
-        """Records with a value still encrypted under this data key (a scan: the key's form only)."""
-        patterns = [f"{prefix}{self.key_id}.%" for prefix in (envelope.PREFIX_V1, envelope.PREFIX_V2)]
-        count = 0
+    @api.model
+    def _records_by_key(self):
+        """{data key id: records with at least one value under that key}, one pass over each
+        registry model (part of the registry's count, ``res.partner._g2p_count_registry``)."""
+        counts = {}
         for model_name in self.env["g2p.encryption.job"]._registry_models():
             model = self.env[model_name]
             columns = [name for name in model._g2p_encrypted if model._fields[name].store]
-            where = SQL(" OR ").join(
-                SQL("%s LIKE %s", SQL.identifier(column), pattern)
-                for column in columns
-                for pattern in patterns
+            values = SQL(", ").join(SQL("%s::text", SQL.identifier(column)) for column in columns)
+            # Each record's distinct key ids (its values are under one key but during a rotation).
+            self.env.cr.execute(
+                SQL(
+                    """SELECT k.key_id, count(*) FROM %s t CROSS JOIN LATERAL (
+                           SELECT DISTINCT split_part(v, '.', 2) AS key_id FROM unnest(ARRAY[%s]) AS v
+                            WHERE v LIKE %s OR v LIKE %s) k
+                       GROUP BY k.key_id""",
+                    SQL.identifier(model._table),
+                    values,
+                    f"{envelope.PREFIX_V1}%",
+                    f"{envelope.PREFIX_V2}%",
+                )
             )
-            self.env.cr.execute(SQL("SELECT count(*) FROM %s WHERE %s", SQL.identifier(model._table), where))
-            count += self.env.cr.fetchone()[0]
-        return count
+            for key_id, count in self.env.cr.fetchall():
+                counts[key_id] = counts.get(key_id, 0) + count
+        return counts
 
 
 class EncryptionProviderRotation(models.Model):

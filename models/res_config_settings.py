@@ -20,8 +20,8 @@ PARAM_PROVIDER = "g2p_encryption.registry_encryption_provider_id"
 # (OpenG2P's registry opens ir.config_parameter to every user).
 SETTINGS_PARAMS = (PARAM_ENCRYPT, PARAM_DECRYPT, PARAM_READER_GROUP, PARAM_PROVIDER)
 CRYPTO_ADMIN = "g2p_encryption.crypto_admin"
-# A partner table up to this size (rows, TOAST and indexes) is counted within the request: about
-# a second when it is in memory.
+# Registry tables up to this size together (rows, TOAST and indexes) are counted within the
+# request: about a second when they are in memory.
 COUNT_AT_ONCE_BYTES = 256 * 1024 * 1024
 # The fields of _compute_g2p_state: what the block shows.
 G2P_STATE_FIELDS = (
@@ -128,11 +128,16 @@ class ResConfigSettings(models.TransientModel):
         }
 
     def action_g2p_count_registry(self):
-        """Count the registry again: at once when its table is small, in the background (the
-        scheduled action *count the registry*) when reading it would hold the request long."""
+        """Count the registry again: at once when its tables are small, in the background (the
+        scheduled action *count the registry*) when reading them would hold the request long."""
         self._check_g2p_settings_rights()
         cron = self.env.ref("g2p_encryption.ir_cron_count_registry", raise_if_not_found=False)
-        self.env.cr.execute("SELECT pg_total_relation_size('res_partner')")
+        tables = {"res_partner"} | {
+            self.env[name]._table for name in self.env["g2p.encryption.job"]._registry_models()
+        }
+        self.env.cr.execute(
+            "SELECT sum(pg_total_relation_size(t::regclass)) FROM unnest(%s::text[]) AS t", [sorted(tables)]
+        )
         if self.env.cr.fetchone()[0] <= COUNT_AT_ONCE_BYTES or not (cron and cron.sudo().active):
             # Small enough, or nothing would count it in the background (its scheduled action
             # archived): counted now, as asked.

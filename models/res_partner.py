@@ -95,11 +95,14 @@ class ResPartner(models.Model):
 
     @api.model
     def _g2p_count_registry(self):
-        """Count the registry (``_g2p_registry_counts``) and keep the counts and their date for
-        Settings, which shows them without reading the table again: daily, after each registry
-        job, and on *Count now*."""
+        """Count the registry (``_g2p_registry_counts``) and the records under each data key
+        (``_records_by_key``), and keep the counts and their date for Settings and the keys'
+        forms, which show them without reading the tables again: daily, after each registry job,
+        and on *Count now*."""
         counts = dict(
-            self._g2p_registry_counts(), counted_at=fields.Datetime.to_string(fields.Datetime.now())
+            self._g2p_registry_counts(),
+            keys=self.env["g2p.encryption.key"].sudo()._records_by_key(),
+            counted_at=fields.Datetime.to_string(fields.Datetime.now()),
         )
         self.env["ir.config_parameter"].sudo().set_param(PARAM_COUNTS, json.dumps(counts))
         return counts
@@ -110,12 +113,18 @@ class ResPartner(models.Model):
         parameter does not hold what it writes (Settings must open whatever it holds)."""
         try:
             counts = json.loads(self.env["ir.config_parameter"].sudo().get_param(PARAM_COUNTS) or "{}")
-            valid = bool(fields.Datetime.to_datetime(counts["counted_at"])) and all(
-                type(counts[name]) is int and counts[name] >= 0 for name in COUNT_NAMES
+            keys = counts.get("keys", {})  # {data key id: records under it}; none in older counts
+            valid = (
+                bool(fields.Datetime.to_datetime(counts["counted_at"]))
+                and all(type(counts[name]) is int and counts[name] >= 0 for name in COUNT_NAMES)
+                and type(keys) is dict
+                and all(type(count) is int and count >= 0 for count in keys.values())
             )
         except Exception:  # noqa: BLE001 - any other content is no count
             return {}
-        return {name: counts[name] for name in (*COUNT_NAMES, "counted_at")} if valid else {}
+        if not valid:
+            return {}
+        return dict({name: counts[name] for name in (*COUNT_NAMES, "counted_at")}, keys=keys)
 
     @api.model
     def _g2p_registry_counts(self):

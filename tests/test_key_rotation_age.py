@@ -152,20 +152,35 @@ class TestKeyRotationByAge(CustodyCase):
             self.sealed_provider.action_rotate_key()
             self.assertEqual(self.active("sign"), key)
 
-    def test_key_form_counts_the_records_still_under_a_key(self):
+    def test_key_form_shows_the_records_under_a_key_at_the_last_count(self):
         self.env["ir.config_parameter"].sudo().set_param("g2p_encryption.encrypt_registry", "True")
         registry_provider = self.env["g2p.encryption.provider"]._get_registry_provider()
         registry_provider._active_key("encrypt")
         key = self.active(provider=registry_provider)
+
+        def count():
+            self.env["res.partner"]._g2p_count_registry()
+            self.env.invalidate_all()
+
+        count()
         before = key.record_count  # what the database already holds under it (demo data, OpenG2P)
+        self.assertTrue(key.records_counted_at)
         people = self.env["res.partner"].create(
             [{"name": f"Zrotation{i} Person", "is_registrant": True} for i in range(3)]
         )
         people.flush_recordset()
-        key.invalidate_recordset(["record_count"])
+        self.env.invalidate_all()
+        # The form reads no registry table: it shows the last count until the next one.
+        self.assertEqual(key.record_count, before)
+        count()
         self.assertEqual(key.record_count, before + 3)
         registry_provider.action_rotate_key()
         self.env["res.partner"].create({"name": "Zrotation new", "is_registrant": True}).flush_recordset()
         new_key = self.active(provider=registry_provider)
-        key.invalidate_recordset(["record_count"])
+        count()
         self.assertEqual((key.record_count, new_key.record_count), (before + 3, 1))
+        # A record with values under both keys (written since the rotation) counts for each.
+        people[0].write({"email": "zrotation0@example.org"})
+        people[0].flush_recordset()
+        count()
+        self.assertEqual((key.record_count, new_key.record_count), (before + 3, 2))

@@ -2,6 +2,8 @@
 """At the exits: what a person receives over the web client's JSON-RPC, as a clerk and as a
 Crypto Admin with "Decrypt registry" off and on; and the decryption log of each plaintext exit."""
 
+import importlib.util
+
 from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
 from odoo.tests.common import JsonRpcException
@@ -81,8 +83,7 @@ class TestRegistryExits(RegistryHttpCase):
 
     def thread_data(self, user, person):
         """What the web client's chatter loads with a registrant's form."""
-        self.authenticate(user.login, user.login)
-        self._rpc_login = user.login
+        self.login(user)
         return self.make_jsonrpc_request(
             "/mail/thread/data",
             {
@@ -97,18 +98,87 @@ class TestRegistryExits(RegistryHttpCase):
         # with their names and e-mails, as stored; they leave through no read exit.
         person = self.people[3]
         route, params = "/mail/partner/from_email", {"emails": [marker_values(503)["email"]]}
-        self.authenticate(self.clerk.login, self.clerk.login)
-        self._rpc_login = self.clerk.login
+        self.login(self.clerk)
         answer = self.make_jsonrpc_request(route, params)
         self.assertEqual(answer, [{"id": person.id, "name": "[encrypted]", "email": "[encrypted]"}])
         self.set_registry(decrypt=True)
-        self.authenticate(self.crypto_admin.login, self.crypto_admin.login)
-        self._rpc_login = self.crypto_admin.login
+        self.login(self.crypto_admin)
         answer = self.make_jsonrpc_request(route, params)
         self.assertEqual(answer[0]["name"], marker_values(503)["name"])
         rows = self.decryption_rows(kind="exit")
         self.assertEqual(rows.mapped("res_model"), ["(values)"])
         self.assertEqual((rows.entry_point, rows.record_count), (route, 2))
+
+    def login(self, user):
+        self.authenticate(user.login, user.login)
+        self._rpc_login = user.login
+
+    def test_a_file_named_after_a_registrant_carries_its_label(self):
+        person = self.people[1]
+        self.login(self.clerk)
+        names = {}
+        for query in ("", "?filename_field=email"):
+            response = self.url_open(f"/web/image/res.partner/{person.id}/avatar_128{query}")
+            self.assertEqual(response.status_code, 200)
+            names[query] = response.headers["Content-Disposition"]
+            self.assertNoMarker(names[query], [501])
+        self.assertIn(f"Registrant #{person.id}", names[""])
+        self.assertIn("[encrypted]", names["?filename_field=email"])
+        self.set_registry(decrypt=True)
+        self.login(self.crypto_admin)
+        response = self.url_open(f"/web/image/res.partner/{person.id}/avatar_128")
+        self.assertIn("zmarker0501", response.headers["Content-Disposition"].lower())
+        self.assertEqual(self.decryption_rows(kind="exit").res_ids, str(person.id))
+
+    def test_a_contact_card_is_an_exit(self):
+        if importlib.util.find_spec("vobject") is None:
+            self.skipTest("vobject is not installed: Odoo makes no contact cards")
+        person = self.people[1]
+        self.login(self.clerk)
+        response = self.url_open(f"/web/partner/vcard?partner_ids={person.id}")
+        self.assertEqual(response.status_code, 200)
+        self.assertNoMarker(response.text + response.headers["Content-Disposition"], [501])
+        self.assertIn(f"Registrant #{person.id}", response.text)
+        self.set_registry(decrypt=True)
+        self.login(self.crypto_admin)
+        response = self.url_open(f"/web/partner/vcard?partner_ids={person.id}")
+        self.assertIn(marker_values(501)["email"], response.text)
+
+    def test_an_onchange_computes_from_masks(self):
+        # The full composer of a registrant's chatter: Odoo computes its subject from the record's
+        # display name before the onchange reads it.
+        person = self.people[2]
+        context = {"default_model": "res.partner", "default_res_ids": person.ids}
+        spec = dict.fromkeys(("model", "res_ids", "composition_mode", "subject", "record_name"), {})
+        answer = self.rpc(self.clerk, "mail.compose.message", "onchange", [], {}, [], spec, context=context)
+        self.assertNoMarker(str(answer), [502])
+        self.assertEqual(answer["value"]["record_name"], self.label(person))
+
+    def test_the_failed_messages_of_a_clerk_name_no_registrant(self):
+        person = self.people[4]
+        message = self.env["mail.message"].create(
+            {
+                "model": "res.partner",
+                "res_id": person.id,
+                "message_type": "email",
+                "author_id": self.clerk.partner_id.id,
+                "body": "Hello",
+            }
+        )
+        self.env["mail.notification"].create(
+            {
+                "mail_message_id": message.id,
+                "res_partner_id": person.id,
+                "author_id": self.clerk.partner_id.id,
+                "notification_type": "email",
+                "notification_status": "exception",
+                "failure_type": "mail_smtp",
+            }
+        )
+        self.login(self.clerk)
+        answer = self.make_jsonrpc_request("/mail/load_message_failures", {})
+        self.assertIn(message.id, [row["id"] for row in answer])
+        self.assertNoMarker(str(answer), [504])
 
     def test_the_chatter_of_a_registrant_suggests_no_plaintext_recipient(self):
         person, follower = self.people[3], self.people[4]
