@@ -2,9 +2,10 @@
 """The chatter of encrypted records: its stored copies are encrypted, its display is an exit.
 
 Mail keeps copies of a document's values: tracking values (old and new value of a tracked field,
-the inline address...) and the document's name on each message (``record_name``). For documents
-in scope (registrants) those columns are encrypted like the document's own fields, bound to their
-tracking value or message. The chatter formats messages for a person: that is an exit.
+the inline address...), the document's name on each message (``record_name``) and on each
+activity (``res_name``). For documents in scope (registrants) those columns are encrypted like the
+document's own fields, bound to their tracking value, message or activity. The chatter formats
+messages for a person: that is an exit.
 """
 
 from collections import defaultdict
@@ -67,3 +68,20 @@ class MailTrackingValue(models.Model):
         )
         in_scope = set(messages._g2p_in_scope().ids)
         return [message_id in in_scope for message_id in message_ids]
+
+
+class MailActivity(models.Model):
+    _inherit = "mail.activity"
+
+    _encrypted_fields = {"res_name": None}
+
+    def _g2p_in_scope(self):
+        documents = [(activity.res_model, activity.res_id) for activity in self]
+        in_scope = documents_in_scope(self.env, documents)
+        return self.filtered(lambda activity: (activity.res_model, activity.res_id) in in_scope)
+
+    @api.model
+    def _g2p_rows_in_scope(self, stored_list):
+        documents = [(stored.get("res_model"), stored.get("res_id")) for stored in stored_list]
+        in_scope = documents_in_scope(self.env, documents)
+        return [document in in_scope for document in documents]

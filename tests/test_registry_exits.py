@@ -183,21 +183,26 @@ class TestRegistryExits(RegistryHttpCase):
     def test_the_chatter_of_a_registrant_suggests_no_plaintext_recipient(self):
         person, follower = self.people[3], self.people[4]
         person.message_subscribe(partner_ids=follower.ids)
+        person.activity_schedule("mail.mail_activity_data_todo", summary="Visit")
         answer = self.thread_data(self.clerk, person)
         self.assertNoMarker(str(answer), [503, 504])
-        self.assertEqual([row["partner_id"] for row in answer["followers"]], follower.ids)
-        self.assertEqual(answer["followers"][0]["name"], self.label(follower))
+        self.assertEqual(len(answer["activities"]), 1)
+        followers = {row["partner_id"]: row for row in answer["followers"]}
+        self.assertEqual(followers[follower.id]["name"], self.label(follower))
         # Odoo suggests the person itself as a recipient ("Name" <email>): its label here.
         self.assertEqual([row[0] for row in answer["suggestedRecipients"]], person.ids)
         self.assertIn(self.label(person), answer["suggestedRecipients"][0][1])
         self.assertFalse(self.decryption_rows(kind="exit"))
         self.set_registry(decrypt=True)
         answer = self.thread_data(self.crypto_admin, person)
-        self.assertEqual(answer["followers"][0]["email"], marker_values(504)["email"])
+        followers = {row["partner_id"]: row for row in answer["followers"]}
+        self.assertEqual(followers[follower.id]["email"], marker_values(504)["email"])
         self.assertIn(marker_values(503)["email"], answer["suggestedRecipients"][0][1])
         rows = self.decryption_rows(kind="exit")
-        self.assertEqual(rows.mapped("entry_point"), ["/mail/thread/data"])
-        self.assertEqual(sorted(map(int, rows.res_ids.split(","))), sorted((person | follower).ids))
+        self.assertEqual(set(rows.mapped("entry_point")), {"/mail/thread/data"})
+        self.assertEqual(sorted(rows.mapped("res_model")), ["mail.activity", "res.partner"])
+        partners = rows.filtered(lambda row: row.res_model == "res.partner")
+        self.assertEqual(sorted(map(int, partners.res_ids.split(","))), sorted((person | follower).ids))
 
     def test_every_read_method_is_an_exit(self):
         domain = [("id", "in", self.people.ids)]

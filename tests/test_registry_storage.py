@@ -240,3 +240,13 @@ class TestRegistryStorage(RegistryCase):
                 self.assertTrue(not stored or envelope.is_token(stored), (column, stored))
         messages.invalidate_recordset()
         self.assertIn(marker_values(95)["name"], messages.mapped("record_name"))
+
+    def test_an_activity_keeps_no_plaintext_copy_of_its_documents_name(self):
+        partner = self.create_registrant(97)
+        company = self.env["res.partner"].create({"name": "Zactivity Company", "is_company": True})
+        activities = (partner | company).activity_schedule("mail.mail_activity_data_todo", summary="Visit")
+        activities.flush_recordset()
+        self.assertTrue(envelope.is_token(self.raw_column(activities[0], "res_name")))
+        self.assertEqual(self.raw_column(activities[1], "res_name"), "Zactivity Company")
+        activities.invalidate_recordset()
+        self.assertEqual(activities[0].res_name, marker_values(97)["name"])

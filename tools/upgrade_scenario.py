@@ -33,6 +33,8 @@ def seed():
     provider = env.ref("g2p_encryption.encryption_provider_default")
     provider.action_rotate_key()
     partners[2].write({"city": "Zupgradeville"})  # under the new key
+    # Its copy of the registrant's name was stored in the clear before 17.0.2.1.0.
+    activity = partners[1].activity_schedule("mail.mail_activity_data_todo", summary="Zupgrade visit")
     admin = env.ref("base.user_admin")
     params.set_param("g2p_encryption.decrypt_registry", "True")
     partners.with_user(admin).read(["name"])  # logged by 1.x
@@ -45,6 +47,7 @@ def seed():
     env.cr.commit()
     state = {
         "partners": partners.ids,
+        "activity": activity.id,
         "providers": env["g2p.encryption.provider"].search([]).ids,
         "keys": env["g2p.encryption.key"].search([]).ids,
         "decryption_logs": env["g2p.decryption.log"].search_count([]),
@@ -83,9 +86,7 @@ def check():
         problems.append("keys were lost")
     if env["g2p.decryption.log"].search_count([]) < state["decryption_logs"]:
         problems.append("decryption log rows were lost")
-    jobs = env["g2p.encryption.job"].search([("kind", "=", "reencrypt"), ("state", "=", "running")])
-    if not jobs:
-        problems.append("no re-encryption job was started for the previous format")
+    jobs = _started_jobs(problems)
     for _pass in range(20):
         env["g2p.encryption.job"]._cron_run_jobs(commit=False)
         if not jobs.filtered(lambda job: job.state == "running"):
@@ -98,12 +99,37 @@ def check():
     env.invalidate_all()
     if [p.name for p in partners] != [person["name"] for person in PEOPLE]:
         problems.append("registrants do not read back after the re-encryption")
+    problems.extend(_activity_problems(state))
     problems.extend(_checks_of_other_topics(state))
     env.cr.rollback()
     for problem in problems:
         sys.stdout.write(f"upgrade: PROBLEM: {problem}\n")
     sys.stdout.write("upgrade: ok\n" if not problems else f"upgrade: {len(problems)} problem(s)\n")
     sys.exit(1 if problems else 0)
+
+
+def _started_jobs(problems):
+    """The jobs the upgrade started: re-encryption of the previous format, encryption of the
+    activities' document names."""
+    jobs = env["g2p.encryption.job"].search([("kind", "=", "reencrypt"), ("state", "=", "running")])
+    if not jobs:
+        problems.append("no re-encryption job was started for the previous format")
+    activity_jobs = env["g2p.encryption.job"].search(
+        [("kind", "=", "encrypt"), ("res_model", "=", "mail.activity"), ("state", "=", "running")]
+    )
+    if not activity_jobs:
+        problems.append("no job was started to encrypt the activities' document names")
+    return jobs | activity_jobs
+
+
+def _activity_problems(state):
+    env.cr.execute("SELECT res_name FROM mail_activity WHERE id = %s", (state["activity"],))
+    problems = []
+    if not (env.cr.fetchone()[0] or "").startswith("g2pe2."):
+        problems.append("the activity's document name is still stored in the clear")
+    if env["mail.activity"].browse(state["activity"]).res_name != PEOPLE[1]["name"]:
+        problems.append("the activity's document name does not read back")
+    return problems
 
 
 def _checks_of_other_topics(state):
