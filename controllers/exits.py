@@ -3,14 +3,19 @@
 
 * ``/web/dataset/call_kw`` and ``call_button``: the read methods are exits of their own (on every
   model); the few ORM methods that hand out values without being one (``mapped``, ``copy_data``,
-  ``name_get``) are run inside an exit. The answer of every JSON route a person calls, these and
+  ``name_get``, ``onchange``) are run inside an exit. The answer of every JSON route a person calls, these and
   any other (``ir.http``, ``encryption_exits.scan_result``), is scanned for stored plaintext,
   which is masked (or audited) there.
 * ``/mail/thread/data``: what the chatter loads with a record (its followers, the recipients it
   suggests: ``"Name" <email>`` of the record itself when it is a person) is read inside an exit,
-  and so are the failed messages of ``/mail/load_message_failures`` and the contact cards of
+  and so are the failed messages of ``/mail/load_message_failures``, the message a person edits
+  (``/mail/message/update_content``, formatted in sudo) and the contact cards of
   ``/web/partner/vcard``; a file's name (``ir.binary``: ``/web/image``, ``/web/content``) too.
-* ``/report/...``: a report printed by a person is rendered inside an exit. Documents that
+* The external API (XML-RPC, ``/jsonrpc``): Odoo runs its calls without the request, so the thread
+  is marked while it serves one (``external_api``): its read methods are exits and its exact
+  lookups are capped and logged, as a person's.
+* ``/report/...``: a report printed by a person is rendered inside an exit, and named there
+  (``/report/download``). Documents that
   business modules render for beneficiaries (vouchers, credentials) do not come this way and
   carry the real values.
 """
@@ -18,13 +23,15 @@
 from odoo import http
 from odoo.http import request
 
+from odoo.addons.base.controllers.rpc import RPC, OdooMarshaller
 from odoo.addons.mail.controllers.thread import ThreadController
 from odoo.addons.mail.controllers.webclient import WebclientController
 from odoo.addons.web.controllers.dataset import DataSet
 from odoo.addons.web.controllers.report import ReportController
 from odoo.addons.web.controllers.vcard import Partner as VcardController
 
-from ..models.encryption_exits import exit_for, person_request
+from ..models.encrypted_field import AtRest, Given, Masked, PlainAtRest, Shown, Unreadable
+from ..models.encryption_exits import exit_for, external_api, person_request
 
 # Public ORM methods that return field values without being an exit themselves: run inside one.
 # ``onchange`` computes values from stored ones (a composer's subject from the record's name, an
@@ -61,6 +68,25 @@ class DataSetExits(DataSet):
         return super()._call_kw(model, method, args, kwargs)  # its answer is scanned (ir.http)
 
 
+# XML-RPC writes a value by its exact type: the types that tell where a plaintext came from (and
+# masks) are written as the strings they are.
+for kind in (AtRest, Shown, PlainAtRest, Given, Masked, Unreadable):
+    OdooMarshaller.dispatch[kind] = OdooMarshaller.dispatch[str]
+
+
+class ExternalApiExits(RPC):
+    """XML-RPC and /jsonrpc: their calls are a person's (exits, capped lookups)."""
+
+    def _xmlrpc(self, service):
+        with external_api():
+            return super()._xmlrpc(service)
+
+    @http.route()
+    def jsonrpc(self, service, method, args):
+        with external_api():
+            return super().jsonrpc(service, method, args)
+
+
 class ThreadExits(ThreadController):
     @http.route()
     def mail_thread_data(self, thread_model, thread_id, request_list):
@@ -68,6 +94,17 @@ class ThreadExits(ThreadController):
         # whole, so that values made from encrypted ones ("Name" <email>) are made from masks.
         with exit_for(request.env, f"{thread_model}.mail_thread_data"):
             return super().mail_thread_data(thread_model, thread_id, request_list)
+
+    @http.route()
+    def mail_message_update_content(
+        self, message_id, body, attachment_ids, attachment_tokens=None, partner_ids=None
+    ):
+        # Answers with the message formatted in sudo (the document's name): an exit. What it
+        # writes is the message's body only.
+        with exit_for(request.env, "mail.message update_content"):
+            return super().mail_message_update_content(
+                message_id, body, attachment_ids, attachment_tokens=attachment_tokens, partner_ids=partner_ids
+            )
 
 
 class MessageFailureExits(WebclientController):
@@ -92,3 +129,10 @@ class ReportExits(ReportController):
     def report_routes(self, reportname, docids=None, converter=None, **data):
         with exit_for(request.env, f"report {reportname}"):
             return super().report_routes(reportname, docids=docids, converter=converter, **data)
+
+    @http.route()
+    def report_download(self, data, context=None, token=None):
+        # The web client's download: the report, and its file name (``print_report_name``, often
+        # made from the record's name), in one exit.
+        with exit_for(request.env, "report download"):
+            return super().report_download(data, context=context, token=token)

@@ -16,6 +16,7 @@ opens and when it closes, so that neither side sees the other's.
 """
 
 import contextlib
+import threading
 
 from odoo import _, api, http, models
 
@@ -25,8 +26,9 @@ PARAM_ENCRYPT = "g2p_encryption.encrypt_registry"
 PARAM_DECRYPT = "g2p_encryption.decrypt_registry"
 PARAM_READER_GROUP = "g2p_encryption.plaintext_group_id"
 DEFAULT_READER_GROUP = "g2p_encryption.crypto_admin"
-# The external API: a person (or a program acting for one) authenticated by its credentials.
-RPC_PATHS = ("/jsonrpc", "/xmlrpc/2/object", "/xmlrpc/object")
+# Set on the thread while it serves the external API (XML-RPC, /jsonrpc): a person, or a program
+# acting for one, authenticated by its credentials. Odoo hides the request from the ORM there.
+EXTERNAL_API = "g2p_external_api"
 ID_SLOT = "\x00id\x00"  # where a label's record id goes (labels are translated once per exit)
 
 
@@ -106,17 +108,37 @@ def person_search(env):
     from server code: a search method called over the web client's RPC, or the external API."""
     if not person_request(env):
         return False
-    request = http.request
-    return bool(env.transaction.__dict__.get("g2p_person_search")) or request.httprequest.path in RPC_PATHS
+    return bool(env.transaction.__dict__.get("g2p_person_search")) or serving_external_api()
 
 
 def person_request(env):
     """Whether ``env`` serves a person over HTTP (not server code in sudo, not a cron or job)."""
+    if env.su:
+        return False
+    if serving_external_api():
+        return bool(env.uid)  # whoever gave the credentials
     request = http.request  # a proxy: false outside a request
-    if env.su or not request or not getattr(request, "db", None):
+    if not request or not getattr(request, "db", None):
         return False
     session_uid = request.session.uid if request.session else None
-    return session_uid == env.uid if session_uid else request.httprequest.path in RPC_PATHS
+    return bool(session_uid) and session_uid == env.uid
+
+
+def serving_external_api():
+    """Whether this thread serves the external API now (``external_api``)."""
+    return getattr(threading.current_thread(), EXTERNAL_API, False)
+
+
+@contextlib.contextmanager
+def external_api():
+    """Mark the thread as serving the external API for the duration of the block: Odoo runs its
+    calls without the request (``http.borrow_request``), so the ORM cannot tell them otherwise."""
+    thread = threading.current_thread()
+    setattr(thread, EXTERNAL_API, True)
+    try:
+        yield
+    finally:
+        setattr(thread, EXTERNAL_API, False)
 
 
 @contextlib.contextmanager
@@ -193,7 +215,9 @@ class IrHttp(models.AbstractModel):
         # The answer of a JSON route (call_kw, the chatter's, any module's) to a person: stored
         # plaintext that no exit let through is masked or counted here.
         request = http.request
-        if request.dispatcher.routing_type != "json" or not person_request(request.env):
+        if request.dispatcher.routing_type != "json" or not request.env.uid:
+            return result  # the external API's /jsonrpc names its user in its arguments only
+        if not person_request(request.env):
             return result
         return scan_result(request.env, result, request.httprequest.path)
 

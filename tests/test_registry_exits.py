@@ -3,6 +3,8 @@
 Crypto Admin with "Decrypt registry" off and on; and the decryption log of each plaintext exit."""
 
 import importlib.util
+import json
+from urllib.parse import urlencode
 
 from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
@@ -180,6 +182,61 @@ class TestRegistryExits(RegistryHttpCase):
         self.assertIn(message.id, [row["id"] for row in answer])
         self.assertNoMarker(str(answer), [504])
 
+    def test_a_clerk_editing_a_message_on_a_registrant_gets_no_plaintext(self):
+        person = self.people[4]
+        message = person.with_user(self.clerk).message_post(body="First", message_type="comment")
+        self.login(self.clerk)
+        answer = self.make_jsonrpc_request(
+            "/mail/message/update_content",
+            {"message_id": message.id, "body": "Second", "attachment_ids": []},
+        )
+        self.assertIn("Second", answer["body"])
+        self.assertNoMarker(str(answer), [504])
+
+    def external_read(self, user, person):
+        """``read`` of ``person`` through the external API (JSON-RPC ``execute_kw``)."""
+        args = [
+            self.env.cr.dbname,
+            user.id,
+            user.login,
+            "res.partner",
+            "read",
+            [person.ids],
+            {"fields": ["name"]},
+        ]
+        payload = {"jsonrpc": "2.0", "method": "call", "id": 1}
+        payload["params"] = {"service": "object", "method": "execute_kw", "args": args}
+        response = self.url_open(
+            "/jsonrpc", data=json.dumps(payload), headers={"Content-Type": "application/json"}
+        )
+        return response.json()["result"][0]["name"]
+
+    def test_the_external_api_follows_the_policy(self):
+        person = self.people[0]
+        self.assertEqual(self.external_read(self.clerk, person), self.label(person))
+        rows = self.xmlrpc_object.execute_kw(
+            self.env.cr.dbname,
+            self.clerk.id,
+            self.clerk.login,
+            "res.partner",
+            "read",
+            [person.ids],
+            {"fields": ["email"]},
+        )
+        self.assertEqual(rows[0]["email"], "[encrypted]")
+        self.set_registry(decrypt=True)
+        self.assertEqual(self.external_read(self.crypto_admin, person), marker_values(500)["name"])
+        rows = self.xmlrpc_object.execute_kw(
+            self.env.cr.dbname,
+            self.crypto_admin.id,
+            self.crypto_admin.login,
+            "res.partner",
+            "read",
+            [person.ids],
+        )
+        self.assertEqual(rows[0]["email"], marker_values(500)["email"])
+        self.assertEqual(set(self.decryption_rows(kind="exit").mapped("entry_point")), {"res.partner.read"})
+
     def test_the_chatter_of_a_registrant_suggests_no_plaintext_recipient(self):
         person, follower = self.people[3], self.people[4]
         person.message_subscribe(partner_ids=follower.ids)
@@ -329,7 +386,7 @@ class TestRegistryExits(RegistryHttpCase):
                 "</t></t>",
             }
         )
-        self.env["ir.actions.report"].create(
+        report = self.env["ir.actions.report"].create(
             {
                 "name": "Registrant card",
                 "model": "res.partner",
@@ -345,3 +402,10 @@ class TestRegistryExits(RegistryHttpCase):
         # Server code rendering the same document (a voucher run) gets the real values.
         html = self.env["ir.actions.report"]._render_qweb_html(view.key, self.people[5].ids)[0].decode()
         self.assertIn(marker_values(505)["name"], html)
+        # The web client's download names the file after the record (print_report_name).
+        report.write({"report_type": "qweb-text", "print_report_name": "'Card of %s' % object.name"})
+        data = json.dumps([f"/report/text/{view.key}/{self.people[5].id}", "qweb-text"])
+        response = self.url_open(f"/report/download?{urlencode({'data': data})}")
+        self.assertEqual(response.status_code, 200)
+        self.assertNoMarker(response.headers["Content-Disposition"] + response.text, [505])
+        self.assertIn(f"Registrant%20%23{self.people[5].id}", response.headers["Content-Disposition"])
