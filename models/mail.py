@@ -29,20 +29,38 @@ def documents_in_scope(env, documents):
     return in_scope
 
 
+def copies_in_scope(records, model_field, id_field):
+    """The ``records`` (messages, activities: copies of a document's values) whose document, named
+    by ``model_field`` and ``id_field``, is in scope."""
+    documents = [(record[model_field], record[id_field]) for record in records]
+    in_scope = documents_in_scope(records.env, documents)
+    return records.browse(
+        [
+            record_id
+            for record_id, document in zip(records._ids, documents, strict=True)
+            if document in in_scope
+        ]
+    )
+
+
+def copy_rows_in_scope(env, stored_list, model_field, id_field):
+    """``copies_in_scope`` of rows about to be stored: one boolean per row."""
+    documents = [(stored.get(model_field), stored.get(id_field)) for stored in stored_list]
+    in_scope = documents_in_scope(env, documents)
+    return [document in in_scope for document in documents]
+
+
 class MailMessage(models.Model):
     _inherit = "mail.message"
 
     _encrypted_fields = {"record_name": None}
 
     def _g2p_in_scope(self):
-        in_scope = documents_in_scope(self.env, [(message.model, message.res_id) for message in self])
-        return self.filtered(lambda message: (message.model, message.res_id) in in_scope)
+        return copies_in_scope(self, "model", "res_id")
 
     @api.model
     def _g2p_rows_in_scope(self, stored_list):
-        documents = [(stored.get("model"), stored.get("res_id")) for stored in stored_list]
-        in_scope = documents_in_scope(self.env, documents)
-        return [document in in_scope for document in documents]
+        return copy_rows_in_scope(self.env, stored_list, "model", "res_id")
 
     def _message_format(self, fnames, format_reply=True):
         if not person_request(self.env):
@@ -76,12 +94,8 @@ class MailActivity(models.Model):
     _encrypted_fields = {"res_name": None}
 
     def _g2p_in_scope(self):
-        documents = [(activity.res_model, activity.res_id) for activity in self]
-        in_scope = documents_in_scope(self.env, documents)
-        return self.filtered(lambda activity: (activity.res_model, activity.res_id) in in_scope)
+        return copies_in_scope(self, "res_model", "res_id")
 
     @api.model
     def _g2p_rows_in_scope(self, stored_list):
-        documents = [(stored.get("res_model"), stored.get("res_id")) for stored in stored_list]
-        in_scope = documents_in_scope(self.env, documents)
-        return [document in in_scope for document in documents]
+        return copy_rows_in_scope(self.env, stored_list, "res_model", "res_id")
