@@ -233,6 +233,7 @@ class TestRegistryExits(RegistryHttpCase):
             "res.partner",
             "read",
             [person.ids],
+            {"fields": ["email"]},
         )
         self.assertEqual(rows[0]["email"], marker_values(500)["email"])
         self.assertEqual(set(self.decryption_rows(kind="exit").mapped("entry_point")), {"res.partner.read"})
