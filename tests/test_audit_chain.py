@@ -261,6 +261,33 @@ class TestConcurrentAppends(TransactionCase):
             self.assertEqual(appended[1].chain_previous, appended[0].chain_hash)
             self.assertEqual(log._audit_check()["problems"], [])
 
+    def test_an_append_that_fails_leaves_its_connection_clean_and_the_chain_whole(self):
+        # The append's own statements open and commit its transaction (the connection is in
+        # autocommit meanwhile): one that fails half-way must roll back, so that the connection
+        # goes back to the pool usable and in its usual mode, and no half row stays.
+        entry = f"/test/failed-append/{self.env.cr.now().timestamp()}"
+        row = {
+            "user_id": self.env.uid,
+            "kind": "exit",
+            "entry_point": entry,
+            "res_model": "res.partner",
+            "field_names": "name",
+            "record_count": 1,
+        }
+        log = self.env["g2p.decryption.log"]
+        with (
+            patch.object(audit_chain.audit_chain, "chain_rows", side_effect=RuntimeError("broken")),
+            self.assertRaises(RuntimeError),
+        ):
+            log._append_apart([dict(row, res_ids="1")])
+        log._append_apart([dict(row, res_ids="2")])
+        with self.registry.cursor() as cr:
+            self.assertFalse(cr.connection.autocommit)
+            cr.execute("SELECT 1")  # a transaction of Odoo's usual kind opens on it
+            log = self.env(cr=cr)["g2p.decryption.log"]
+            self.assertEqual(log.search([("entry_point", "=", entry)]).mapped("res_ids"), ["2"])
+            self.assertEqual(log._audit_check()["problems"], [])
+
     def test_a_scheduled_action_committing_after_a_request_appends_without_failing_to_serialise(self):
         # A scheduled action (a registry job's chunk on ir.cron) decrypts for a while; meanwhile a
         # request shows plaintext and commits its row. When the action commits, its own row must
