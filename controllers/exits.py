@@ -12,16 +12,19 @@
   (``/mail/message/update_content``, formatted in sudo) and the contact cards of
   ``/web/partner/vcard``; a file's name (``ir.binary``: ``/web/image``, ``/web/content``) too.
 * The external API (XML-RPC, ``/jsonrpc``): Odoo runs its calls without the request, so the thread
-  is marked while it serves one (``external_api``): its read methods are exits and its exact
-  lookups are capped and logged, as a person's.
+  is marked while it serves one (``external_api``): as over the web client, its read methods are
+  exits, the value methods run inside one, its exact lookups are capped and logged, and the answer
+  is scanned (after Odoo has committed the call: the policy is read in a transaction of its own).
 * ``/report/...``: a report printed by a person is rendered inside an exit, and named there
   (``/report/download``). Documents that
   business modules render for beneficiaries (vouchers, credentials) do not come this way and
   carry the real values.
 """
 
+import xmlrpc.client
+
 from odoo import http
-from odoo.http import request
+from odoo.http import dispatch_rpc, request
 
 from odoo.addons.base.controllers.rpc import RPC, OdooMarshaller
 from odoo.addons.mail.controllers.thread import ThreadController
@@ -31,7 +34,7 @@ from odoo.addons.web.controllers.report import ReportController
 from odoo.addons.web.controllers.vcard import Partner as VcardController
 
 from ..models.encrypted_field import AtRest, Given, Masked, PlainAtRest, Shown, Unreadable
-from ..models.encryption_exits import exit_for, external_api, person_request
+from ..models.encryption_exits import exit_for, external_api, person_request, scan_external_answer
 
 # Public ORM methods that return field values without being an exit themselves: run inside one.
 # ``onchange`` computes values from stored ones (a composer's subject from the record's name, an
@@ -75,16 +78,29 @@ for kind in (AtRest, Shown, PlainAtRest, Given, Masked, Unreadable):
 
 
 class ExternalApiExits(RPC):
-    """XML-RPC and /jsonrpc: their calls are a person's (exits, capped lookups)."""
+    """XML-RPC and /jsonrpc: their calls are a person's. Read methods are exits, the value
+    methods run in one, exact lookups are capped and logged, and the answer is scanned."""
 
     def _xmlrpc(self, service):
-        with external_api():
-            return super()._xmlrpc(service)
+        # Odoo's, with the answer scanned before it is written.
+        params, method = xmlrpc.client.loads(request.httprequest.get_data())
+        result = self._serve_external(service, method, params)
+        return xmlrpc.client.dumps((result,), methodresponse=1, allow_none=False)
 
     @http.route()
     def jsonrpc(self, service, method, args):
-        with external_api():
-            return super().jsonrpc(service, method, args)
+        return self._serve_external(service, method, args)
+
+    def _serve_external(self, service, method, params):
+        model = orm_method = None
+        if service == "object" and method in ("execute", "execute_kw") and len(params) > 4:
+            model, orm_method = params[3], params[4]
+        with external_api(model, orm_method):
+            result = dispatch_rpc(service, method, params)
+            if orm_method is None:
+                return result
+            # The credentials were checked: the call ran as that user.
+            return scan_external_answer(params[0], int(params[1]), f"{model}.{orm_method}", result)
 
 
 class ThreadExits(ThreadController):

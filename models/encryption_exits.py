@@ -19,6 +19,7 @@ import contextlib
 import threading
 
 from odoo import _, api, http, models
+from odoo.modules.registry import Registry
 
 from .encrypted_field import AtRest, Masked, Shown, Unreadable, open_for_read
 
@@ -108,14 +109,14 @@ def person_search(env):
     from server code: a search method called over the web client's RPC, or the external API."""
     if not person_request(env):
         return False
-    return bool(env.transaction.__dict__.get("g2p_person_search")) or serving_external_api()
+    return bool(env.transaction.__dict__.get("g2p_person_search")) or serving_external_api() is not None
 
 
 def person_request(env):
     """Whether ``env`` serves a person over HTTP (not server code in sudo, not a cron or job)."""
     if env.su:
         return False
-    if serving_external_api():
+    if serving_external_api() is not None:
         return bool(env.uid)  # whoever gave the credentials
     request = http.request  # a proxy: false outside a request
     if not request or not getattr(request, "db", None):
@@ -124,21 +125,72 @@ def person_request(env):
     return bool(session_uid) and session_uid == env.uid
 
 
+class ExternalCall:
+    """The external API call a thread serves: the ORM method it invokes, if any, and whether that
+    method runs now."""
+
+    def __init__(self, model=None, method=None):
+        self.model = model
+        self.method = method
+        self.running = False
+
+    def invokes(self, records, method):
+        """Whether ``method`` of ``records``, called now, is the very call served (not server code
+        calling the method meanwhile)."""
+        return not self.running and method == self.method and records._name == self.model
+
+    @contextlib.contextmanager
+    def run_in_exit(self, records):
+        """The served call, run inside an exit as the web client's call of it is."""
+        self.running = True  # until it returns: its own calls of the method are server code's
+        try:
+            if not person_request(records.env):
+                yield
+                return
+            with exit_for(records.env, f"{records._name}.{self.method}"):
+                yield
+        finally:
+            self.running = False
+
+
 def serving_external_api():
-    """Whether this thread serves the external API now (``external_api``)."""
-    return getattr(threading.current_thread(), EXTERNAL_API, False)
+    """The ``ExternalCall`` this thread serves now (``external_api``), or None."""
+    return getattr(threading.current_thread(), EXTERNAL_API, None)
 
 
 @contextlib.contextmanager
-def external_api():
-    """Mark the thread as serving the external API for the duration of the block: Odoo runs its
-    calls without the request (``http.borrow_request``), so the ORM cannot tell them otherwise."""
+def external_api(model=None, method=None):
+    """Mark the thread as serving the external API for the duration of the block (a call of
+    ``method`` of ``model``, for the object service): Odoo runs its calls without the request
+    (``http.borrow_request``), so the ORM cannot tell them otherwise."""
     thread = threading.current_thread()
-    setattr(thread, EXTERNAL_API, True)
+    setattr(thread, EXTERNAL_API, ExternalCall(model, method))
     try:
         yield
     finally:
-        setattr(thread, EXTERNAL_API, False)
+        setattr(thread, EXTERNAL_API, None)
+
+
+def scan_external_answer(dbname, uid, entry_point, result):
+    """``scan_result`` of the answer of an external API call, or ``result`` itself when it holds
+    no stored value. Odoo has committed and closed the call's transaction by then: the policy is
+    read, and a row logged, in one of its own, before the answer leaves."""
+    if not holds_stored(result):
+        return result
+    with Registry(dbname).cursor() as cr:
+        return scan_result(api.Environment(cr, uid, {}), result, entry_point)
+
+
+def holds_stored(value):
+    """Whether ``value`` (an answer) holds a value from storage that no exit let through, in any
+    list, tuple or dict."""
+    if isinstance(value, AtRest | Unreadable):
+        return not isinstance(value, Masked | Shown)
+    if isinstance(value, dict):
+        return any(map(holds_stored, value.values()))
+    if isinstance(value, list | tuple):
+        return any(map(holds_stored, value))
+    return False
 
 
 @contextlib.contextmanager
@@ -316,3 +368,34 @@ class Base(models.AbstractModel):
             return super().export_data(fields_to_export)
         with exit_for(self.env, f"{self._name}.export_data"):
             return super().export_data(fields_to_export)
+
+    # Public methods that hand out values without being exits: the web client's calls of them run
+    # inside one (controllers/exits.py), and so do the external API's. (``mapped`` is everywhere:
+    # one attribute test when no external call is served.)
+    def mapped(self, func):
+        call = serving_external_api()
+        if call is None or not call.invokes(self, "mapped"):
+            return super().mapped(func)
+        with call.run_in_exit(self):
+            return super().mapped(func)
+
+    def copy_data(self, default=None):
+        call = serving_external_api()
+        if call is None or not call.invokes(self, "copy_data"):
+            return super().copy_data(default)
+        with call.run_in_exit(self):
+            return super().copy_data(default)
+
+    def name_get(self):
+        call = serving_external_api()
+        if call is None or not call.invokes(self, "name_get"):
+            return super().name_get()
+        with call.run_in_exit(self):
+            return super().name_get()
+
+    def onchange(self, values, field_names, fields_spec):
+        call = serving_external_api()
+        if call is None or not call.invokes(self, "onchange"):
+            return super().onchange(values, field_names, fields_spec)
+        with call.run_in_exit(self):
+            return super().onchange(values, field_names, fields_spec)

@@ -99,3 +99,15 @@ class MailActivity(models.Model):
     @api.model
     def _g2p_rows_in_scope(self, stored_list):
         return copy_rows_in_scope(self.env, stored_list, "res_model", "res_id")
+
+
+class MailFollowers(models.Model):
+    _inherit = "mail.followers"
+
+    def _format_for_chatter(self):
+        # Followers' names and e-mails for a person (``message_get_followers``, the chatter): the
+        # related values are copies made outside any exit otherwise, which no scan recognises.
+        if not person_request(self.env):
+            return super()._format_for_chatter()
+        with exit_for(self.env, "mail.followers._format_for_chatter"):
+            return super()._format_for_chatter()

@@ -2,6 +2,7 @@
 """At the exits: what a person receives over the web client's JSON-RPC, as a clerk and as a
 Crypto Admin with "Decrypt registry" off and on; and the decryption log of each plaintext exit."""
 
+import functools
 import importlib.util
 import json
 from urllib.parse import urlencode
@@ -193,23 +194,20 @@ class TestRegistryExits(RegistryHttpCase):
         self.assertIn("Second", answer["body"])
         self.assertNoMarker(str(answer), [504])
 
-    def external_read(self, user, person):
-        """``read`` of ``person`` through the external API (JSON-RPC ``execute_kw``)."""
-        args = [
-            self.env.cr.dbname,
-            user.id,
-            user.login,
-            "res.partner",
-            "read",
-            [person.ids],
-            {"fields": ["name"]},
-        ]
+    def external_call(self, user, model, method, args, kwargs=None):
+        """``model.method(*args, **kwargs)`` as ``user`` through the external API (JSON-RPC
+        ``execute_kw``)."""
+        args = [self.env.cr.dbname, user.id, user.login, model, method, args, kwargs or {}]
         payload = {"jsonrpc": "2.0", "method": "call", "id": 1}
         payload["params"] = {"service": "object", "method": "execute_kw", "args": args}
         response = self.url_open(
             "/jsonrpc", data=json.dumps(payload), headers={"Content-Type": "application/json"}
         )
-        return response.json()["result"][0]["name"]
+        return response.json()["result"]
+
+    def external_read(self, user, person):
+        """``read`` of ``person``'s name through the external API."""
+        return self.external_call(user, "res.partner", "read", [person.ids], {"fields": ["name"]})[0]["name"]
 
     def test_the_external_api_follows_the_policy(self):
         person = self.people[0]
@@ -237,6 +235,61 @@ class TestRegistryExits(RegistryHttpCase):
         )
         self.assertEqual(rows[0]["email"], marker_values(500)["email"])
         self.assertEqual(set(self.decryption_rows(kind="exit").mapped("entry_point")), {"res.partner.read"})
+
+    def test_the_external_api_runs_the_value_methods_in_an_exit_and_scans_every_answer(self):
+        # As the web client's calls: mapped, copy_data, name_get and onchange run inside an exit,
+        # and any other method's answer is scanned for stored values (a message's author here).
+        person = self.people[1]
+        call = functools.partial(self.external_call, self.clerk, "res.partner")
+        self.assertEqual(call("mapped", [person.ids, "name"]), [self.label(person)])
+        self.assertEqual(call("mapped", [person.ids, "email"]), ["[encrypted]"])
+        copied = call("copy_data", [person.ids])
+        self.assertEqual((copied[0] if isinstance(copied, list) else copied)["email"], "[encrypted]")
+        self.assertEqual(call("name_get", [person.ids]), [[person.id, self.label(person)]])
+        spec = dict.fromkeys(("parent_id", "type", "street", "city", "zip"), {})
+        contact = call("onchange", [[], {"parent_id": person.id, "type": "contact"}, ["parent_id"], spec])
+        self.assertEqual(contact["value"]["street"], "[encrypted]")
+        names = self.xmlrpc_object.execute_kw(
+            self.env.cr.dbname, self.clerk.id, self.clerk.login, "res.partner", "mapped", [person.ids, "name"]
+        )
+        self.assertEqual(names, [self.label(person)])
+        self.assertFalse(self.decryption_rows(kind="exit"))
+
+    def test_the_answer_of_an_external_api_call_is_scanned_for_stored_values(self):
+        # What any other method returns: the mention suggestions are partners' names and e-mails
+        # as stored, read by server code. Masked for a clerk; counted in the log for a Crypto
+        # Admin, after Odoo has committed the call.
+        person, email = self.people[3], marker_values(503)["email"]
+        suggested = self.external_call(self.clerk, "res.partner", "get_mention_suggestions", [email])
+        self.assertEqual(
+            [(p["id"], p["name"], p["email"]) for p in suggested], [(person.id, "[encrypted]", "[encrypted]")]
+        )
+        self.assertFalse(self.decryption_rows(kind="exit"))
+        self.set_registry(decrypt=True)
+        self.crypto_admin.groups_id += self.env.ref("g2p_encryption.registry_searcher")  # an exact lookup
+        suggested = self.external_call(self.crypto_admin, "res.partner", "get_mention_suggestions", [email])
+        self.assertEqual(suggested[0]["email"], email)
+        counted = self.decryption_rows(kind="exit", res_model="(values)")
+        self.assertEqual(counted.mapped("entry_point"), ["res.partner.get_mention_suggestions"])
+        self.assertEqual(counted.user_id, self.crypto_admin)
+
+    def test_the_followers_of_a_registrant_are_formatted_in_an_exit(self):
+        # ``message_get_followers``: names and e-mails are related copies, made by server code
+        # outside any exit, which no answer's scan recognises.
+        person, follower = self.people[1], self.people[2]
+        person.message_subscribe(partner_ids=follower.ids)
+        for followers in (
+            self.external_call(self.clerk, "res.partner", "message_get_followers", [person.ids]),
+            self.rpc(self.clerk, "res.partner", "message_get_followers", person.ids),
+        ):
+            self.assertEqual([f["email"] for f in followers], ["[encrypted]"])
+            self.assertEqual([f["name"] for f in followers], [self.label(follower)])
+        self.set_registry(decrypt=True)
+        followers = self.external_call(
+            self.crypto_admin, "res.partner", "message_get_followers", [person.ids]
+        )
+        self.assertEqual(followers[0]["email"], marker_values(502)["email"])
+        self.assertTrue(self.decryption_rows(kind="exit", res_model="res.partner"))
 
     def test_the_chatter_of_a_registrant_suggests_no_plaintext_recipient(self):
         person, follower = self.people[3], self.people[4]

@@ -174,6 +174,11 @@ DECISIONS = {
     ("base", "read_group"): acl(OK, OK, OK, OK, Call(None, ([], ["is_registrant"], ["is_registrant"]))),
     # Odoo refuses an export to whoever lacks "Access to export feature" (a UserError).
     ("base", "export_data"): acl(REFUSED, OK, REFUSED, OK, Call("partner", (["name"],))),
+    # Value methods, exits over the external API as over the web client (test_registry_exits.py).
+    ("base", "mapped"): acl(DENIED, OK, OK, OK, Call("partner", ("name",))),
+    ("base", "copy_data"): acl(DENIED, OK, OK, OK, Call("partner")),
+    ("base", "name_get"): acl(DENIED, OK, OK, OK, Call("partner")),
+    ("base", "onchange"): acl(DENIED, OK, OK, OK, Call("partner", ({}, [], {"name": {}}))),
     ("g2p.encrypted.field", "create"): acl(
         DENIED, DENIED, DENIED, OK, Call(None, ([{"model_name": "res.partner", "field_name": "ref"}],))
     ),
