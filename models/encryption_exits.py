@@ -386,7 +386,8 @@ class Base(models.AbstractModel):
         with call.run_in_exit(self):
             return super().copy_data(default)
 
-    def name_get(self):
+    def name_get(self):  # pylint: disable=deprecated-name-get
+        # Deprecated since 17.0, still callable over RPC: it hands out display names.
         call = serving_external_api()
         if call is None or not call.invokes(self, "name_get"):
             return super().name_get()
