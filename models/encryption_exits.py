@@ -194,9 +194,10 @@ def holds_stored(value):
 
 
 @contextlib.contextmanager
-def exit_for(env, entry_point):
+def exit_for(env, entry_point, allowed=None):
     """Open an exit on ``env``'s transaction for the duration of the block (once: nested exits
-    are part of the outer one). Yields the ``ExitState``, or None when one was already open."""
+    are part of the outer one). Yields the ``ExitState``, or None when one was already open.
+    ``allowed``: whether plaintext may pass; the policy for ``env``'s user decides when None."""
     transaction = env.transaction
     if transaction.__dict__.get("g2p_exit") is not None:
         yield None
@@ -206,7 +207,9 @@ def exit_for(env, entry_point):
     env.flush_all()
     encrypting = bool(env["ir.config_parameter"].sudo().get_param(PARAM_ENCRYPT))
     request = http.request
-    state = ExitState(reader_allowed(env), encrypting, request.httprequest.path if request else entry_point)
+    if allowed is None:
+        allowed = reader_allowed(env)
+    state = ExitState(allowed, encrypting, request.httprequest.path if request else entry_point)
     _drop_derived(env)
     transaction.g2p_exit = state
     try:

@@ -5,7 +5,8 @@ Mail keeps copies of a document's values: tracking values (old and new value of 
 the inline address...), the document's name on each message (``record_name``) and on each
 activity (``res_name``). For documents in scope (registrants) those columns are encrypted like the
 document's own fields, bound to their tracking value, message or activity. The chatter formats
-messages for a person: that is an exit.
+messages and followers for a person: that is an exit; and a message goes to its recipients'
+inboxes formatted as for one who may not read plaintext.
 """
 
 from collections import defaultdict
@@ -111,3 +112,14 @@ class MailFollowers(models.Model):
             return super()._format_for_chatter()
         with exit_for(self.env, "mail.followers._format_for_chatter"):
             return super()._format_for_chatter()
+
+
+class MailThread(models.AbstractModel):
+    _inherit = "mail.thread"
+
+    def _notify_thread_by_inbox(self, message, recipients_data, msg_vals=False, **kwargs):
+        # The message goes to its recipients' inboxes over the bus, formatted once for all of
+        # them, whoever posts it (a person, or server code): as one who may not read plaintext
+        # sees it. Each reads the message itself through an exit of their own.
+        with exit_for(self.env, "mail.thread inbox notification", allowed=False):
+            return super()._notify_thread_by_inbox(message, recipients_data, msg_vals=msg_vals, **kwargs)

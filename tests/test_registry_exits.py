@@ -291,6 +291,34 @@ class TestRegistryExits(RegistryHttpCase):
         self.assertEqual(followers[0]["email"], marker_values(502)["email"])
         self.assertTrue(self.decryption_rows(kind="exit", res_model="res.partner"))
 
+    def test_a_message_on_a_registrant_reaches_the_inboxes_masked(self):
+        # A Crypto Admin who reads plaintext posts on a registrant followed by a clerk: the clerk's
+        # inbox notification (over the bus) must not carry the name the author saw.
+        person = self.people[5]
+        self.clerk.notification_type = "inbox"
+        person.message_subscribe(partner_ids=self.clerk.partner_id.ids)
+        self.set_registry(decrypt=True)
+        bus = self.env["bus.bus"].sudo()
+        before = bus.search([], order="id desc", limit=1).id
+        self.login(self.crypto_admin)
+        posted = self.make_jsonrpc_request(
+            "/mail/message/post",
+            {
+                "thread_model": "res.partner",
+                "thread_id": person.id,
+                "post_data": {
+                    "body": "Visit planned",
+                    "message_type": "comment",
+                    "subtype_xmlid": "mail.mt_comment",
+                },
+            },
+        )
+        self.assertEqual(posted["record_name"], marker_values(505)["name"])  # the author's own exit
+        sent = bus.search([("id", ">", before), ("message", "like", "mail.message/inbox")])
+        self.assertTrue(sent)
+        self.assertNoMarker(" ".join(sent.mapped("message")), [505])
+        self.assertIn(self.label(person), " ".join(sent.mapped("message")))
+
     def test_the_chatter_of_a_registrant_suggests_no_plaintext_recipient(self):
         person, follower = self.people[3], self.people[4]
         person.message_subscribe(partner_ids=follower.ids)
