@@ -78,7 +78,7 @@ def _transaction_in_statements(cr):
         raise
     else:
         if connection.info.transaction_status != TRANSACTION_STATUS_IDLE:
-            cr._obj.execute("COMMIT")  # the append ended another way (a head made again)
+            cr._obj.execute("COMMIT")  # a safety net: the insert's statement commits
     finally:
         cr.__dict__.pop(STATEMENT_TRANSACTION, None)
         connection.autocommit = False

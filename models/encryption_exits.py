@@ -178,7 +178,9 @@ def scan_external_answer(dbname, uid, entry_point, result):
     if not holds_stored(result):
         return result
     with Registry(dbname).cursor() as cr:
-        return scan_result(api.Environment(cr, uid, {}), result, entry_point)
+        env = api.Environment(cr, uid, {})
+        # The masks in the user's language, as the call's own answer.
+        return scan_result(env(context=env["res.users"].context_get()), result, entry_point)
 
 
 def holds_stored(value):
@@ -197,9 +199,12 @@ def holds_stored(value):
 def exit_for(env, entry_point, allowed=None):
     """Open an exit on ``env``'s transaction for the duration of the block (once: nested exits
     are part of the outer one). Yields the ``ExitState``, or None when one was already open.
-    ``allowed``: whether plaintext may pass; the policy for ``env``'s user decides when None."""
+    ``allowed``: whether plaintext may pass; the policy for ``env``'s user decides when None. A
+    masked exit (``allowed=False``) inside one that lets plaintext through masks for its block (a
+    message posted while a Crypto Admin's exit is open goes to inboxes masked all the same)."""
     transaction = env.transaction
-    if transaction.__dict__.get("g2p_exit") is not None:
+    outer = transaction.__dict__.get("g2p_exit")
+    if outer is not None and not (allowed is False and outer.allowed):
         yield None
         return
     # Pending computations run before the exit opens: a stored value computed while values are
@@ -215,7 +220,7 @@ def exit_for(env, entry_point, allowed=None):
     try:
         yield state
     finally:
-        transaction.g2p_exit = None
+        transaction.g2p_exit = outer
         _drop_derived(env)
     if state.exposed:
         env["g2p.decryption.log"]._log_exposed(state)

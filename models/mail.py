@@ -121,5 +121,7 @@ class MailThread(models.AbstractModel):
         # The message goes to its recipients' inboxes over the bus, formatted once for all of
         # them, whoever posts it (a person, or server code): as one who may not read plaintext
         # sees it. Each reads the message itself through an exit of their own.
+        if not any(recipient["notif"] == "inbox" for recipient in recipients_data):
+            return super()._notify_thread_by_inbox(message, recipients_data, msg_vals=msg_vals, **kwargs)
         with exit_for(self.env, "mail.thread inbox notification", allowed=False):
             return super()._notify_thread_by_inbox(message, recipients_data, msg_vals=msg_vals, **kwargs)

@@ -12,6 +12,7 @@ from odoo.tests import new_test_user, tagged
 from odoo.tests.common import JsonRpcException
 
 from ..core import envelope
+from ..models.encryption_exits import exit_for
 from .common import RegistryHttpCase, marker_values
 
 NUMBERS = range(500, 506)
@@ -254,6 +255,14 @@ class TestRegistryExits(RegistryHttpCase):
         )
         self.assertEqual(names, [self.label(person)])
         self.assertFalse(self.decryption_rows(kind="exit"))
+        # A Crypto Admin with decryption on: plaintext, in the exit's own row (not the scan's).
+        self.set_registry(decrypt=True)
+        call = functools.partial(self.external_call, self.crypto_admin, "res.partner")
+        self.assertEqual(call("mapped", [person.ids, "email"]), [marker_values(501)["email"]])
+        self.assertEqual(call("name_get", [person.ids]), [[person.id, marker_values(501)["name"]]])
+        rows = self.decryption_rows(kind="exit")
+        self.assertEqual(set(rows.mapped("res_model")), {"res.partner"})
+        self.assertEqual(sorted(rows.mapped("entry_point")), ["res.partner.mapped", "res.partner.name_get"])
 
     def test_the_answer_of_an_external_api_call_is_scanned_for_stored_values(self):
         # What any other method returns: the mention suggestions are partners' names and e-mails
@@ -318,6 +327,17 @@ class TestRegistryExits(RegistryHttpCase):
         self.assertTrue(sent)
         self.assertNoMarker(" ".join(sent.mapped("message")), [505])
         self.assertIn(self.label(person), " ".join(sent.mapped("message")))
+        # Posted while a Crypto Admin's exit lets plaintext through (server code run by a report,
+        # an onchange): the inboxes get the masked message all the same.
+        admin_env = self.env(user=self.crypto_admin)
+        with exit_for(admin_env, "test") as state:
+            self.assertTrue(state.allowed)
+            admin_env["res.partner"].browse(person.id).message_post(
+                body="Second visit", message_type="comment", subtype_xmlid="mail.mt_comment"
+            )
+        sent = bus.search([("id", ">", before), ("message", "like", "Second visit")])
+        self.assertTrue(sent)
+        self.assertNoMarker(" ".join(sent.mapped("message")), [505])
 
     def test_the_chatter_of_a_registrant_suggests_no_plaintext_recipient(self):
         person, follower = self.people[3], self.people[4]
