@@ -72,16 +72,33 @@ def _transaction_in_statements(cr):
     cr.__dict__[STATEMENT_TRANSACTION] = "begin"
     try:
         yield
+        _end_transaction(cr, "COMMIT")  # a safety net: the insert's statement commits
     except BaseException:
-        if connection.info.transaction_status != TRANSACTION_STATUS_IDLE:
-            cr._obj.execute("ROLLBACK")
+        with contextlib.suppress(Exception):  # logged; the append's own error says what failed
+            _end_transaction(cr, "ROLLBACK")
         raise
-    else:
-        if connection.info.transaction_status != TRANSACTION_STATUS_IDLE:
-            cr._obj.execute("COMMIT")  # a safety net: the insert's statement commits
     finally:
         cr.__dict__.pop(STATEMENT_TRANSACTION, None)
-        connection.autocommit = False
+        if not connection.closed:
+            connection.autocommit = False
+
+
+def _end_transaction(cr, statement):
+    """End the transaction open on ``cr``'s connection, if any, with ``statement``. psycopg2 does
+    not know of a transaction opened by a statement: a connection where ending it fails is
+    closed, or the pool would hand it out still inside it, holding the chain's lock."""
+    connection = cr.connection
+    if connection.closed or connection.info.transaction_status == TRANSACTION_STATUS_IDLE:
+        return
+    try:
+        cr._obj.execute(statement)
+    except BaseException as error:
+        if connection.closed or connection.info.transaction_status != TRANSACTION_STATUS_IDLE:
+            _logger.warning(
+                "audit chain: %s of an append failed (%s); its connection is closed", statement, error
+            )
+            connection.close()
+        raise
 
 
 def _statement_transaction_step(cr, step):

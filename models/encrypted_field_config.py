@@ -19,6 +19,7 @@ from odoo import _, api, fields, models, tools
 from odoo.exceptions import ValidationError
 
 from ..core.blind_index import DIGEST_BITS, KINDS, MIN_BITS
+from .encryption_exits import wrap_external_value_methods
 
 _logger = logging.getLogger(__name__)
 
@@ -175,7 +176,10 @@ class EncryptedFieldConfig(models.Model):
 
     # Derived fields ------------------------------------------------------------------------------
     def _register_hook(self):
+        # The addon's registry-wide work: this model's own hook runs whatever the hooks of other
+        # models do (res.users' does not call super, for one).
         super()._register_hook()
+        wrap_external_value_methods(self.env.registry)
         self._protect_derived_fields()
         self._link_openg2p_groups()
 

@@ -16,6 +16,7 @@ opens and when it closes, so that neither side sees the other's.
 """
 
 import contextlib
+import functools
 import threading
 
 from odoo import _, api, http, models
@@ -31,6 +32,9 @@ DEFAULT_READER_GROUP = "g2p_encryption.crypto_admin"
 # acting for one, authenticated by its credentials. Odoo hides the request from the ORM there.
 EXTERNAL_API = "g2p_external_api"
 ID_SLOT = "\x00id\x00"  # where a label's record id goes (labels are translated once per exit)
+# Public methods that hand out values without being exits (``wrap_external_value_methods``);
+# name_get is deprecated since 17.0, still callable over RPC: it hands out display names.
+EXTERNAL_VALUE_METHODS = ("mapped", "copy_data", "name_get", "onchange")
 
 
 class ExitState:
@@ -151,6 +155,42 @@ class ExternalCall:
                 yield
         finally:
             self.running = False
+
+
+def _in_external_exit(name, method):
+    """``method`` (the method ``name`` of a model) that runs inside an exit when it is the very
+    call the external API serves. (``mapped`` is everywhere: one attribute test when no external
+    call is served.)"""
+
+    @functools.wraps(method)
+    def in_exit(self, *args, **kwargs):
+        call = serving_external_api()
+        if call is None or not call.invokes(self, name):
+            return method(self, *args, **kwargs)
+        with call.run_in_exit(self):
+            return method(self, *args, **kwargs)
+
+    in_exit.g2p_external_exit = in_exit  # itself: a wrapper of it copies another function
+    return in_exit
+
+
+def wrap_external_value_methods(registry):
+    """Wrap the public methods that hand out values without being exits on every model's class,
+    above every module's override (the first one found on the class): the web client's calls
+    of them run inside an exit (controllers/exits.py), and so do the external API's, the whole
+    call. Run by ``g2p.encrypted.field``'s registry hook, again when the registry is set up again:
+    a method already wrapped stays as is."""
+    for model_class in registry.models.values():
+        for name in EXTERNAL_VALUE_METHODS:
+            method = getattr(model_class, name)
+            if not is_external_exit(method):
+                setattr(model_class, name, _in_external_exit(name, method))
+
+
+def is_external_exit(method):
+    """Whether ``method`` is a wrapper of ``_in_external_exit`` (not a copy of its attributes by
+    another wrapper's ``functools.wraps``)."""
+    return method is not None and getattr(method, "g2p_external_exit", None) is method
 
 
 def serving_external_api():
@@ -376,35 +416,3 @@ class Base(models.AbstractModel):
             return super().export_data(fields_to_export)
         with exit_for(self.env, f"{self._name}.export_data"):
             return super().export_data(fields_to_export)
-
-    # Public methods that hand out values without being exits: the web client's calls of them run
-    # inside one (controllers/exits.py), and so do the external API's. (``mapped`` is everywhere:
-    # one attribute test when no external call is served.)
-    def mapped(self, func):
-        call = serving_external_api()
-        if call is None or not call.invokes(self, "mapped"):
-            return super().mapped(func)
-        with call.run_in_exit(self):
-            return super().mapped(func)
-
-    def copy_data(self, default=None):
-        call = serving_external_api()
-        if call is None or not call.invokes(self, "copy_data"):
-            return super().copy_data(default)
-        with call.run_in_exit(self):
-            return super().copy_data(default)
-
-    def name_get(self):  # pylint: disable=deprecated-name-get
-        # Deprecated since 17.0, still callable over RPC: it hands out display names.
-        call = serving_external_api()
-        if call is None or not call.invokes(self, "name_get"):
-            return super().name_get()
-        with call.run_in_exit(self):
-            return super().name_get()
-
-    def onchange(self, values, field_names, fields_spec):
-        call = serving_external_api()
-        if call is None or not call.invokes(self, "onchange"):
-            return super().onchange(values, field_names, fields_spec)
-        with call.run_in_exit(self):
-            return super().onchange(values, field_names, fields_spec)

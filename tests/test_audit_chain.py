@@ -16,8 +16,11 @@ with ``TransactionCase`` and says how to append rows::
 
 import subprocess
 import sys
+import types
 from pathlib import Path
 from unittest.mock import patch
+
+import psycopg2
 
 from odoo.exceptions import AccessError
 from odoo.tests import TransactionCase, tagged
@@ -287,6 +290,32 @@ class TestConcurrentAppends(TransactionCase):
             log = self.env(cr=cr)["g2p.decryption.log"]
             self.assertEqual(log.search([("entry_point", "=", entry)]).mapped("res_ids"), ["2"])
             self.assertEqual(log._audit_check()["problems"], [])
+
+    def test_a_connection_whose_append_cannot_be_ended_is_closed_not_pooled(self):
+        # The append's transaction is opened by a statement, unknown to psycopg2: were its end to
+        # fail and the connection go back to the pool, the next borrower would run inside it,
+        # holding the chain's lock. Such a connection is closed; the server then ends it.
+        lock = 0x6732705F  # an advisory lock standing for the chain's
+        cr = self.registry.cursor()
+        try:
+            cr.connection.autocommit = True
+            cr._obj.execute("BEGIN; SELECT pg_advisory_xact_lock(%s)", (lock,))
+
+            class RefusingCursor:  # the database refuses the statement that ends the transaction
+                def execute(self, statement):
+                    raise psycopg2.OperationalError(f"{statement} refused")
+
+            ending = types.SimpleNamespace(connection=cr.connection, _obj=RefusingCursor())
+            with self.assertLogs("odoo.addons.g2p_encryption.models.audit_chain", "WARNING"):
+                with self.assertRaises(psycopg2.OperationalError):
+                    audit_chain._end_transaction(ending, "ROLLBACK")
+            self.assertTrue(cr.connection.closed)
+        finally:
+            if not cr.connection.closed:  # never to the pool inside the lock's transaction
+                cr.connection.close()
+            cr.close()
+        with self.registry.cursor() as other:  # released when the server has ended the backend
+            other.execute("SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock(%s)", (lock,))
 
     def test_a_scheduled_action_committing_after_a_request_appends_without_failing_to_serialise(self):
         # A scheduled action (a registry job's chunk on ir.cron) decrypts for a while; meanwhile a

@@ -12,7 +12,12 @@ from odoo.tests import new_test_user, tagged
 from odoo.tests.common import JsonRpcException
 
 from ..core import envelope
-from ..models.encryption_exits import exit_for
+from ..models.encryption_exits import (
+    EXTERNAL_VALUE_METHODS,
+    exit_for,
+    is_external_exit,
+    wrap_external_value_methods,
+)
 from .common import RegistryHttpCase, marker_values
 
 NUMBERS = range(500, 506)
@@ -263,6 +268,29 @@ class TestRegistryExits(RegistryHttpCase):
         rows = self.decryption_rows(kind="exit")
         self.assertEqual(set(rows.mapped("res_model")), {"res.partner"})
         self.assertEqual(sorted(rows.mapped("entry_point")), ["res.partner.mapped", "res.partner.name_get"])
+
+    def test_the_exit_of_an_external_value_method_encloses_the_models_own_overrides(self):
+        # Wrapped on the model's class above its modules' overrides: one that reads a value and
+        # then calls super runs inside the exit too, as in the web client's call of it.
+        for name in self.env.registry:
+            for method in EXTERNAL_VALUE_METHODS:
+                self.assertTrue(is_external_exit(getattr(type(self.env[name]), method)), (name, method))
+        person, model_class = self.people[1], type(self.env["res.partner"])
+        registered = model_class.copy_data
+        if "copy_data" in vars(model_class):  # wrapped there already (mail.thread's override)
+            self.addCleanup(setattr, model_class, "copy_data", registered)
+        else:
+            self.addCleanup(delattr, model_class, "copy_data")
+
+        def copy_data(records, default=None):  # an override of a module loaded after this addon
+            return [dict(vals, comment=records.email.upper()) for vals in registered(records, default)]
+
+        model_class.copy_data = copy_data
+        wrap_external_value_methods(self.env.registry)  # as when the registry is set up again
+        self.assertIs(model_class.copy_data.__wrapped__, copy_data)
+        copied = self.external_call(self.clerk, "res.partner", "copy_data", [person.ids])
+        self.assertEqual(copied[0]["comment"], "[ENCRYPTED]")
+        self.assertNoMarker(str(copied), [501])
 
     def test_the_answer_of_an_external_api_call_is_scanned_for_stored_values(self):
         # What any other method returns: the mention suggestions are partners' names and e-mails

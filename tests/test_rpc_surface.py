@@ -31,6 +31,7 @@ from typing import NamedTuple
 from odoo.tests import HttpCase, new_test_user, tagged
 
 from ..models.custody_server import ServerMemory
+from ..models.encryption_exits import is_external_exit
 from ..models.encryption_provider import clear_data_key_cache
 from .web_client import RpcError, WebClient
 
@@ -301,7 +302,8 @@ def public_methods(env):
     """{(model, method)} of every public method the addon's classes define, on every model.
 
     The addon's extensions of ``base`` (the exits, the encrypted-field engine) add their methods to
-    every model: they are listed once, under ``base``, and called on a registrant."""
+    every model: they are listed once, under ``base``, and called on a registrant; so are the
+    methods it wraps on every model's class (the external API's value methods)."""
     found = set()
     for name in env.registry:
         for klass in type(env[name]).__mro__:
@@ -314,6 +316,9 @@ def public_methods(env):
                 if attr in env[name]._fields:
                     continue
                 found.add((owner, attr))
+        for attr, value in vars(type(env[name])).items():  # wrapped by the exits' _register_hook
+            if is_external_exit(value):
+                found.add(("base", attr))
     return found
 
 
