@@ -12,7 +12,7 @@ from odoo.exceptions import UserError
 from odoo.osv import expression
 
 from ..core import blind_index
-from .encryption_exits import person_search
+from .encryption_exits import person_search, searching_typed_addresses
 
 MATCHING_OPERATORS = ("=", "in", "ilike", "like", "=ilike", "=like")
 CONTAINS_OPERATORS = ("ilike", "like")
@@ -77,10 +77,11 @@ class EncryptedModelSearch(models.AbstractModel):
         log = None
         if person_search(self.env):
             lookups = self.env["g2p.search.log"]
-            if operator in CONTAINS_OPERATORS and not lookups._may_look_up():
+            in_the_clear = operator in CONTAINS_OPERATORS or searching_typed_addresses(self.env)
+            if in_the_clear and not lookups._may_look_up():
                 # Odoo's own "contains" searches (a many2one completion, the search bar's default)
-                # keep working for people without Registry Search: they find what is stored in
-                # the clear, and no lookup by value is made for them.
+                # and a composer's typed addresses keep working for people without Registry
+                # Search: they find what is stored in the clear, and no lookup by value is made.
                 return []
             log = lookups._check(self._name, name, values)
         # Pending values (a stored compute not flushed yet) reach the index when flushed.

@@ -108,12 +108,40 @@ def reader_allowed(env):
     return group in env.user.sudo().groups_id
 
 
+# ``env.transaction.g2p_person_search`` while a person's values are looked up: a search method's
+# domain (True), or addresses typed into a composer (TYPED_ADDRESSES).
+TYPED_ADDRESSES = "typed addresses"
+
+
 def person_search(env):
     """Whether an exact-value lookup now comes from a person's search (capped and logged), not
-    from server code: a search method called over the web client's RPC, or the external API."""
+    from server code: a search method called over the web client's RPC, addresses typed into a
+    composer (``typed_addresses``), or the external API."""
     if not person_request(env):
         return False
     return bool(env.transaction.__dict__.get("g2p_person_search")) or serving_external_api() is not None
+
+
+def searching_typed_addresses(env):
+    """Whether the lookups now are of addresses a person typed (``typed_addresses``)."""
+    return env.transaction.__dict__.get("g2p_person_search") == TYPED_ADDRESSES
+
+
+@contextlib.contextmanager
+def typed_addresses(env):
+    """Look up the e-mail addresses a person typed into a composer as a person's search: capped
+    and logged for Registry Search members; for others they find only partners stored in the
+    clear (a registrant's address makes a new contact), so an address never tells whose it is."""
+    transaction = env.transaction
+    before = transaction.__dict__.get("g2p_person_search")
+    transaction.g2p_person_search = before or TYPED_ADDRESSES
+    try:
+        yield
+    finally:
+        if before is None:
+            transaction.__dict__.pop("g2p_person_search", None)
+        else:
+            transaction.g2p_person_search = before
 
 
 def person_request(env):

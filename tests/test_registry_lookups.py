@@ -111,6 +111,42 @@ class TestRegistryLookups(RegistryHttpCase):
         with self.assertRaises(JsonRpcException):
             self.find(self.searcher, ["|"] * (len(leaves) - 1) + leaves)  # 6 lookups, cap of 5
 
+    def from_email(self, user, emails):
+        """The composer's request for the partners of the addresses ``user`` typed."""
+        if getattr(self, "_rpc_login", None) != user.login:
+            self.authenticate(user.login, user.login)
+            self._rpc_login = user.login
+        return self.make_jsonrpc_request("/mail/partner/from_email", {"emails": emails})
+
+    def test_addresses_typed_into_a_composer_are_a_capped_and_logged_lookup(self):
+        person = self.people[4]
+        email = marker_values(804)["email"]
+        answer = self.from_email(self.searcher, [email])
+        self.assertEqual([row["id"] for row in answer], person.ids)
+        logs = self.logs(self.searcher)
+        self.assertEqual(logs.mapped("field_name"), ["email_normalized"])
+        self.assertEqual((logs.value_count, logs.hit_count), (1, 1))
+        self.assertEqual(logs.digests, self.env["g2p.search.log"]._digests("email_normalized", [email]))
+        with self.assertRaises(JsonRpcException):  # more addresses than the cap of 3
+            self.from_email(self.searcher, [marker_values(n)["email"] for n in NUMBERS[:4]])
+
+    def test_others_typing_a_registrants_address_get_a_new_contact_not_the_registrant(self):
+        """No oracle: the address of a registrant is not found (no lookup by value is made), as
+        an address nobody has; Odoo makes a contact of it, stored in the clear."""
+        clerk = self.clerk_without_search()
+        email = marker_values(805)["email"]
+        (answer,) = self.from_email(clerk, [email])
+        self.assertNotIn(answer["id"], self.people.ids)
+        self.assertEqual(answer["email"], email)
+        contact = self.env["res.partner"].browse(answer["id"])
+        self.assertFalse(contact.is_registrant)
+        self.assertEqual(self.raw_column(contact, "email"), email)
+        self.assertFalse(self.logs(clerk))
+        # A contact stored in the clear is found again by its address, the registrant never.
+        (again,) = self.from_email(clerk, [email])
+        self.assertEqual(again["id"], contact.id)
+        self.assertFalse(self.logs(clerk))
+
     def test_server_code_is_not_capped(self):
         emails = [marker_values(n)["email"] for n in NUMBERS]
         partners = self.env["res.partner"].with_user(self.clerk)
