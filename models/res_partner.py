@@ -45,12 +45,18 @@ class ResPartner(models.Model):
         ids = self.env["g2p.reg.id"].search([("value", "in" if operator == "in" else "=", value)])
         return [("id", "in", ids.partner_id.ids)]
 
+    # The addresses a person types (``/mail/partner/from_email``, a message posted to new
+    # recipients, ``find_or_create`` over RPC): finding them is a lookup by exact value like a
+    # search's, not an oracle of who is registered.
     @api.model
     def _find_or_create_from_emails(self, emails, additional_values=None):
-        # The addresses a person types into a composer (``/mail/partner/from_email``, a message
-        # posted to new recipients): finding them is a lookup by exact value like a search's.
         with typed_addresses(self.env):
             return super()._find_or_create_from_emails(emails, additional_values)
+
+    @api.model
+    def find_or_create(self, email, assert_valid_email=False):
+        with typed_addresses(self.env):
+            return super().find_or_create(email, assert_valid_email)
 
     @api.model
     def _get_view(self, view_id=None, view_type="form", **options):

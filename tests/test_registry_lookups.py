@@ -4,6 +4,7 @@ members, capped, logged with digests only; a truncated index still finds exactly
 records."""
 
 import hashlib
+import re
 from unittest.mock import patch
 
 from lxml import etree
@@ -118,6 +119,12 @@ class TestRegistryLookups(RegistryHttpCase):
             self._rpc_login = user.login
         return self.make_jsonrpc_request("/mail/partner/from_email", {"emails": emails})
 
+    def find_or_create(self, user, email):
+        """The partner ``res.partner.find_or_create`` answers ``user`` over RPC (a recordset's
+        repr: the method declares no return type)."""
+        answer = self.rpc(user, "res.partner", "find_or_create", email)
+        return self.env["res.partner"].browse(int(re.fullmatch(r"res\.partner\((\d+),\)", answer)[1]))
+
     def test_addresses_typed_into_a_composer_are_a_capped_and_logged_lookup(self):
         person = self.people[4]
         email = marker_values(804)["email"]
@@ -129,6 +136,11 @@ class TestRegistryLookups(RegistryHttpCase):
         self.assertEqual(logs.digests, self.env["g2p.search.log"]._digests("email_normalized", [email]))
         with self.assertRaises(JsonRpcException):  # more addresses than the cap of 3
             self.from_email(self.searcher, [marker_values(n)["email"] for n in NUMBERS[:4]])
+        # The same lookup through res.partner's public find_or_create.
+        logged = len(self.logs(self.searcher))
+        self.assertEqual(self.find_or_create(self.searcher, email), person)
+        new_rows = self.logs(self.searcher)[logged:]
+        self.assertEqual([(row.value_count, row.hit_count) for row in new_rows], [(1, 1)])
 
     def test_others_typing_a_registrants_address_get_a_new_contact_not_the_registrant(self):
         """No oracle: the address of a registrant is not found (no lookup by value is made), as
@@ -145,6 +157,11 @@ class TestRegistryLookups(RegistryHttpCase):
         # A contact stored in the clear is found again by its address, the registrant never.
         (again,) = self.from_email(clerk, [email])
         self.assertEqual(again["id"], contact.id)
+        self.assertEqual(self.find_or_create(clerk, email), contact)
+        other = marker_values(803)["email"]
+        made = self.find_or_create(clerk, other)
+        self.assertEqual((made.email, made.is_registrant), (other, False))
+        self.assertNotIn(made.id, self.people.ids)
         self.assertFalse(self.logs(clerk))
 
     def test_server_code_is_not_capped(self):
