@@ -34,7 +34,14 @@ from odoo.addons.web.controllers.report import ReportController
 from odoo.addons.web.controllers.vcard import Partner as VcardController
 
 from ..models.encrypted_field import AtRest, Given, Masked, PlainAtRest, Shown, Unreadable
-from ..models.encryption_exits import exit_for, external_api, person_request, scan_external_answer
+from ..models.encryption_exits import (
+    SUGGESTIONS,
+    exit_for,
+    external_api,
+    person_request,
+    scan_external_answer,
+    typed_addresses,
+)
 
 # Public ORM methods that return field values without being an exit themselves: run inside one.
 # ``onchange`` computes values from stored ones (a composer's subject from the record's name, an
@@ -55,6 +62,20 @@ SEARCH_METHODS = frozenset(
         "read_progress_bar",
     }
 )
+# What the composer and Discuss suggest as the person types ("@" mentions, invitations): their
+# "contains" searches find only what is stored in the clear, for everyone.
+SUGGESTION_METHODS = frozenset(
+    {
+        "get_mention_suggestions",
+        "get_mention_suggestions_from_channel",
+        "im_search",
+        "search_for_channel_invite",
+    }
+)
+# Methods that find partners by the e-mail addresses a person types, else make contacts of them:
+# a lookup of the person's too, which finds only what is stored in the clear for one who may not
+# look registrants up (``typed_addresses``).
+TYPED_ADDRESS_METHODS = frozenset({"find_or_create"})
 
 
 class DataSetExits(DataSet):
@@ -65,6 +86,11 @@ class DataSetExits(DataSet):
             return super()._call_kw(model, method, args, kwargs)
         if method in SEARCH_METHODS:
             env.transaction.g2p_person_search = True
+        elif method in SUGGESTION_METHODS:
+            env.transaction.g2p_person_search = SUGGESTIONS
+        if method in TYPED_ADDRESS_METHODS:
+            with typed_addresses(env):
+                return super()._call_kw(model, method, args, kwargs)
         if method in VALUE_METHODS:
             with exit_for(env, entry_point):
                 return super()._call_kw(model, method, args, kwargs)
@@ -110,6 +136,18 @@ class ThreadExits(ThreadController):
         # whole, so that values made from encrypted ones ("Name" <email>) are made from masks.
         with exit_for(request.env, f"{thread_model}.mail_thread_data"):
             return super().mail_thread_data(thread_model, thread_id, request_list)
+
+    @http.route()
+    def mail_thread_partner_from_email(self, emails, additional_values=None):
+        # The composer's recipients typed as addresses: partners found (or made) from them.
+        with typed_addresses(request.env):
+            return super().mail_thread_partner_from_email(emails, additional_values)
+
+    @http.route()
+    def mail_message_post(self, thread_model, thread_id, post_data, context=None):
+        # ``partner_emails``: the addresses typed as the message's new recipients.
+        with typed_addresses(request.env):
+            return super().mail_message_post(thread_model, thread_id, post_data, context=context)
 
     @http.route()
     def mail_message_update_content(

@@ -12,7 +12,7 @@ from odoo.exceptions import UserError
 from odoo.osv import expression
 
 from ..core import blind_index
-from .encryption_exits import person_search, searching_typed_addresses
+from .encryption_exits import SUGGESTIONS, TYPED_ADDRESSES, person_search, person_search_kind
 
 MATCHING_OPERATORS = ("=", "in", "ilike", "like", "=ilike", "=like")
 CONTAINS_OPERATORS = ("ilike", "like")
@@ -77,10 +77,14 @@ class EncryptedModelSearch(models.AbstractModel):
         log = None
         if person_search(self.env):
             lookups = self.env["g2p.search.log"]
-            in_the_clear = operator in CONTAINS_OPERATORS or searching_typed_addresses(self.env)
-            if in_the_clear and not lookups._may_look_up():
+            looking_up, contains = person_search_kind(self.env), operator in CONTAINS_OPERATORS
+            if contains and looking_up == SUGGESTIONS:
+                # Suggestions as one types ("@" mentions): a lookup per keystroke would use up
+                # the caps; registrants are found through the search bar.
+                return []
+            if (contains or looking_up == TYPED_ADDRESSES) and not lookups._may_look_up():
                 # Odoo's own "contains" searches (a many2one completion, the search bar's default)
-                # and a composer's typed addresses keep working for people without Registry
+                # and addresses typed as recipients keep working for people without Registry
                 # Search: they find what is stored in the clear, and no lookup by value is made.
                 return []
             log = lookups._check(self._name, name, values)

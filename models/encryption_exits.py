@@ -108,8 +108,10 @@ def reader_allowed(env):
     return group in env.user.sudo().groups_id
 
 
-# ``env.transaction.g2p_person_search`` while a person's values are looked up: a search method's
-# domain (True), or addresses typed into a composer (TYPED_ADDRESSES).
+# ``env.transaction.g2p_person_search``: what a person's request looks up by value: a search
+# method's domain (True), what the composer and Discuss suggest as the person types (SUGGESTIONS),
+# or addresses typed as recipients (TYPED_ADDRESSES, in the block of ``typed_addresses``).
+SUGGESTIONS = "suggestions"
 TYPED_ADDRESSES = "typed addresses"
 
 
@@ -122,9 +124,9 @@ def person_search(env):
     return bool(env.transaction.__dict__.get("g2p_person_search")) or serving_external_api() is not None
 
 
-def searching_typed_addresses(env):
-    """Whether the lookups now are of addresses a person typed (``typed_addresses``)."""
-    return env.transaction.__dict__.get("g2p_person_search") == TYPED_ADDRESSES
+def person_search_kind(env):
+    """What a person's request looks up now (``g2p_person_search``), None when nothing."""
+    return env.transaction.__dict__.get("g2p_person_search")
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
-from .encryption_exits import ID_SLOT, typed_addresses
+from .encryption_exits import ID_SLOT
 
 # The last count of the registry (``_g2p_count_registry``), for Settings: JSON, written by the
 # server only (``ir.config_parameter._check_g2p_parameters``).
@@ -44,19 +44,6 @@ class ResPartner(models.Model):
             return [("id", "=", 0)]
         ids = self.env["g2p.reg.id"].search([("value", "in" if operator == "in" else "=", value)])
         return [("id", "in", ids.partner_id.ids)]
-
-    # The addresses a person types (``/mail/partner/from_email``, a message posted to new
-    # recipients, ``find_or_create`` over RPC): finding them is a lookup by exact value like a
-    # search's, not an oracle of who is registered.
-    @api.model
-    def _find_or_create_from_emails(self, emails, additional_values=None):
-        with typed_addresses(self.env):
-            return super()._find_or_create_from_emails(emails, additional_values)
-
-    @api.model
-    def find_or_create(self, email, assert_valid_email=False):
-        with typed_addresses(self.env):
-            return super().find_or_create(email, assert_valid_email)
 
     @api.model
     def _get_view(self, view_id=None, view_type="form", **options):

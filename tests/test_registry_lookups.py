@@ -4,7 +4,6 @@ members, capped, logged with digests only; a truncated index still finds exactly
 records."""
 
 import hashlib
-import re
 from unittest.mock import patch
 
 from lxml import etree
@@ -120,10 +119,8 @@ class TestRegistryLookups(RegistryHttpCase):
         return self.make_jsonrpc_request("/mail/partner/from_email", {"emails": emails})
 
     def find_or_create(self, user, email):
-        """The partner ``res.partner.find_or_create`` answers ``user`` over RPC (a recordset's
-        repr: the method declares no return type)."""
-        answer = self.rpc(user, "res.partner", "find_or_create", email)
-        return self.env["res.partner"].browse(int(re.fullmatch(r"res\.partner\((\d+),\)", answer)[1]))
+        """The partner ``res.partner.find_or_create`` answers ``user`` over RPC (its id)."""
+        return self.env["res.partner"].browse(self.rpc(user, "res.partner", "find_or_create", email))
 
     def test_addresses_typed_into_a_composer_are_a_capped_and_logged_lookup(self):
         person = self.people[4]
@@ -162,7 +159,33 @@ class TestRegistryLookups(RegistryHttpCase):
         made = self.find_or_create(clerk, other)
         self.assertEqual((made.email, made.is_registrant), (other, False))
         self.assertNotIn(made.id, self.people.ids)
+        # A message posted to an address typed as a new recipient.
+        thread = self.env["res.partner"].create({"name": "Zthread In The Clear"})
+        self.make_jsonrpc_request(
+            "/mail/message/post",
+            {
+                "thread_model": "res.partner",
+                "thread_id": thread.id,
+                "post_data": {"body": "Hello", "partner_emails": [marker_values(802)["email"]]},
+            },
+        )
+        message = self.env["mail.message"].search([("model", "=", "res.partner"), ("res_id", "=", thread.id)])
+        self.assertEqual(message.partner_ids.mapped("is_registrant"), [False])
         self.assertFalse(self.logs(clerk))
+
+    def test_suggestions_as_one_types_find_contacts_in_the_clear_only(self):
+        """The composer's "@" suggestions: a whole name or e-mail typed finds no registrant, for
+        members of Registry Search too (no lookup per keystroke to use up their caps); contacts
+        in the clear are suggested as before."""
+        contact = self.env["res.partner"].create(
+            {"name": "Zsuggested Contact", "email": "zsuggested@example.org"}
+        )
+        for user in (self.clerk_without_search(), self.searcher):
+            for typed in (marker_values(801)["email"], marker_values(801)["name"], contact.email):
+                found = self.rpc(user, "res.partner", "get_mention_suggestions", typed)
+                ids = [row["id"] for row in found]
+                self.assertEqual(ids, contact.ids if typed == contact.email else [], typed)
+            self.assertFalse(self.logs(user))
 
     def test_server_code_is_not_capped(self):
         emails = [marker_values(n)["email"] for n in NUMBERS]

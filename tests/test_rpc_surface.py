@@ -172,10 +172,6 @@ DECISIONS = {
     # Odoo's rights: portal users read partners through record rules, internal users all of them.
     ("base", "web_read"): acl(DENIED, OK, OK, OK, Call("partner", ({"name": {}},))),
     ("base", "name_search"): acl(OK, OK, OK, OK, Call(None, ("RPC contact",))),
-    # A lookup by the address typed (capped and logged, or in the clear only: test_registry_lookups).
-    ("res.partner", "find_or_create"): acl(
-        DENIED, OK, DENIED, OK, Call(None, ("RPC Found <rpc.found@example.org>",))
-    ),
     ("base", "read_group"): acl(OK, OK, OK, OK, Call(None, ([], ["is_registrant"], ["is_registrant"]))),
     # Odoo refuses an export to whoever lacks "Access to export feature" (a UserError).
     ("base", "export_data"): acl(REFUSED, OK, REFUSED, OK, Call("partner", (["name"],))),
