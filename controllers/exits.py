@@ -145,6 +145,8 @@ class ThreadExits(ThreadController):
 
     @http.route()
     def mail_message_post(self, thread_model, thread_id, post_data, context=None):
+        if not post_data.get("partner_emails"):
+            return super().mail_message_post(thread_model, thread_id, post_data, context=context)
         # ``partner_emails``: the addresses typed as the message's new recipients.
         with typed_addresses(request.env):
             return super().mail_message_post(thread_model, thread_id, post_data, context=context)

@@ -180,11 +180,19 @@ class TestRegistryLookups(RegistryHttpCase):
         contact = self.env["res.partner"].create(
             {"name": "Zsuggested Contact", "email": "zsuggested@example.org"}
         )
+        # Discuss suggests users: a registrant who is one (an officer registered as a beneficiary).
+        officer = new_test_user(self.env, login="g2p_registered_officer", groups="base.group_user")
+        officer.partner_id.write(dict(marker_values(809), is_registrant=True))
         for user in (self.clerk_without_search(), self.searcher):
             for typed in (marker_values(801)["email"], marker_values(801)["name"], contact.email):
                 found = self.rpc(user, "res.partner", "get_mention_suggestions", typed)
                 ids = [row["id"] for row in found]
                 self.assertEqual(ids, contact.ids if typed == contact.email else [], typed)
+            for typed in (marker_values(809)["email"], marker_values(809)["name"]):
+                invite = self.rpc(user, "res.partner", "search_for_channel_invite", typed)
+                self.assertEqual(invite["partners"], [], typed)
+            found = self.rpc(user, "res.partner", "im_search", marker_values(809)["name"])
+            self.assertNotIn(officer.partner_id.id, [row["id"] for row in found])
             self.assertFalse(self.logs(user))
 
     def test_server_code_is_not_capped(self):
