@@ -21,6 +21,7 @@
   carry the real values.
 """
 
+import contextlib
 import xmlrpc.client
 
 from odoo import http
@@ -145,10 +146,9 @@ class ThreadExits(ThreadController):
 
     @http.route()
     def mail_message_post(self, thread_model, thread_id, post_data, context=None):
-        if not post_data.get("partner_emails"):
-            return super().mail_message_post(thread_model, thread_id, post_data, context=context)
         # ``partner_emails``: the addresses typed as the message's new recipients.
-        with typed_addresses(request.env):
+        typed = post_data.get("partner_emails")
+        with typed_addresses(request.env) if typed else contextlib.nullcontext():
             return super().mail_message_post(thread_model, thread_id, post_data, context=context)
 
     @http.route()

@@ -121,7 +121,7 @@ def person_search(env):
     composer (``typed_addresses``), or the external API."""
     if not person_request(env):
         return False
-    return bool(env.transaction.__dict__.get("g2p_person_search")) or serving_external_api() is not None
+    return bool(person_search_kind(env)) or serving_external_api() is not None
 
 
 def person_search_kind(env):
