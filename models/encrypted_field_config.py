@@ -27,30 +27,30 @@ FieldSpec = namedtuple("FieldSpec", "index_kind names_record scope index_bits in
 
 # (model, field, blind-index kind, names the record, scope: records whose values are encrypted)
 DEFAULT_FIELDS = (
-    ("res.partner", "name", "text", True, "is_registrant"),
-    ("res.partner", "email", "email", False, "is_registrant"),
-    ("res.partner", "phone", "phone", False, "is_registrant"),
-    ("res.partner", "mobile", "phone", False, "is_registrant"),
-    ("res.partner", "street", None, False, "is_registrant"),
-    ("res.partner", "street2", None, False, "is_registrant"),
-    ("res.partner", "city", None, False, "is_registrant"),
-    ("res.partner", "zip", None, False, "is_registrant"),
+    ("res.partner", "name", "text", True, "g2p_in_registry"),
+    ("res.partner", "email", "email", False, "g2p_in_registry"),
+    ("res.partner", "phone", "phone", False, "g2p_in_registry"),
+    ("res.partner", "mobile", "phone", False, "g2p_in_registry"),
+    ("res.partner", "street", None, False, "g2p_in_registry"),
+    ("res.partner", "street2", None, False, "g2p_in_registry"),
+    ("res.partner", "city", None, False, "g2p_in_registry"),
+    ("res.partner", "zip", None, False, "g2p_in_registry"),
     # OpenG2P registry (g2p_registry_base, g2p_registry_individual, g2p_bank)
-    ("res.partner", "given_name", "text", False, "is_registrant"),
-    ("res.partner", "family_name", "text", False, "is_registrant"),
-    ("res.partner", "addl_name", None, False, "is_registrant"),
-    ("res.partner", "birth_place", None, False, "is_registrant"),
-    ("res.partner", "address", None, False, "is_registrant"),
-    ("g2p.reg.id", "value", "identifier", False, "partner_id.is_registrant"),
-    ("g2p.phone.number", "phone_no", "phone", False, "partner_id.is_registrant"),
-    ("res.partner.bank", "acc_number", "identifier", False, "partner_id.is_registrant"),
+    ("res.partner", "given_name", "text", False, "g2p_in_registry"),
+    ("res.partner", "family_name", "text", False, "g2p_in_registry"),
+    ("res.partner", "addl_name", None, False, "g2p_in_registry"),
+    ("res.partner", "birth_place", None, False, "g2p_in_registry"),
+    ("res.partner", "address", None, False, "g2p_in_registry"),
+    ("g2p.reg.id", "value", "identifier", False, "partner_id.g2p_in_registry"),
+    ("g2p.phone.number", "phone_no", "phone", False, "partner_id.g2p_in_registry"),
+    ("res.partner.bank", "acc_number", "identifier", False, "partner_id.g2p_in_registry"),
     # Stored fields computed from the ones above; found again from the dependencies at each
     # registry load, listed here for the blind index they get.
-    ("res.partner", "complete_name", "text", True, "is_registrant"),
-    ("res.partner", "email_normalized", "email", False, "is_registrant"),
-    ("res.partner", "phone_sanitized", "phone", False, "is_registrant"),
-    ("g2p.phone.number", "phone_sanitized", "phone", False, "partner_id.is_registrant"),
-    ("res.partner.bank", "sanitized_acc_number", "identifier", False, "partner_id.is_registrant"),
+    ("res.partner", "complete_name", "text", True, "g2p_in_registry"),
+    ("res.partner", "email_normalized", "email", False, "g2p_in_registry"),
+    ("res.partner", "phone_sanitized", "phone", False, "g2p_in_registry"),
+    ("g2p.phone.number", "phone_sanitized", "phone", False, "partner_id.g2p_in_registry"),
+    ("res.partner.bank", "sanitized_acc_number", "identifier", False, "partner_id.g2p_in_registry"),
 )
 
 
@@ -85,8 +85,8 @@ class EncryptedFieldConfig(models.Model):
         "pseudonymous label (Registrant #12) instead of the mask."
     )
     scope = fields.Char(
-        help="Field path that tells which records are encrypted (is_registrant, "
-        "partner_id.is_registrant). Empty: all records of the model."
+        help="Field path that tells which records are encrypted (g2p_in_registry: registrants "
+        "and the contacts under them; partner_id.g2p_in_registry). Empty: all records of the model."
     )
     origin = fields.Selection(
         [("default", "Default"), ("admin", "Added by an admin"), ("derived", "Derived (computed)")],

@@ -1,10 +1,13 @@
 # Part of OpenG2P. See LICENSE file for full copyright and licensing details.
-"""Registrants (``res.partner`` with ``is_registrant``) are the records in scope.
+"""Registrants (``res.partner`` with ``is_registrant``) and the contacts and addresses under them
+(``g2p_in_registry``) are the records in scope.
 
 Which fields are encrypted is the list of ``g2p.encrypted.field`` (Odoo's contact fields, and
 OpenG2P's personal fields when its modules are installed); companies and ordinary contacts are
-stored in the clear. A partner that becomes a registrant has its values encrypted at once.
-Where a person may not read them, a registrant is "Registrant #12" (a group "Group #12").
+stored in the clear. A contact under a registrant is in scope too: Odoo copies the registrant's
+address into it and its name into its ``complete_name`` ("Registrant, Contact"). A partner that
+comes into scope has its values encrypted at once. Where a person may not read them, a registrant
+is "Registrant #12" (a group "Group #12", a contact under one "Contact #12").
 """
 
 import base64
@@ -15,6 +18,7 @@ from lxml import etree
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
+from odoo.tools.sql import column_exists, create_column
 
 from .encryption_exits import ID_SLOT
 
@@ -29,12 +33,44 @@ class ResPartner(models.Model):
 
     # OpenG2P's g2p_registry_base defines the same field; either definition serves.
     is_registrant = fields.Boolean(string="Registrant", index=True)
+    g2p_in_registry = fields.Boolean(
+        string="Registry data",
+        compute="_compute_g2p_in_registry",
+        store=True,
+        precompute=True,  # known when the row is inserted: it is inserted encrypted
+        recursive=True,
+        help="A registrant, or a contact or address under one: its personal fields are stored encrypted.",
+    )
     g2p_national_id = fields.Char(
         string="National ID (exact)",
         compute="_compute_g2p_national_id",
         search="_search_g2p_national_id",
         help="Finds registrants by the exact value of one of their IDs (OpenG2P's registrant IDs).",
     )
+
+    @api.depends("is_registrant", "parent_id.g2p_in_registry")
+    def _compute_g2p_in_registry(self):
+        for partner in self:
+            partner.g2p_in_registry = partner.is_registrant or partner.parent_id.g2p_in_registry
+
+    def _auto_init(self):
+        # On a registry of millions, the new column is filled by one statement rather than
+        # computed record by record by the ORM (which it does for a column it creates).
+        cr = self.env.cr
+        if column_exists(cr, self._table, "id") and not column_exists(cr, self._table, "g2p_in_registry"):
+            create_column(cr, self._table, "g2p_in_registry", "boolean")
+            if column_exists(cr, self._table, "is_registrant"):
+                cr.execute(
+                    """WITH RECURSIVE in_registry(id) AS (
+                           SELECT id FROM res_partner WHERE is_registrant
+                           UNION
+                           SELECT child.id FROM res_partner child
+                             JOIN in_registry ON child.parent_id = in_registry.id
+                       )
+                       UPDATE res_partner SET g2p_in_registry = true
+                        WHERE id IN (SELECT id FROM in_registry)"""
+                )
+        return super()._auto_init()
 
     def _compute_g2p_national_id(self):
         self.g2p_national_id = False  # a search criterion, never shown
@@ -79,17 +115,22 @@ class ResPartner(models.Model):
             arch.insert(position + offset, node)
 
     def _g2p_label_key(self):
-        return bool("is_group" in self._fields and self.is_group)
+        if not self.is_registrant:
+            return "contact"
+        return "group" if "is_group" in self._fields and self.is_group else "registrant"
 
     def _g2p_label_format(self):
-        if self._g2p_label_key():
+        key = self._g2p_label_key()
+        if key == "group":
             return _("Group #%(id)s", id=ID_SLOT)
+        if key == "contact":
+            return _("Contact #%(id)s", id=ID_SLOT)
         return _("Registrant #%(id)s", id=ID_SLOT)
 
     def _write(self, vals):
         result = super()._write(vals)
-        if vals.get("is_registrant") and self._g2p_encrypting():
-            # Values stored in the clear while the partner was no registrant are encrypted now.
+        if vals.get("g2p_in_registry") and self._g2p_encrypting():
+            # Values stored in the clear while the partner was out of scope are encrypted now.
             self._g2p_encrypt_in_place(flush=False)
         return result
 
@@ -129,9 +170,10 @@ class ResPartner(models.Model):
     @api.model
     def _g2p_registry_counts(self):
         """{registrants, encrypted, pending}: registrants, those whose name is stored encrypted,
-        and those with a value still stored in the clear (the encryption job's work).
+        and the records in scope (registrants and the contacts under them) with a value still
+        stored in the clear (the encryption job's work).
 
-        It reads every registrant row: a few seconds per million registrants."""
+        It reads every row in scope: a few seconds per million registrants."""
         columns = [name for name in self._g2p_encrypted if self._fields[name].store]
         if not columns:
             self.env.cr.execute("SELECT count(*) FROM res_partner WHERE is_registrant")
@@ -149,8 +191,10 @@ class ResPartner(models.Model):
         )
         self.env.cr.execute(
             SQL(
-                """SELECT count(*), count(*) FILTER (WHERE name LIKE %s), count(*) FILTER (WHERE %s)
-                   FROM res_partner WHERE is_registrant""",
+                """SELECT count(*) FILTER (WHERE is_registrant),
+                          count(*) FILTER (WHERE is_registrant AND name LIKE %s),
+                          count(*) FILTER (WHERE %s)
+                   FROM res_partner WHERE g2p_in_registry""",
                 "g2pe%",
                 plain,
             )

@@ -430,6 +430,19 @@ class TestRegistryExits(RegistryHttpCase):
         classic = self.rpc(self.crypto_admin, "res.partner", "read", self.child.ids, ["parent_id"])[0]
         self.assertEqual(classic["parent_id"][1], marker_values(500)["name"])
 
+    def test_a_contact_under_a_registrant_is_masked_with_its_own_label(self):
+        # Its complete name holds the registrant's ("Registrant, Contact"): in scope, as its own.
+        fields = ["name", "display_name", "complete_name"]
+        row = self.rpc(self.clerk, "res.partner", "read", self.child.ids, fields)[0]
+        label = f"Contact #{self.child.id}"
+        self.assertEqual(
+            [row[name] for name in fields], [label, f"{self.label(self.people[0])}, {label}", label]
+        )
+        self.set_registry(decrypt=True)
+        row = self.rpc(self.crypto_admin, "res.partner", "read", self.child.ids, fields)[0]
+        full = f"{marker_values(500)['name']}, Ordinary Child"
+        self.assertEqual([row[name] for name in fields], ["Ordinary Child", full, full])
+
     def test_companies_and_ordinary_contacts_are_not_masked(self):
         row = self.rpc(self.clerk, "res.partner", "read", self.company.ids, ["name"])[0]
         self.assertEqual(row["name"], "Zmarker0599 Company")

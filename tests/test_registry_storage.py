@@ -36,6 +36,50 @@ class TestRegistryStorage(RegistryCase):
         self.assertEqual(self.raw_column(company, "name"), "Zmarker0002 Company")
         self.assertEqual(self.raw_column(contact, "email"), "zmarker0003@x.org")
 
+    def test_contacts_and_addresses_under_a_registrant_are_encrypted(self):
+        # Odoo copies a registrant's address into a contact under it, and the registrant's name
+        # into the contact's complete name ("Registrant, Contact"): such contacts are in scope.
+        values = marker_values(95)
+        person = self.create_registrant(95)
+        self.env.flush_all()
+        partners = self.env["res.partner"]
+        with self.assertLogs("odoo.sql_db", logging.DEBUG) as logs:  # inserted encrypted
+            contact = partners.create({"name": "Zmarker0096 Kid", "parent_id": person.id, "type": "contact"})
+            depot = partners.create(
+                {
+                    "name": "Zmarker0097 Depot",
+                    "parent_id": contact.id,
+                    "type": "other",
+                    "street": "Zmarker0097 St",
+                }
+            )
+            self.env.flush_all()
+        self.assertIn("INSERT INTO", "\n".join(logs.output))
+        self.assertNoMarker("\n".join(logs.output), [95, 96, 97])
+        self.assertEqual((contact | depot).mapped("g2p_in_registry"), [True, True])
+        for record, name in [(contact, n) for n in ("name", "complete_name", "street", "city", "zip")] + [
+            (depot, n) for n in ("name", "complete_name", "street")
+        ]:
+            self.assertTrue(envelope.is_token(self.raw_column(record, name)), (record.name, name))
+        self.env.cr.execute("SELECT * FROM res_partner WHERE id IN %s", ((contact.id, depot.id),))
+        self.assertNoMarker(repr(self.env.cr.fetchall()), [95, 96, 97])
+        self.env.invalidate_all()
+        self.assertEqual((contact.street, contact.city), (values["street"], values["city"]))
+        self.assertEqual(contact.complete_name, f"{values['name']}, Zmarker0096 Kid")
+        self.assertEqual(depot.street, "Zmarker0097 St")
+        # A contact stored in the clear that is put under a registrant is encrypted at once.
+        moved = partners.create({"name": "Zmarker0098 Neighbour", "email": "zmarker0098@x.org"})
+        self.assertEqual(self.raw_column(moved, "email"), "zmarker0098@x.org")
+        moved.write({"parent_id": person.id, "type": "other"})
+        self.assertTrue(envelope.is_token(self.raw_column(moved, "email")))
+        self.assertTrue(envelope.is_token(self.raw_column(moved, "complete_name")))
+        self.assertEqual(moved.email, "zmarker0098@x.org")
+        # Out from under the registrant, what it stores next is in the clear again.
+        moved.write({"parent_id": False})
+        moved.write({"email": "zmarker0099@x.org"})
+        self.assertFalse(moved.g2p_in_registry)
+        self.assertEqual(self.raw_column(moved, "email"), "zmarker0099@x.org")
+
     def test_each_record_of_a_multi_record_write_gets_its_own_ciphertext(self):
         people = self.create_registrants(range(10, 22))
         people.write({"city": "Zmarker0030ville"})
@@ -180,7 +224,7 @@ class TestRegistryStorage(RegistryCase):
         self.assertEqual(partner_fields["email"].g2p_index_kind, "email")
         self.assertFalse(isinstance(partner_fields["ref"], EncryptedField))
         # A copy kept on another model follows the scope of the record it copies.
-        self.assertEqual(self.env["res.company"]._g2p_scope_path, "partner_id.is_registrant")
+        self.assertEqual(self.env["res.company"]._g2p_scope_path, "partner_id.g2p_in_registry")
         self.assertEqual(self.env["res.company"]._fields["name"].column_type, ("varchar", "varchar"))
 
     def test_the_sql_of_writes_and_reads_holds_no_plaintext(self):

@@ -7,7 +7,8 @@ of the addon, then check it after ``-u g2p_encryption`` with this one.
 a read by a Crypto Admin with "Decrypt registry" on (logged), a second provider. It writes what it
 made to ``G2P_UPGRADE_STATE`` (a JSON file). ``check`` (this release): every registrant reads back,
 is found by its e-mail through the blind index, keys, providers and logs are all there, and the
-re-encryption job moves the values of the previous format to the current one. Prints
+re-encryption job moves the values of the previous format to the current one, and a contact
+under a registrant (in the clear before) is encrypted by the registry job. Prints
 ``upgrade: ok`` or the problems, and exits 1 on a problem.
 """
 # ruff: noqa: F821  (``env`` is the Odoo shell's)
@@ -33,6 +34,10 @@ def seed():
     provider = env.ref("g2p_encryption.encryption_provider_default")
     provider.action_rotate_key()
     partners[2].write({"city": "Zupgradeville"})  # under the new key
+    # Stored in the clear before 17.0.2.2.0: not a registrant, though it holds one's name.
+    child = env["res.partner"].create(
+        {"name": "Zupgrade Child", "parent_id": partners[0].id, "type": "other", "street": "Zupgrade Lane"}
+    )
     # Its copy of the registrant's name was stored in the clear before 17.0.2.1.0.
     activity = partners[1].activity_schedule("mail.mail_activity_data_todo", summary="Zupgrade visit")
     admin = env.ref("base.user_admin")
@@ -48,6 +53,7 @@ def seed():
     state = {
         "partners": partners.ids,
         "activity": activity.id,
+        "child": child.id,
         "providers": env["g2p.encryption.provider"].search([]).ids,
         "keys": env["g2p.encryption.key"].search([]).ids,
         "decryption_logs": env["g2p.decryption.log"].search_count([]),
@@ -100,6 +106,7 @@ def check():
     if [p.name for p in partners] != [person["name"] for person in PEOPLE]:
         problems.append("registrants do not read back after the re-encryption")
     problems.extend(_activity_problems(state))
+    problems.extend(_child_problems(state))
     problems.extend(_checks_of_other_topics(state))
     env.cr.rollback()
     for problem in problems:
@@ -119,7 +126,33 @@ def _started_jobs(problems):
     )
     if not activity_jobs:
         problems.append("no job was started to encrypt the activities' document names")
-    return jobs | activity_jobs
+    partner_jobs = env["g2p.encryption.job"].search(
+        [("kind", "=", "encrypt"), ("res_model", "=", "res.partner"), ("state", "=", "running")]
+    )
+    if not partner_jobs:
+        problems.append("no job was started to encrypt the contacts under registrants")
+    return jobs | activity_jobs | partner_jobs
+
+
+def _child_problems(state):
+    """A contact under a registrant is in scope since 17.0.2.2.0, and encrypted by the job."""
+    problems = []
+    env.cr.execute(
+        "SELECT name, complete_name, street, g2p_in_registry FROM res_partner WHERE id = %s",
+        (state["child"],),
+    )
+    *stored, in_registry = env.cr.fetchone()
+    if not in_registry:
+        problems.append("a contact under a registrant is not in scope")
+    if not all((value or "").startswith("g2pe2.") for value in stored):
+        problems.append("a contact under a registrant is still stored in the clear")
+    env.cr.execute("SELECT count(*) FROM g2p_encrypted_field WHERE scope LIKE '%is_registrant'")
+    if env.cr.fetchone()[0]:
+        problems.append("encrypted fields are still scoped by is_registrant")
+    child = env["res.partner"].browse(state["child"])
+    if (child.street, child.complete_name) != ("Zupgrade Lane", f"{PEOPLE[0]['name']}, Zupgrade Child"):
+        problems.append("a contact under a registrant does not read back")
+    return problems
 
 
 def _activity_problems(state):

@@ -86,7 +86,7 @@ def _field_lists(env):
                 {
                     "model_name": "res.partner",
                     "field_name": name,
-                    "scope": "is_registrant",
+                    "scope": "g2p_in_registry",
                     "index_kind": INDEX_KINDS.get(name, "text") if name in searchable else False,
                 }
             )
