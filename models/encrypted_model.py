@@ -418,7 +418,8 @@ class EncryptedModel(models.AbstractModel):
         targets = (
             self.env[self._fields[first].comodel_name].sudo().browse({value for value in values if value})
         )
-        in_scope = {target.id for target in targets if target.mapped(rest)}
+        # As filtered(path): a boolean at the end of the path gives [False], which is no scope.
+        in_scope = {target.id for target in targets if any(target.mapped(rest))}
         return [bool(value) and value in in_scope for value in values]
 
     def unlink(self):

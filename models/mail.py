@@ -44,6 +44,23 @@ def copies_in_scope(records, model_field, id_field):
     )
 
 
+def tracked_records_in_scope(env, trackings):
+    """For each ``(field id, old id, new id)`` of tracking values: whether the field is a many2one
+    and its old or new value is a record in scope (its display name is then a copy of that
+    record's values, whatever the document: a contact moved out from under a registrant)."""
+    fields_by_id = {
+        field.id: field
+        for field in env["ir.model.fields"].sudo().browse({row[0] for row in trackings if row[0]})
+    }
+    named = []
+    for field_id, old_id, new_id in trackings:
+        field = fields_by_id.get(field_id)
+        relation = field.relation if field and field.ttype == "many2one" else None
+        named.append([(relation, old_id), (relation, new_id)] if relation else [])
+    in_scope = documents_in_scope(env, [document for pair in named for document in pair])
+    return [any(document in in_scope for document in pair) for pair in named]
+
+
 def copy_rows_in_scope(env, stored_list, model_field, id_field):
     """``copies_in_scope`` of rows about to be stored: one boolean per row."""
     documents = [(stored.get(model_field), stored.get(id_field)) for stored in stored_list]
@@ -75,9 +92,13 @@ class MailTrackingValue(models.Model):
 
     _encrypted_fields = {"old_value_char": None, "new_value_char": None}
 
+    # A message's tracking values are in scope together: its document is in scope, or one of them
+    # names a record in scope (the old parent of a contact moved out from under a registrant, whose
+    # inline address, tracked in the same message, was the registrant's).
     def _g2p_in_scope(self):
-        messages = self.mail_message_id._g2p_in_scope()
-        return self.filtered(lambda tracking: tracking.mail_message_id in messages)
+        messages = self.mail_message_id
+        in_scope = set(messages._g2p_in_scope().ids) | self._g2p_messages_naming(messages.tracking_value_ids)
+        return self.filtered(lambda tracking: tracking.mail_message_id.id in in_scope)
 
     @api.model
     def _g2p_rows_in_scope(self, stored_list):
@@ -85,8 +106,26 @@ class MailTrackingValue(models.Model):
         messages = (
             self.env["mail.message"].sudo().browse({message_id for message_id in message_ids if message_id})
         )
-        in_scope = set(messages._g2p_in_scope().ids)
+        in_scope = set(messages._g2p_in_scope().ids) | self._g2p_messages_naming(messages.tracking_value_ids)
+        named = tracked_records_in_scope(
+            self.env,
+            [
+                (stored.get("field_id"), stored.get("old_value_integer"), stored.get("new_value_integer"))
+                for stored in stored_list
+            ],
+        )
+        in_scope.update(message_id for message_id, name in zip(message_ids, named, strict=True) if name)
         return [message_id in in_scope for message_id in message_ids]
+
+    @api.model
+    def _g2p_messages_naming(self, trackings):
+        """Ids of the messages of which one of ``trackings`` names a record in scope."""
+        trackings = trackings.sudo()
+        named = tracked_records_in_scope(
+            self.env,
+            [(row.field_id.id, row.old_value_integer, row.new_value_integer) for row in trackings],
+        )
+        return {row.mail_message_id.id for row, name in zip(trackings, named, strict=True) if name}
 
 
 class MailActivity(models.Model):

@@ -132,7 +132,36 @@ class ResPartner(models.Model):
         if vals.get("g2p_in_registry") and self._g2p_encrypting():
             # Values stored in the clear while the partner was out of scope are encrypted now.
             self._g2p_encrypt_in_place(flush=False)
+            self._g2p_encrypt_dependents()
         return result
+
+    def _g2p_encrypt_dependents(self):
+        """Encrypt what other models store in the clear for these partners, now in scope: the
+        records in scope through them (IDs, phone numbers, bank accounts: a scope path
+        ``<many2one>.g2p_in_registry``) and the chatter's copies of their values."""
+        for model_name in self.env["g2p.encryption.job"]._registry_models():
+            model = self.env[model_name].sudo().with_context(active_test=False)
+            link_name, _dot, rest = (model._g2p_scope_path or "").partition(".")
+            link = model._fields.get(link_name)
+            if rest == "g2p_in_registry" and link and link.store and link.comodel_name == self._name:
+                model.search([(link_name, "in", self.ids)])._g2p_in_scope()._g2p_encrypt_in_place()
+        messages = (
+            self.env["mail.message"].sudo().search([("model", "=", self._name), ("res_id", "in", self.ids)])
+        )
+        activities = (
+            self.env["mail.activity"]
+            .sudo()
+            .search([("res_model", "=", self._name), ("res_id", "in", self.ids)])
+        )
+        for copies in (messages, messages.tracking_value_ids, activities):
+            copies._g2p_in_scope()._g2p_encrypt_in_place()
+
+    def _handle_first_contact_creation(self):
+        # Odoo copies the address of a company's first contact up into the company when it has
+        # none: not a registrant's (or its contact's) into a partner stored in the clear.
+        if self.g2p_in_registry and not self.parent_id.g2p_in_registry:
+            return None
+        return super()._handle_first_contact_creation()
 
     @api.model
     def _g2p_count_registry(self):
@@ -170,10 +199,10 @@ class ResPartner(models.Model):
     @api.model
     def _g2p_registry_counts(self):
         """{registrants, encrypted, pending}: registrants, those whose name is stored encrypted,
-        and the records in scope (registrants and the contacts under them) with a value still
-        stored in the clear (the encryption job's work).
+        and those with a value still stored in the clear (the encryption job's work, which also
+        encrypts the contacts under them).
 
-        It reads every row in scope: a few seconds per million registrants."""
+        It reads every registrant row: a few seconds per million registrants."""
         columns = [name for name in self._g2p_encrypted if self._fields[name].store]
         if not columns:
             self.env.cr.execute("SELECT count(*) FROM res_partner WHERE is_registrant")
@@ -191,10 +220,8 @@ class ResPartner(models.Model):
         )
         self.env.cr.execute(
             SQL(
-                """SELECT count(*) FILTER (WHERE is_registrant),
-                          count(*) FILTER (WHERE is_registrant AND name LIKE %s),
-                          count(*) FILTER (WHERE %s)
-                   FROM res_partner WHERE g2p_in_registry""",
+                """SELECT count(*), count(*) FILTER (WHERE name LIKE %s), count(*) FILTER (WHERE %s)
+                   FROM res_partner WHERE is_registrant""",
                 "g2pe%",
                 plain,
             )

@@ -80,6 +80,45 @@ class TestRegistryStorage(RegistryCase):
         self.assertFalse(moved.g2p_in_registry)
         self.assertEqual(self.raw_column(moved, "email"), "zmarker0099@x.org")
 
+    def test_a_registrants_values_are_not_copied_into_partners_in_the_clear(self):
+        partners = self.env["res.partner"]
+        # Odoo copies the address of a company's first contact up into the company when it has none.
+        company = partners.create({"name": "Zcompany Without Address", "is_company": True})
+        self.create_registrant(92, parent_id=company.id, type="contact")
+        self.assertFalse(self.raw_column(company, "street"))
+        # A contact moved out from under a registrant: the tracked old parent is the registrant.
+        person = self.create_registrant(93)
+        kid = partners.create({"name": "Zmarker0094 Kid", "parent_id": person.id, "type": "contact"})
+        self.env.flush_all()
+        self.env.cr.precommit.run()
+        kid.write({"parent_id": False})
+        self.env.flush_all()
+        self.env.cr.precommit.run()  # tracking values are written at commit
+        trackings = kid.message_ids.tracking_value_ids
+        self.assertIn("parent_id", trackings.field_id.mapped("name"))
+        self.env.cr.execute(
+            "SELECT old_value_char, new_value_char FROM mail_tracking_value WHERE id IN %s",
+            (tuple(trackings.ids),),
+        )
+        self.assertNoMarker(repr(self.env.cr.fetchall()), [93, 94])
+        self.assertIn(marker_values(93)["name"], trackings.mapped("old_value_char"))
+
+    def test_what_other_models_hold_for_a_partner_coming_into_scope_is_encrypted(self):
+        partners, banks = self.env["res.partner"], self.env["res.partner.bank"]
+        company = partners.create({"name": "Zcompany Bank", "is_company": True})
+        company_account = banks.create({"partner_id": company.id, "acc_number": "ZACC0090"})
+        self.assertEqual(self.raw_column(company_account, "acc_number"), "ZACC0090")
+        person = self.create_registrant(91)
+        neighbour = partners.create({"name": "Zmarker0099 Neighbour"})
+        account = banks.create({"partner_id": neighbour.id, "acc_number": "ZACC0091"})
+        self.assertEqual(self.raw_column(account, "acc_number"), "ZACC0091")
+        neighbour.write({"parent_id": person.id, "type": "other"})
+        self.env.flush_all()
+        for name in ("acc_number", "sanitized_acc_number"):
+            self.assertTrue(envelope.is_token(self.raw_column(account, name)), name)
+        account.invalidate_recordset()
+        self.assertEqual(account.acc_number, "ZACC0091")
+
     def test_each_record_of_a_multi_record_write_gets_its_own_ciphertext(self):
         people = self.create_registrants(range(10, 22))
         people.write({"city": "Zmarker0030ville"})
