@@ -20,6 +20,8 @@ import functools
 import threading
 
 from odoo import _, api, http, models
+from odoo.exceptions import MissingError
+from odoo.models import PREFETCH_MAX
 from odoo.modules.registry import Registry
 
 from .encrypted_field import AtRest, Masked, Shown, Unreadable, open_for_read
@@ -60,8 +62,27 @@ class ExitState:
         key = (record._name, getattr(record_id, "origin", None) or record_id)
         in_scope = self._scope.get(key)
         if in_scope is None:
-            in_scope = self._scope[key] = bool(record._g2p_in_scope())
+            in_scope = self._scope[key] = self._look_up_scope(record, key[1])
         return in_scope
+
+    def _look_up_scope(self, record, record_id):
+        """Whether ``record`` is in scope; the records prefetched with it (a list's rows, a
+        chatter's tracking values) are looked up in the same pass, one query for them all
+        rather than one per record."""
+        if type(record.id) is not int:  # a record being edited: its scope follows its edits
+            return bool(record._g2p_in_scope())
+        ids = [
+            rid for rid in record._prefetch_ids if type(rid) is int and (record._name, rid) not in self._scope
+        ][:PREFETCH_MAX]
+        if record_id not in ids:
+            ids.append(record_id)
+        try:
+            in_scope = set(record.sudo().browse(ids)._g2p_in_scope()._ids)
+        except MissingError:  # one of them deleted meanwhile: this record alone
+            return bool(record._g2p_in_scope())
+        for rid in ids:
+            self._scope[(record._name, rid)] = rid in in_scope
+        return record_id in in_scope
 
     def masks(self, field, record, value):
         return not self.allowed and self.protected(field, record, value)

@@ -96,7 +96,7 @@ class MailTrackingValue(models.Model):
     # names a record in scope (the old parent of a contact moved out from under a registrant, whose
     # inline address, tracked in the same message, was the registrant's).
     def _g2p_in_scope(self):
-        messages = self.mail_message_id
+        messages = self.sudo().mail_message_id
         in_scope = set(messages._g2p_in_scope().ids) | self._g2p_messages_naming(messages.tracking_value_ids)
         return self.filtered(lambda tracking: tracking.mail_message_id.id in in_scope)
 

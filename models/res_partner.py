@@ -151,6 +151,7 @@ class ResPartner(models.Model):
         activities = (
             self.env["mail.activity"]
             .sudo()
+            .with_context(active_test=False)  # done activities kept archived too
             .search([("res_model", "=", self._name), ("res_id", "in", self.ids)])
         )
         for copies in (messages, messages.tracking_value_ids, activities):

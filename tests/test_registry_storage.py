@@ -8,6 +8,7 @@ from odoo.tests import tagged
 
 from ..core import envelope
 from ..models.encrypted_field import AtRest, EncryptedField, Masked, Unreadable
+from ..models.encryption_exits import ExitState
 from .common import RegistryCase, marker_fragments, marker_values
 
 
@@ -102,6 +103,52 @@ class TestRegistryStorage(RegistryCase):
         )
         self.assertNoMarker(repr(self.env.cr.fetchall()), [93, 94])
         self.assertIn(marker_values(93)["name"], trackings.mapped("old_value_char"))
+
+    def test_an_exit_looks_up_the_scope_of_a_chatters_tracking_values_together(self):
+        # Each tracking value names a record (the old and new parent): one look-up for them all,
+        # not queries per value (a chatter of any document that tracks a contact).
+        partners = self.env["res.partner"]
+        first, second = partners.create([{"name": f"Zcompany {n}", "is_company": True} for n in (1, 2)])
+        contacts = partners.create([{"name": f"Zcontact {n}", "parent_id": first.id} for n in range(12)])
+        self.env.flush_all()
+        self.env.cr.precommit.run()
+        contacts.write({"parent_id": second.id})
+        self.env.flush_all()
+        self.env.cr.precommit.run()
+        trackings = contacts.message_ids.tracking_value_ids.sudo()
+        self.assertEqual(set(trackings.field_id.mapped("name")) >= {"parent_id"}, True)
+        self.assertGreaterEqual(len(trackings), 12)
+        field = trackings._fields["old_value_char"]
+        self.env.invalidate_all()
+        trackings = trackings.browse(trackings.ids)  # prefetched together, as a chatter's
+        state = ExitState(False, True, "test")
+        with self.assertQueryCount(8):
+            guarded = [state.protected(field, tracking, "Zcompany 1") for tracking in trackings]
+        self.assertEqual(guarded, [False] * len(trackings))
+        # A contact put under a registrant: its chatter is in scope (all of it), the others' not.
+        person = self.create_registrant(89)
+        contacts[0].write({"parent_id": person.id})
+        self.env.flush_all()
+        self.env.cr.precommit.run()
+        trackings = contacts.message_ids.tracking_value_ids.sudo()
+        state = ExitState(False, True, "test")
+        guarded = {tracking.id: state.protected(field, tracking, "x") for tracking in trackings}
+        mine = trackings.filtered(lambda tracking: tracking.mail_message_id.res_id == contacts[0].id)
+        self.assertEqual({tid for tid, value in guarded.items() if value}, set(mine.ids))
+        # Out from under it again: the message naming the registrant as old parent stays in scope.
+        contacts[0].write({"parent_id": second.id})
+        self.env.flush_all()
+        self.env.cr.precommit.run()
+        trackings = contacts.message_ids.tracking_value_ids.sudo()
+        state = ExitState(False, True, "test")
+        guarded = {tracking.id: state.protected(field, tracking, "x") for tracking in trackings}
+        naming = trackings.filtered(
+            lambda tracking: person.id in (tracking.old_value_integer, tracking.new_value_integer)
+        )
+        self.assertEqual(
+            {tid for tid, value in guarded.items() if value},
+            set(naming.mail_message_id.tracking_value_ids.ids),
+        )
 
     def test_what_other_models_hold_for_a_partner_coming_into_scope_is_encrypted(self):
         partners, banks = self.env["res.partner"], self.env["res.partner.bank"]
