@@ -112,43 +112,34 @@ class TestRegistryStorage(RegistryCase):
         contacts = partners.create([{"name": f"Zcontact {n}", "parent_id": first.id} for n in range(12)])
         self.env.flush_all()
         self.env.cr.precommit.run()
-        contacts.write({"parent_id": second.id})
-        self.env.flush_all()
-        self.env.cr.precommit.run()
-        trackings = contacts.message_ids.tracking_value_ids.sudo()
-        self.assertEqual(set(trackings.field_id.mapped("name")) >= {"parent_id"}, True)
+
+        def move(records, parent):
+            """Move ``records`` under ``parent``: (their tracking values, those an exit guards)."""
+            records.write({"parent_id": parent.id})
+            self.env.flush_all()
+            self.env.cr.precommit.run()  # tracking values are written at commit
+            trackings = contacts.message_ids.tracking_value_ids.sudo()
+            self.env.invalidate_all()
+            trackings = trackings.browse(trackings.ids)  # prefetched together, as a chatter's
+            state, field = ExitState(False, True, "test"), trackings._fields["old_value_char"]
+            with self.assertQueryCount(8):
+                guarded = trackings.filtered(lambda tracking: state.protected(field, tracking, "x"))
+            return trackings, guarded
+
+        trackings, guarded = move(contacts, second)
+        self.assertIn("parent_id", trackings.field_id.mapped("name"))
         self.assertGreaterEqual(len(trackings), 12)
-        field = trackings._fields["old_value_char"]
-        self.env.invalidate_all()
-        trackings = trackings.browse(trackings.ids)  # prefetched together, as a chatter's
-        state = ExitState(False, True, "test")
-        with self.assertQueryCount(8):
-            guarded = [state.protected(field, tracking, "Zcompany 1") for tracking in trackings]
-        self.assertEqual(guarded, [False] * len(trackings))
+        self.assertFalse(guarded)
         # A contact put under a registrant: its chatter is in scope (all of it), the others' not.
         person = self.create_registrant(89)
-        contacts[0].write({"parent_id": person.id})
-        self.env.flush_all()
-        self.env.cr.precommit.run()
-        trackings = contacts.message_ids.tracking_value_ids.sudo()
-        state = ExitState(False, True, "test")
-        guarded = {tracking.id: state.protected(field, tracking, "x") for tracking in trackings}
-        mine = trackings.filtered(lambda tracking: tracking.mail_message_id.res_id == contacts[0].id)
-        self.assertEqual({tid for tid, value in guarded.items() if value}, set(mine.ids))
-        # Out from under it again: the message naming the registrant as old parent stays in scope.
-        contacts[0].write({"parent_id": second.id})
-        self.env.flush_all()
-        self.env.cr.precommit.run()
-        trackings = contacts.message_ids.tracking_value_ids.sudo()
-        state = ExitState(False, True, "test")
-        guarded = {tracking.id: state.protected(field, tracking, "x") for tracking in trackings}
-        naming = trackings.filtered(
-            lambda tracking: person.id in (tracking.old_value_integer, tracking.new_value_integer)
-        )
-        self.assertEqual(
-            {tid for tid, value in guarded.items() if value},
-            set(naming.mail_message_id.tracking_value_ids.ids),
-        )
+        trackings, guarded = move(contacts[0], person)
+        self.assertEqual(guarded, trackings.filtered(lambda t: t.mail_message_id.res_id == contacts[0].id))
+        # Out from under it again: the messages naming the registrant (as new, then old parent) stay
+        # in scope, and only those.
+        trackings, guarded = move(contacts[0], second)
+        naming = trackings.filtered(lambda t: person.id in (t.old_value_integer, t.new_value_integer))
+        self.assertTrue(naming)
+        self.assertEqual(guarded, naming.mail_message_id.tracking_value_ids)
 
     def test_what_other_models_hold_for_a_partner_coming_into_scope_is_encrypted(self):
         partners, banks = self.env["res.partner"], self.env["res.partner.bank"]
