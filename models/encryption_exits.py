@@ -62,14 +62,15 @@ class ExitState:
         key = (record._name, getattr(record_id, "origin", None) or record_id)
         in_scope = self._scope.get(key)
         if in_scope is None:
-            in_scope = self._scope[key] = self._look_up_scope(record, key[1])
+            in_scope = self._scope[key] = self._look_up_scope(record)
         return in_scope
 
-    def _look_up_scope(self, record, record_id):
+    def _look_up_scope(self, record):
         """Whether ``record`` is in scope; the records prefetched with it (a list's rows, a
         chatter's tracking values) are looked up in the same pass, one query for them all
         rather than one per record."""
-        if type(record.id) is not int:  # a record being edited: its scope follows its edits
+        record_id = record.id
+        if type(record_id) is not int:  # a record being edited: its scope follows its edits
             return bool(record._g2p_in_scope())
         ids = [
             rid for rid in record._prefetch_ids if type(rid) is int and (record._name, rid) not in self._scope

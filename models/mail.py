@@ -96,8 +96,7 @@ class MailTrackingValue(models.Model):
     # names a record in scope (the old parent of a contact moved out from under a registrant, whose
     # inline address, tracked in the same message, was the registrant's).
     def _g2p_in_scope(self):
-        messages = self.sudo().mail_message_id
-        in_scope = set(messages._g2p_in_scope().ids) | self._g2p_messages_naming(messages.tracking_value_ids)
+        in_scope = self._g2p_messages_in_scope(self.sudo().mail_message_id)
         return self.filtered(lambda tracking: tracking.mail_message_id.id in in_scope)
 
     @api.model
@@ -106,7 +105,7 @@ class MailTrackingValue(models.Model):
         messages = (
             self.env["mail.message"].sudo().browse({message_id for message_id in message_ids if message_id})
         )
-        in_scope = set(messages._g2p_in_scope().ids) | self._g2p_messages_naming(messages.tracking_value_ids)
+        in_scope = self._g2p_messages_in_scope(messages)
         named = tracked_records_in_scope(
             self.env,
             [
@@ -118,14 +117,16 @@ class MailTrackingValue(models.Model):
         return [message_id in in_scope for message_id in message_ids]
 
     @api.model
-    def _g2p_messages_naming(self, trackings):
-        """Ids of the messages of which one of ``trackings`` names a record in scope."""
-        trackings = trackings.sudo()
+    def _g2p_messages_in_scope(self, messages):
+        """Ids of ``messages`` (sudo) whose tracking values are in scope: their document is, or
+        one of their tracking values names a record in scope."""
+        trackings = messages.tracking_value_ids
         named = tracked_records_in_scope(
             self.env,
             [(row.field_id.id, row.old_value_integer, row.new_value_integer) for row in trackings],
         )
-        return {row.mail_message_id.id for row, name in zip(trackings, named, strict=True) if name}
+        naming = {row.mail_message_id.id for row, name in zip(trackings, named, strict=True) if name}
+        return set(messages._g2p_in_scope().ids) | naming
 
 
 class MailActivity(models.Model):
