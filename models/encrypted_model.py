@@ -160,10 +160,20 @@ class EncryptedModel(models.AbstractModel):
         values = {name: vals[name] for name in names}
         for name, value in values.items():
             check_not_masked(self._fields[name], value)
+        others = {name: value for name, value in vals.items() if name not in values}
         forced = any(map(is_ciphertext, values.values()))  # never stored as is
         if forced:
             encrypted = self
         elif self._g2p_encrypting():
+            column = self._g2p_scope_column()
+            if (
+                column
+                and column not in vals
+                and len(self) > 1
+                and self._g2p_scope_unread(column)
+                and all(map(self._g2p_plain_column, others))
+            ):
+                return self._g2p_write_where_in_scope(vals, values, others, column)
             scope = self._fields.get((self._g2p_scope_path or "").partition(".")[0])
             if scope is not None and scope.store and any(self.env.cache.get_missing_ids(self, scope)):
                 self.fetch([scope.name])  # that column only, not every prefetched one
@@ -175,7 +185,6 @@ class EncryptedModel(models.AbstractModel):
             super(EncryptedModel, plain)._write(vals)
         if not encrypted:
             return None
-        others = {name: value for name, value in vals.items() if name not in values}
         values_by_id = {record_id: values for record_id in encrypted._ids}
         pending = self.env.transaction.__dict__.get("g2p_pending_values")
         if pending is not None and len(encrypted) == 1 and all(map(self._g2p_row_column, others)):
@@ -198,6 +207,27 @@ class EncryptedModel(models.AbstractModel):
             super(EncryptedModel, encrypted)._write(others)
             encrypted._g2p_update_columns(tokens)
         encrypted._g2p_update_index(values_by_id)
+        return None
+
+    def _g2p_scope_unread(self, column):
+        """Whether the scope column of some of ``self`` is not in the cache, and none of ``self``
+        has a value of it waiting for the flush: the table holds the scope, as it is now."""
+        field = self._fields[column]
+        cache = self.env.cache
+        return any(cache.get_missing_ids(self, field)) and not cache.has_dirty_fields(self, [field])
+
+    def _g2p_write_where_in_scope(self, vals, values, others, column):
+        """``_write`` of records whose scope is in the table only: the UPDATE of the tokens tests
+        the scope column itself, instead of a read of the same rows first (they are wide: that
+        read costs a tenth of the write of a thousand). The records it leaves are out of scope,
+        written in the clear; their tokens are dropped unused."""
+        values_by_id = dict.fromkeys(self._ids, values)
+        tokens = self._g2p_encrypt_rows(list(values_by_id.items()))
+        encrypted = self.browse(self._g2p_update_columns(tokens, others, scope_column=column))
+        plain = self - encrypted
+        if plain:
+            super(EncryptedModel, plain)._write(vals)
+        encrypted._g2p_update_index({record_id: values for record_id in encrypted._ids})
         return None
 
     def _g2p_store(self, values_by_id):
@@ -224,12 +254,14 @@ class EncryptedModel(models.AbstractModel):
         ``_g2p_update_columns`` as an array of the column's type (a plain column, not JSON)."""
         return self._g2p_plain_column(name) and self._fields[name].column_type[0] != "jsonb"
 
-    def _g2p_update_columns(self, tokens_by_id, constants=None, columns_by_id=None):
+    def _g2p_update_columns(self, tokens_by_id, constants=None, columns_by_id=None, scope_column=None):
         """Write {record id: {column: token}}: one UPDATE per set of columns (usually one for the
         whole batch). ``constants`` ({column: value}, the same for every record) go into the same
         UPDATE, with ``write_uid``/``write_date`` as ``_write`` sets them; None: tokens only.
         ``columns_by_id`` ({record id: {column: value}}): plain columns (``_g2p_row_column``)
-        whose values differ per record, in the same UPDATE too."""
+        whose values differ per record, in the same UPDATE too. ``scope_column``: a boolean column;
+        the tokens go only into the rows where it is true (the others keep their values). Returns
+        the ids of the rows that took the tokens."""
 
         def kept(name, value):  # as ``_write``: empty log-access values are not written
             return not (self._log_access and name in models.LOG_ACCESS_COLUMNS and not value)
@@ -255,13 +287,25 @@ class EncryptedModel(models.AbstractModel):
             rows[record_id] = row
             if tokens or row:
                 groups.setdefault((tuple(sorted(tokens)), tuple(sorted(row))), []).append(record_id)
+        # The scope is tested in the assignments, not in the WHERE clause: a condition there would
+        # change the estimate of the join of the rows to the values, and with statistics that see
+        # few rows in scope, PostgreSQL would join them in a nested loop (a thousand times slower).
+        scope = SQL("t.%s", SQL.identifier(scope_column)) if scope_column else SQL("TRUE")
+        written = []
         for (token_names, row_names), ids in groups.items():
             names = token_names + row_names
             # Columns as arrays, unnested by PostgreSQL: one parameter per column, however many rows.
-            assignments = [SQL("%s = v.%s", SQL.identifier(name), SQL.identifier(name)) for name in names]
+            assignments = [
+                SQL("%s = CASE WHEN %s THEN v.%s ELSE t.%s END", column, scope, column, column)
+                if scope_column
+                else SQL("%s = v.%s", column, column)
+                for column in map(SQL.identifier, token_names)
+            ]
+            assignments += [SQL("%s = v.%s", column, column) for column in map(SQL.identifier, row_names)]
             assignments += [assignment for name, assignment in shared.items() if name not in row_names]
             for chunk in split_every(UPDATE_ROWS, ids):
-                chunk_ids = SQL("%s::int[]", list(chunk))
+                # One array literal: psycopg2 would adapt a list of ids one id at a time, twice.
+                chunk_ids = SQL("%s::int[]", "{" + ",".join(map(str, chunk)) + "}")
                 columns = [chunk_ids]
                 for name in token_names:
                     tokens = [tokens_by_id[record_id].get(name) for record_id in chunk]
@@ -275,14 +319,17 @@ class EncryptedModel(models.AbstractModel):
                 self.env.cr.execute(
                     SQL(
                         "UPDATE %s AS t SET %s FROM unnest(%s) AS v(id, %s)"
-                        " WHERE t.id = v.id AND t.id = ANY(%s)",
+                        " WHERE t.id = v.id AND t.id = ANY(%s) RETURNING t.id, %s",
                         SQL.identifier(self._table),
                         SQL(", ").join(assignments),
                         SQL(", ").join(columns),
                         SQL(", ").join(map(SQL.identifier, names)),
                         chunk_ids,
+                        scope,
                     )
                 )
+                written.extend(record_id for record_id, in_scope in self.env.cr.fetchall() if in_scope)
+        return written
 
     def _g2p_stored_rows(self, names, flush=True):
         """Rows ``(id, value of each of names...)`` of ``self`` as stored (read with SQL: tokens

@@ -410,6 +410,17 @@ class Base(models.AbstractModel):
         # A field of the record itself (is_registrant): its values in one pass over the cache.
         return self.browse([rid for rid, value in zip(self._ids, self.mapped(path), strict=True) if value])
 
+    def _g2p_scope_column(self):
+        """The column that holds the scope of each record, when it is a stored flag of the record
+        itself (``g2p_in_registry``); None when the scope goes through a relation or a method."""
+        if type(self)._g2p_in_scope is not Base._g2p_in_scope:
+            return None  # a scope of its own (mail's copies follow their document)
+        path = self._g2p_scope_path
+        field = self._fields.get(path) if path else None
+        if field is None or field.type != "boolean" or not field.store:
+            return None
+        return path
+
     def _g2p_label(self):
         """A pseudonymous label that identifies the record without revealing anything."""
         self.ensure_one()

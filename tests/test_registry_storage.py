@@ -188,6 +188,33 @@ class TestRegistryStorage(RegistryCase):
             conditions = " ".join(scan.get(key, "") for key in ("Index Cond", "Recheck Cond", "Filter"))
             self.assertIn("ANY", conditions, scan)
 
+    def test_a_write_tests_the_scope_of_records_not_in_the_cache_in_its_update(self):
+        # A request's write finds its records' scope in the table: the UPDATE of the tokens tests
+        # it, instead of reading the same (wide) rows first. Records out of scope among them are
+        # written in the clear; those in scope encrypted and indexed.
+        people = self.create_registrants(range(40, 44))
+        company = self.env["res.partner"].create({"name": "Zmarker0044 Company", "is_company": True})
+        newcomers = self.env["res.partner"].create([{"name": "Zmarker0046 A"}, {"name": "Zmarker0047 B"}])
+        self.env.flush_all()
+        self.env.invalidate_all()
+        with self.assertLogs("odoo.sql_db", logging.DEBUG) as logs:
+            (people | company).write({"city": "Zmarker0045ville", "email": "zmarker0045@x.org"})
+            self.env.flush_all()
+        reads = [line for line in logs.output if "SELECT" in line and "g2p_in_registry" in line]
+        self.assertFalse(reads)
+        for person in people:
+            for name in ("city", "email", "email_normalized"):
+                self.assertTrue(envelope.is_token(self.raw_column(person, name)), name)
+        self.assertEqual(self.raw_column(company, "city"), "Zmarker0045ville")
+        self.env.invalidate_all()
+        self.assertEqual(set(people.mapped("city")), {"Zmarker0045ville"})
+        found = self.env["res.partner"].search([("email", "=", "zmarker0045@x.org")])
+        self.assertEqual(found, people | company)
+        # Records whose scope changes in the same write are encrypted all the same.
+        newcomers.write({"is_registrant": True, "city": "Zmarker0048ville"})
+        for newcomer in newcomers:
+            self.assertTrue(envelope.is_token(self.raw_column(newcomer, "city")))
+
     def test_a_flush_stores_the_computed_values_of_many_records_in_one_batch(self):
         # After a create, the flush writes each registrant's computed fields (its complete name,
         # encrypted, and its commercial partner, in the clear): one UPDATE for them all.
