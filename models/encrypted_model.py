@@ -165,14 +165,8 @@ class EncryptedModel(models.AbstractModel):
         if forced:
             encrypted = self
         elif self._g2p_encrypting():
-            column = self._g2p_scope_column()
-            if (
-                column
-                and column not in vals
-                and len(self) > 1
-                and self._g2p_scope_unread(column)
-                and all(map(self._g2p_plain_column, others))
-            ):
+            column = self._g2p_scope_in_table(vals, others)
+            if column:
                 return self._g2p_write_where_in_scope(vals, values, others, column)
             scope = self._fields.get((self._g2p_scope_path or "").partition(".")[0])
             if scope is not None and scope.store and any(self.env.cache.get_missing_ids(self, scope)):
@@ -209,25 +203,39 @@ class EncryptedModel(models.AbstractModel):
         encrypted._g2p_update_index(values_by_id)
         return None
 
-    def _g2p_scope_unread(self, column):
-        """Whether the scope column of some of ``self`` is not in the cache, and none of ``self``
-        has a value of it waiting for the flush: the table holds the scope, as it is now."""
+    def _g2p_scope_in_table(self, vals, others):
+        """The scope column of ``self`` when the UPDATE of the tokens can test it, else None.
+
+        Several records whose scope is a stored flag of their own, missing from the cache (else
+        it is read there, for nothing), neither written by this ``_write`` (``vals``) nor waiting
+        to be recomputed: the table holds it as it is now. (A value waiting for the flush is in
+        the cache; the flush calls ``_write`` with it in ``vals``.) The other values are plain
+        columns, and the values are encrypted here: not one remote call each (KeyManager's direct
+        mode) for records that may be out of scope."""
+        column = self._g2p_scope_column()
+        if not column or column in vals or len(self) < 2 or not all(map(self._g2p_plain_column, others)):
+            return None
         field = self._fields[column]
-        cache = self.env.cache
-        return any(cache.get_missing_ids(self, field)) and not cache.has_dirty_fields(self, [field])
+        if not any(self.env.cache.get_missing_ids(self, field)):
+            return None
+        if not set(self.env.records_to_compute(field)._ids).isdisjoint(self._ids):
+            return None
+        if self.env["g2p.encryption.provider"]._get_registry_provider()._encrypts_values_itself():
+            return None
+        return column
 
     def _g2p_write_where_in_scope(self, vals, values, others, column):
         """``_write`` of records whose scope is in the table only: the UPDATE of the tokens tests
         the scope column itself, instead of a read of the same rows first (they are wide: that
         read costs a tenth of the write of a thousand). The records it leaves are out of scope,
-        written in the clear; their tokens are dropped unused."""
-        values_by_id = dict.fromkeys(self._ids, values)
-        tokens = self._g2p_encrypt_rows(list(values_by_id.items()))
+        written in the clear; their tokens are dropped unused (the metrics count them: they were
+        encrypted)."""
+        tokens = self._g2p_encrypt_rows(list(dict.fromkeys(self._ids, values).items()))
         encrypted = self.browse(self._g2p_update_columns(tokens, others, scope_column=column))
         plain = self - encrypted
         if plain:
             super(EncryptedModel, plain)._write(vals)
-        encrypted._g2p_update_index({record_id: values for record_id in encrypted._ids})
+        encrypted._g2p_update_index(dict.fromkeys(encrypted._ids, values))
         return None
 
     def _g2p_store(self, values_by_id):
@@ -259,9 +267,9 @@ class EncryptedModel(models.AbstractModel):
         whole batch). ``constants`` ({column: value}, the same for every record) go into the same
         UPDATE, with ``write_uid``/``write_date`` as ``_write`` sets them; None: tokens only.
         ``columns_by_id`` ({record id: {column: value}}): plain columns (``_g2p_row_column``)
-        whose values differ per record, in the same UPDATE too. ``scope_column``: a boolean column;
-        the tokens go only into the rows where it is true (the others keep their values). Returns
-        the ids of the rows that took the tokens."""
+        whose values differ per record, in the same UPDATE too. ``scope_column``: a boolean column
+        (written by none of these); the tokens go only into the rows where it is true, the others
+        keep theirs. Returns the ids of the rows that took the tokens (None without it)."""
 
         def kept(name, value):  # as ``_write``: empty log-access values are not written
             return not (self._log_access and name in models.LOG_ACCESS_COLUMNS and not value)
@@ -287,21 +295,28 @@ class EncryptedModel(models.AbstractModel):
             rows[record_id] = row
             if tokens or row:
                 groups.setdefault((tuple(sorted(tokens)), tuple(sorted(row))), []).append(record_id)
-        # The scope is tested in the assignments, not in the WHERE clause: a condition there would
-        # change the estimate of the join of the rows to the values, and with statistics that see
-        # few rows in scope, PostgreSQL would join them in a nested loop (a thousand times slower).
-        scope = SQL("t.%s", SQL.identifier(scope_column)) if scope_column else SQL("TRUE")
+        if scope_column:
+            assert scope_column not in shared and not any(scope_column in row for row in rows.values())
+            # Tested in the assignments, not in the WHERE clause: a condition there changes the
+            # estimate of the join of the rows to the values, and with statistics that see few
+            # rows in scope PostgreSQL joins them in a nested loop (a thousand times slower).
+            scope = SQL("t.%s", SQL.identifier(scope_column))
+            returning = SQL(" RETURNING t.id, %s", scope)
+        else:
+            returning = SQL()
         written = []
         for (token_names, row_names), ids in groups.items():
             names = token_names + row_names
             # Columns as arrays, unnested by PostgreSQL: one parameter per column, however many rows.
-            assignments = [
-                SQL("%s = CASE WHEN %s THEN v.%s ELSE t.%s END", column, scope, column, column)
-                if scope_column
-                else SQL("%s = v.%s", column, column)
-                for column in map(SQL.identifier, token_names)
-            ]
-            assignments += [SQL("%s = v.%s", column, column) for column in map(SQL.identifier, row_names)]
+            assignments = []
+            for name in names:
+                column = SQL.identifier(name)
+                if scope_column and name in token_names:
+                    assignments.append(
+                        SQL("%s = CASE WHEN %s THEN v.%s ELSE t.%s END", column, scope, column, column)
+                    )
+                else:
+                    assignments.append(SQL("%s = v.%s", column, column))
             assignments += [assignment for name, assignment in shared.items() if name not in row_names]
             for chunk in split_every(UPDATE_ROWS, ids):
                 # One array literal: psycopg2 would adapt a list of ids one id at a time, twice.
@@ -319,17 +334,18 @@ class EncryptedModel(models.AbstractModel):
                 self.env.cr.execute(
                     SQL(
                         "UPDATE %s AS t SET %s FROM unnest(%s) AS v(id, %s)"
-                        " WHERE t.id = v.id AND t.id = ANY(%s) RETURNING t.id, %s",
+                        " WHERE t.id = v.id AND t.id = ANY(%s)%s",
                         SQL.identifier(self._table),
                         SQL(", ").join(assignments),
                         SQL(", ").join(columns),
                         SQL(", ").join(map(SQL.identifier, names)),
                         chunk_ids,
-                        scope,
+                        returning,
                     )
                 )
-                written.extend(record_id for record_id, in_scope in self.env.cr.fetchall() if in_scope)
-        return written
+                if scope_column:
+                    written += [record_id for record_id, in_scope in self.env.cr.fetchall() if in_scope]
+        return written if scope_column else None
 
     def _g2p_stored_rows(self, names, flush=True):
         """Rows ``(id, value of each of names...)`` of ``self`` as stored (read with SQL: tokens

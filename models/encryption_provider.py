@@ -223,6 +223,11 @@ class G2PEncryptionProvider(models.Model):
                 tokens = self._keyring().encrypt(_active_key_id(self, "encrypt"), plaintexts, aads)
         return tokens
 
+    def _encrypts_values_itself(self):
+        """Whether the type encrypts each value itself (a remote call: KeyManager's direct mode)
+        rather than through the keyring."""
+        return bool(self._optional_dispatch("_encrypts_values_itself", False))
+
     @api.model
     def _decrypt_tokens(self, tokens, aads, key_ids=None):
         """Plaintexts (bytes) of envelope tokens of any provider, each checked against its AAD.

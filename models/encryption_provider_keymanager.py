@@ -196,6 +196,9 @@ class EncryptionProviderKeyManager(models.Model):
     def _keymanager_direct(self):
         return self.type == "keymanager" and self.keymanager_mode == "direct"
 
+    def _encrypts_values_itself_keymanager(self):
+        return self._keymanager_direct()
+
     def _encrypt_values_keymanager(self, plaintexts, aads):
         """Direct tokens of ``plaintexts``, one ``/encrypt`` each; None in envelope mode (the
         provider's envelope encrypts them)."""

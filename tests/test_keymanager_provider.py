@@ -301,6 +301,24 @@ class TestKeyManagerDirect(KeyManagerCase):
         for fragment in marker_fragments(960):
             self.assertNotIn(fragment.lower(), dump)
 
+    def test_a_write_in_direct_mode_sends_only_values_in_scope(self):
+        # Direct mode encrypts each value in KeyManager: a write of records some of which are
+        # out of scope reads their scope first, and sends KeyManager theirs only.
+        self.use_as_registry_provider(self.direct)
+        people = self.env["res.partner"].create(
+            [dict(marker_values(n), is_registrant=True) for n in (961, 962)]
+        )
+        company = self.env["res.partner"].create({"name": "Zmarker0963 Company", "is_company": True})
+        records = (people | company).with_context(tracking_disable=True)
+        self.env.flush_all()
+        self.env.invalidate_all()
+        self.emulator.reset_counts()
+        records.write({"city": "Zmarker0964ville"})
+        self.env.flush_all()
+        self.assertEqual(self.km_counts().get("/encrypt"), 2)
+        self.env.cr.execute("SELECT city FROM res_partner WHERE id = %s", (company.id,))
+        self.assertEqual(self.env.cr.fetchone()[0], "Zmarker0964ville")
+
 
 class TestKeyManagerConfiguration(KeyManagerCase):
     def test_defaults_are_openg2p_s(self):
