@@ -164,6 +164,18 @@ class ResPartner(models.Model):
             return None
         return super()._handle_first_contact_creation()
 
+    def create_company(self):
+        # Odoo's *Create company* button makes a company of the contact's company name with the
+        # contact's address, and moves the contact's own contacts under it. A company is stored
+        # in the clear, and its contacts are out of the registry: a registrant's (or its
+        # contact's) address stays out of it, and its contacts stay under it.
+        self.ensure_one()
+        if not (self.g2p_in_registry and self.company_name and self._g2p_encrypting()):
+            return super().create_company()
+        company = self.create({"name": self.company_name, "is_company": True, "vat": self.vat})
+        self.parent_id = company
+        return True
+
     @api.model
     def _g2p_count_registry(self):
         """Count the registry (``_g2p_registry_counts``) and the records under each data key

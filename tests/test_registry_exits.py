@@ -19,6 +19,7 @@ from ..models.encryption_exits import (
     wrap_external_value_methods,
 )
 from .common import RegistryHttpCase, marker_values
+from .web_client import WebClient
 
 NUMBERS = range(500, 506)
 FIELDS = ["name", "email", "phone", "street", "city", "complete_name", "display_name"]
@@ -51,6 +52,27 @@ class TestRegistryExits(RegistryHttpCase):
         return self.rpc(
             user, "res.partner", "web_search_read", [("id", "in", self.people.ids)], SPEC, order="id"
         )["records"]
+
+    def test_create_company_keeps_a_registrants_address_out_of_the_company(self):
+        # The button beside *Company Name* on the partner form: the company it makes is stored
+        # in the clear, without the registrant's address; the registrant keeps its own.
+        person = self.env["res.partner"].create(
+            dict(marker_values(598), is_registrant=True, company_name="Zmarker0597 Cooperative")
+        )
+        kid = self.env["res.partner"].create(
+            {"name": "Zmarker0596 Kid", "parent_id": person.id, "type": "contact"}
+        )
+        WebClient(self, self.clerk.login).call_button("res.partner", "create_company", [person.id])
+        self.env.invalidate_all()
+        company = person.parent_id
+        self.assertEqual((company.name, company.is_company), ("Zmarker0597 Cooperative", True))
+        self.env.cr.execute("SELECT * FROM res_partner WHERE id = %s", (company.id,))
+        self.assertNoMarker(repr(self.env.cr.fetchall()), [598])
+        # The registrant's own contacts stay under it, in the registry.
+        self.assertEqual((kid.parent_id, kid.g2p_in_registry), (person, True))
+        self.assertTrue(envelope.is_token(self.raw_column(kid, "complete_name")))
+        self.assertEqual(person.street, marker_values(598)["street"])
+        self.assertTrue(envelope.is_token(self.raw_column(person, "street")))
 
     def assertMasked(self, rows):
         for person, row in zip(self.people, rows, strict=True):
