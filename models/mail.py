@@ -11,23 +11,39 @@ inboxes formatted as for one who may not read plaintext.
 
 from collections import defaultdict
 
-from odoo import api, models
+from odoo import api, fields, models
 
 from .encryption_exits import exit_for, person_request
 
 
 def documents_in_scope(env, documents):
-    """The ``(model name, res id)`` of ``documents`` that have encrypted fields and are in scope:
+    """The ``(model name, res id)`` of ``documents`` that are in scope (``records_in_scope``):
     each model's documents are looked at together (a query or two per model, not per document)."""
     ids_by_model = defaultdict(set)
     for model_name, res_id in documents:
-        if model_name and res_id and model_name in env and env[model_name]._g2p_encrypted:
+        if model_name and res_id and model_name in env and _may_be_in_scope(env[model_name]):
             ids_by_model[model_name].add(res_id)
     in_scope = set()
     for model_name, ids in ids_by_model.items():
-        records = env[model_name].sudo().browse(ids).exists()._g2p_in_scope()
+        records = records_in_scope(env[model_name].sudo().browse(ids).exists())
         in_scope.update((model_name, record_id) for record_id in records.ids)
     return in_scope
+
+
+def records_in_scope(records):
+    """The ``records`` in scope. A model that delegates to one with encrypted fields (``_inherits``:
+    a user's name is its partner's) has the scope of the records it delegates to."""
+    if records._g2p_encrypted:
+        return records._g2p_in_scope()
+    for parent_model, link in records._inherits.items():
+        if records.env[parent_model]._g2p_encrypted:
+            parents = records.mapped(link)._g2p_in_scope()
+            return records.filtered(lambda record, parents=parents, link=link: record[link] in parents)
+    return records.browse()
+
+
+def _may_be_in_scope(model):
+    return bool(model._g2p_encrypted) or any(model.env[parent]._g2p_encrypted for parent in model._inherits)
 
 
 def copies_in_scope(records, model_field, id_field):
@@ -92,6 +108,24 @@ class MailTrackingValue(models.Model):
 
     _encrypted_fields = {"old_value_char": None, "new_value_char": None}
 
+    # Odoo stores a tracked many2many or one2many as its records' names joined, without their ids:
+    # whether they name a record in scope is known when the value is made only.
+    g2p_names_in_scope = fields.Boolean(
+        "Names registry data",
+        readonly=True,
+        help="The tracked records (a many2many or one2many) included one in the registry when the "
+        "value was made: the message's tracking values are encrypted.",
+    )
+
+    @api.model
+    def _create_tracking_values(self, initial_value, new_value, col_name, col_info, record):
+        values = super()._create_tracking_values(initial_value, new_value, col_name, col_info, record)
+        if col_info["type"] in ("one2many", "many2many"):
+            tracked = [value.sudo() for value in (initial_value, new_value) if value]
+            if any(records_in_scope(records) for records in tracked):
+                values["g2p_names_in_scope"] = True
+        return values
+
     # A message's tracking values are in scope together: its document is in scope, or one of them
     # names a record in scope (the old parent of a contact moved out from under a registrant, whose
     # inline address, tracked in the same message, was the registrant's).
@@ -113,7 +147,11 @@ class MailTrackingValue(models.Model):
                 for stored in stored_list
             ],
         )
-        in_scope.update(message_id for message_id, name in zip(message_ids, named, strict=True) if name)
+        in_scope.update(
+            message_id
+            for message_id, name, stored in zip(message_ids, named, stored_list, strict=True)
+            if name or stored.get("g2p_names_in_scope")
+        )
         return [message_id in in_scope for message_id in message_ids]
 
     @api.model
@@ -125,7 +163,11 @@ class MailTrackingValue(models.Model):
             self.env,
             [(row.field_id.id, row.old_value_integer, row.new_value_integer) for row in trackings],
         )
-        naming = {row.mail_message_id.id for row, name in zip(trackings, named, strict=True) if name}
+        naming = {
+            row.mail_message_id.id
+            for row, name in zip(trackings, named, strict=True)
+            if name or row.g2p_names_in_scope
+        }
         return set(messages._g2p_in_scope().ids) | naming
 
 

@@ -1,6 +1,9 @@
 # Part of OpenG2P. See LICENSE file for full copyright and licensing details.
 """The registry jobs: encrypt what is stored in the clear, move ciphertext to the active key."""
 
+import importlib.util
+import os
+
 from odoo.tests import tagged
 
 from ..core import envelope
@@ -35,6 +38,43 @@ class TestRegistryJobs(RegistryCase):
         jobs = self.env["g2p.encryption.job"]._start_registry(kind)
         jobs.batch_size = BATCH
         return jobs.filtered(lambda job: job.res_model == "res.partner")
+
+    def test_the_upgrade_to_2_3_encrypts_tracking_values_naming_a_registrants_user(self):
+        # Before 17.0.2.3.0 a user's scope was not its partner's: a registrant's portal user made
+        # a company's salesperson left the registrant's name in the clear in the company's chatter.
+        person = self.partners[0]
+        user = self.env["res.users"].create(
+            {
+                "login": "zmarker_job_user",
+                "partner_id": person.id,
+                "groups_id": [(6, 0, [self.env.ref("base.group_portal").id])],
+            }
+        )
+        company = self.env["res.partner"].create({"name": "Zcompany Upgraded", "is_company": True})
+        self.env.cr.precommit.run()
+        company.write({"user_id": user.id})
+        self.env.flush_all()
+        self.env.cr.precommit.run()
+        tracking = company.message_ids.tracking_value_ids
+        name = marker_values(FIRST)["name"]
+        self.env.cr.execute(
+            "UPDATE mail_tracking_value SET new_value_char = %s WHERE id = %s", (name, tracking.id)
+        )
+        path = os.path.join(
+            os.path.dirname(os.path.dirname(__file__)), "migrations", "17.0.2.3.0", "end-migrate.py"
+        )
+        spec = importlib.util.spec_from_file_location("g2p_encryption_end_migrate_2_3", path)
+        migration = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(migration)
+        last_job = self.env["g2p.encryption.job"].search([], order="id desc", limit=1).id or 0
+        migration.migrate(self.env.cr, "17.0.2.2.0")
+        jobs = self.env["g2p.encryption.job"].search([("id", ">", last_job)])
+        self.assertEqual(set(jobs.mapped("res_model")), {"mail.message", "mail.tracking.value"})
+        self.env["g2p.encryption.job"]._cron_run_jobs(commit=False)
+        self.env.cr.execute("SELECT new_value_char FROM mail_tracking_value WHERE id = %s", (tracking.id,))
+        self.assertTrue(envelope.is_token(self.env.cr.fetchone()[0]))
+        self.env.invalidate_all()
+        self.assertEqual(tracking.new_value_char, name)
 
     def test_the_job_encrypts_every_registrant_stored_in_the_clear(self):
         self.assertEqual(self.encrypted_count(), 0)

@@ -390,6 +390,57 @@ class TestRegistryStorage(RegistryCase):
         # As many queries for 3 documents as for 11.
         self.assertEqual(queries[0], queries[1])
 
+    def test_a_registrants_user_named_in_a_tracking_value_is_encrypted(self):
+        # A user's name is its partner's (``_inherits``): a registrant's portal user made the
+        # salesperson of a company (``user_id``, tracked) leaves the registrant's name in the
+        # company's chatter, and so does the message about the user's own document.
+        person = self.create_registrant(170)
+        user = self.env["res.users"].create(
+            {
+                "login": "zmarker0171",
+                "partner_id": person.id,
+                "groups_id": [(6, 0, [self.env.ref("base.group_portal").id])],
+            }
+        )
+        company = self.env["res.partner"].create({"name": "Zcompany Tracked", "is_company": True})
+        self.env.flush_all()
+        self.env.cr.precommit.run()
+        company.write({"user_id": user.id})
+        self.env.flush_all()
+        self.env.cr.precommit.run()  # tracking values are written at commit
+        trackings = company.message_ids.tracking_value_ids
+        self.assertEqual(trackings.field_id.mapped("name"), ["user_id"])
+        self.env.cr.execute(
+            "SELECT new_value_char FROM mail_tracking_value WHERE id IN %s", (tuple(trackings.ids),)
+        )
+        self.assertNoMarker(repr(self.env.cr.fetchall()), [170])
+        self.env.invalidate_all()
+        self.assertEqual(trackings.new_value_char, marker_values(170)["name"])
+
+    def test_a_tracked_many2many_naming_a_registrant_is_encrypted(self):
+        # Odoo keeps a tracked many2many or one2many as its records' names joined, without ids:
+        # whether they name a registrant is noted when the value is made.
+        people = self.create_registrants([172])
+        contact = self.env["res.partner"].create({"name": "Zclear Contact"})
+        company = self.env["res.partner"].create({"name": "Zcompany Listing", "is_company": True})
+        info = company.fields_get(["child_ids"])["child_ids"]
+        trackings = self.env["mail.tracking.value"]
+        for tracked in (people | contact, contact):
+            values = trackings._create_tracking_values(contact.browse(), tracked, "child_ids", info, company)
+            message = company.message_post(body="Listed", tracking_value_ids=[(0, 0, values)])
+            trackings |= message.sudo().tracking_value_ids
+        self.env.flush_all()
+        self.assertEqual(trackings.mapped("g2p_names_in_scope"), [True, False])
+        self.env.cr.execute(
+            "SELECT new_value_char FROM mail_tracking_value WHERE id IN %s ORDER BY id",
+            (tuple(trackings.ids),),
+        )
+        (named,), (clear,) = self.env.cr.fetchall()
+        self.assertTrue(envelope.is_token(named))
+        self.assertEqual(clear, "Zclear Contact")
+        self.env.invalidate_all()
+        self.assertIn(marker_values(172)["name"], trackings[0].new_value_char)
+
     def test_the_chatter_keeps_no_plaintext_copy(self):
         partner = self.create_registrant(95)
         self.env.cr.precommit.run()
