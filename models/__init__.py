@@ -16,6 +16,7 @@ from . import encryption_job_chunk
 from . import encryption_provider_jobs
 from . import encryption_metrics
 from . import res_partner
+from . import res_users
 from . import mail
 from . import res_config_settings
 from . import encryption_event

@@ -18,7 +18,7 @@ from .encryption_exits import exit_for, person_request
 
 def documents_in_scope(env, documents):
     """The ``(model name, res id)`` of ``documents`` that are in scope (``records_in_scope``):
-    each model's documents are looked at together (a query or two per model, not per document)."""
+    each model's documents are looked at together (a few queries per model, not per document)."""
     ids_by_model = defaultdict(set)
     for model_name, res_id in documents:
         if model_name and res_id and model_name in env and _may_be_in_scope(env[model_name]):
@@ -31,19 +31,26 @@ def documents_in_scope(env, documents):
 
 
 def records_in_scope(records):
-    """The ``records`` in scope. A model that delegates to one with encrypted fields (``_inherits``:
-    a user's name is its partner's) has the scope of the records it delegates to."""
+    """The ``records`` in scope. A model that delegates to models with encrypted fields
+    (``_inherits``: a user's name is its partner's) has the scope of the records it delegates to."""
+    records = records.sudo()
     if records._g2p_encrypted:
         return records._g2p_in_scope()
+    in_scope = records.browse()
     for parent_model, link in records._inherits.items():
-        if records.env[parent_model]._g2p_encrypted:
-            parents = records.mapped(link)._g2p_in_scope()
-            return records.filtered(lambda record, parents=parents, link=link: record[link] in parents)
-    return records.browse()
+        if _may_be_in_scope(records.env[parent_model]):
+            records.fetch([link])
+            parents = set(records_in_scope(records.mapped(link))._ids)
+            in_scope |= records.filtered(
+                lambda record, link=link, parents=parents: record[link].id in parents
+            )
+    return in_scope
 
 
 def _may_be_in_scope(model):
-    return bool(model._g2p_encrypted) or any(model.env[parent]._g2p_encrypted for parent in model._inherits)
+    return bool(model._g2p_encrypted) or any(
+        _may_be_in_scope(model.env[parent]) for parent in model._inherits
+    )
 
 
 def copies_in_scope(records, model_field, id_field):

@@ -166,12 +166,19 @@ class ResPartner(models.Model):
 
     def create_company(self):
         # Odoo's *Create company* button makes a company of the contact's company name with the
-        # contact's address, and moves the contact's own contacts under it. A company is stored
-        # in the clear, and its contacts are out of the registry: a registrant's (or its
-        # contact's) address stays out of it, and its contacts stay under it.
+        # contact's address and tax ID, puts the contact under it, and moves the contact's own
+        # contacts there too. A company is stored in the clear and is out of the registry: for a
+        # registrant, the company gets neither its address nor its contacts; a contact under a
+        # registrant is not taken out of the registry by it.
         self.ensure_one()
-        if not (self.g2p_in_registry and self.company_name and self._g2p_encrypting()):
+        if not (self.g2p_in_registry and self.company_name):
             return super().create_company()
+        if not self.is_registrant:
+            raise UserError(
+                _("A contact of a registrant is not put under a company: it would leave the registry.")
+            )
+        if "vat" in self._g2p_encrypted:
+            raise UserError(_("A registrant's tax ID is encrypted: it is not copied into a company."))
         company = self.create({"name": self.company_name, "is_company": True, "vat": self.vat})
         self.parent_id = company
         return True

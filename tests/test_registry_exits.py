@@ -19,7 +19,7 @@ from ..models.encryption_exits import (
     wrap_external_value_methods,
 )
 from .common import RegistryHttpCase, marker_values
-from .web_client import WebClient
+from .web_client import RpcError, WebClient
 
 NUMBERS = range(500, 506)
 FIELDS = ["name", "email", "phone", "street", "city", "complete_name", "display_name"]
@@ -73,6 +73,30 @@ class TestRegistryExits(RegistryHttpCase):
         self.assertTrue(envelope.is_token(self.raw_column(kid, "complete_name")))
         self.assertEqual(person.street, marker_values(598)["street"])
         self.assertTrue(envelope.is_token(self.raw_column(person, "street")))
+
+    def test_create_company_takes_nothing_out_of_the_registry(self):
+        client = WebClient(self, self.clerk.login)
+        # A contact under a registrant would leave the registry, put under the company: refused.
+        person = self.env["res.partner"].create(dict(marker_values(594), is_registrant=True))
+        kid = self.env["res.partner"].create(
+            {"name": "Zmarker0595 Kid", "parent_id": person.id, "type": "contact"}
+        )
+        kid.company_name = "Zco"
+        with self.assertRaises(RpcError) as refused:
+            client.call_button("res.partner", "create_company", [kid.id])
+        self.assertEqual(refused.exception.name, "odoo.exceptions.UserError")
+        self.env.invalidate_all()
+        self.assertEqual(kid.parent_id, person)
+        # While the registry is not encrypted, the company gets no address either: companies
+        # stay in the clear once it is.
+        self.set_registry(encrypt=False)
+        other = self.env["res.partner"].create(
+            dict(marker_values(593), is_registrant=True, company_name="Zmarker0592 Cooperative")
+        )
+        client.call_button("res.partner", "create_company", [other.id])
+        self.env.invalidate_all()
+        self.env.cr.execute("SELECT * FROM res_partner WHERE id = %s", (other.parent_id.id,))
+        self.assertNoMarker(repr(self.env.cr.fetchall()), [593])
 
     def assertMasked(self, rows):
         for person, row in zip(self.people, rows, strict=True):

@@ -69,7 +69,9 @@ class TestRegistryJobs(RegistryCase):
         last_job = self.env["g2p.encryption.job"].search([], order="id desc", limit=1).id or 0
         migration.migrate(self.env.cr, "17.0.2.2.0")
         jobs = self.env["g2p.encryption.job"].search([("id", ">", last_job)])
-        self.assertEqual(set(jobs.mapped("res_model")), {"mail.message", "mail.tracking.value"})
+        self.assertEqual(
+            set(jobs.mapped("res_model")), {"mail.message", "mail.tracking.value", "mail.activity"}
+        )
         self.env["g2p.encryption.job"]._cron_run_jobs(commit=False)
         self.env.cr.execute("SELECT new_value_char FROM mail_tracking_value WHERE id = %s", (tracking.id,))
         self.assertTrue(envelope.is_token(self.env.cr.fetchone()[0]))

@@ -9,7 +9,7 @@ from odoo.tests import tagged
 from ..core import envelope
 from ..models.encrypted_field import AtRest, EncryptedField, Masked, Unreadable
 from ..models.encryption_exits import ExitState
-from .common import RegistryCase, marker_fragments, marker_values
+from .common import RegistryCase, database_text, marker_fragments, marker_values
 
 
 @tagged("post_install", "-at_install")
@@ -393,7 +393,7 @@ class TestRegistryStorage(RegistryCase):
     def test_a_registrants_user_named_in_a_tracking_value_is_encrypted(self):
         # A user's name is its partner's (``_inherits``): a registrant's portal user made the
         # salesperson of a company (``user_id``, tracked) leaves the registrant's name in the
-        # company's chatter, and so does the message about the user's own document.
+        # company's chatter, and a message about the user holds it as its record name.
         person = self.create_registrant(170)
         user = self.env["res.users"].create(
             {
@@ -405,6 +405,13 @@ class TestRegistryStorage(RegistryCase):
         company = self.env["res.partner"].create({"name": "Zcompany Tracked", "is_company": True})
         self.env.flush_all()
         self.env.cr.precommit.run()
+        # Odoo's copies of the partner's values in the user's own columns and in the note on the
+        # partner's chatter ("Portal Access Granted (e-mail)") are not made.
+        self.assertNoMarker(database_text(self.env.cr), [170])
+        document_message = self.env["mail.message"].create(
+            {"model": "res.users", "res_id": user.id, "body": "About the user"}
+        )
+        self.assertTrue(envelope.is_token(self.raw_column(document_message, "record_name")))
         company.write({"user_id": user.id})
         self.env.flush_all()
         self.env.cr.precommit.run()  # tracking values are written at commit

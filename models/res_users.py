@@ -1,0 +1,23 @@
+# Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+"""A registrant's user (a portal user, usually): what Odoo copies of its partner's values into
+columns of its own, in the clear, it does not copy for a partner in scope."""
+
+from odoo import _, api, models
+
+
+class ResUsers(models.Model):
+    _inherit = "res.users"
+
+    @api.depends("name")
+    def _compute_signature(self):
+        # Odoo makes a signature of the user's name ("--<br/>Name"), an HTML column that cannot
+        # be encrypted: none for a registrant's user.
+        in_registry = self.filtered(lambda user: user.sudo().partner_id.g2p_in_registry)
+        return super(ResUsers, self - in_registry)._compute_signature()
+
+    def _get_portal_access_update_body(self, access_granted):
+        # Odoo adds the partner's e-mail to the note it posts on the partner's chatter, whose
+        # bodies are stored as written: not a registrant's.
+        if not self.sudo().partner_id.g2p_in_registry:
+            return super()._get_portal_access_update_body(access_granted)
+        return _("Portal Access Granted") if access_granted else _("Portal Access Revoked")
