@@ -18,6 +18,7 @@ from lxml import etree
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
+from odoo.tools.misc import clean_context
 from odoo.tools.sql import column_exists, create_column
 
 from .encryption_exits import ID_SLOT
@@ -70,6 +71,8 @@ class ResPartner(models.Model):
                        UPDATE res_partner SET g2p_in_registry = true
                         WHERE id IN (SELECT id FROM in_registry)"""
                 )
+                if column_exists(cr, "res_users", "signature"):
+                    self.env["res.users"]._g2p_forget_signatures()
         return super()._auto_init()
 
     def _compute_g2p_national_id(self):
@@ -129,6 +132,8 @@ class ResPartner(models.Model):
 
     def _write(self, vals):
         result = super()._write(vals)
+        if vals.get("g2p_in_registry"):
+            self.env["res.users"]._g2p_forget_signatures(self.ids)
         if vals.get("g2p_in_registry") and self._g2p_encrypting():
             # Values stored in the clear while the partner was out of scope are encrypted now.
             self._g2p_encrypt_in_place(flush=False)
@@ -177,9 +182,14 @@ class ResPartner(models.Model):
             raise UserError(
                 _("A contact of a registrant is not put under a company: it would leave the registry.")
             )
-        if "vat" in self._g2p_encrypted:
-            raise UserError(_("A registrant's tax ID is encrypted: it is not copied into a company."))
-        company = self.create({"name": self.company_name, "is_company": True, "vat": self.vat})
+        if any(self[name] for name in self._commercial_fields() if name in self._g2p_encrypted):
+            # Odoo copies them into the company, and back from it into the registrant.
+            raise UserError(_("A registrant's encrypted values (its tax ID) are not copied into a company."))
+        # Not as the registrant's form would make a partner (its default_* keys: a registrant):
+        # the context without them replaces it.
+        company = self.with_context(clean_context(self.env.context)).create(  # pylint: disable=context-overridden
+            {"name": self.company_name, "is_company": True, "is_registrant": False, "vat": self.vat}
+        )
         self.parent_id = company
         return True
 

@@ -97,6 +97,24 @@ class TestRegistryExits(RegistryHttpCase):
         self.env.invalidate_all()
         self.env.cr.execute("SELECT * FROM res_partner WHERE id = %s", (other.parent_id.id,))
         self.assertNoMarker(repr(self.env.cr.fetchall()), [593])
+        self.assertFalse(other.parent_id.is_registrant)
+        # With the tax ID encrypted (an admin's choice), a registrant who has one is refused:
+        # Odoo would copy it into the company.
+        self.set_registry(encrypt=True)
+        partner_class = type(self.env["res.partner"])
+        specs = partner_class._g2p_encrypted
+        self.patch(partner_class, "_g2p_encrypted", dict(specs, vat=specs["street"]))
+        taxed = self.env["res.partner"].create(
+            dict(marker_values(591), is_registrant=True, vat="ZVAT0591", company_name="Zco 591")
+        )
+        with self.assertRaises(RpcError):
+            client.call_button("res.partner", "create_company", [taxed.id])
+        untaxed = self.env["res.partner"].create(
+            dict(marker_values(590), is_registrant=True, company_name="Zco 590")
+        )
+        client.call_button("res.partner", "create_company", [untaxed.id])
+        self.env.invalidate_all()
+        self.assertEqual((taxed.parent_id.id, untaxed.parent_id.name), (False, "Zco 590"))
 
     def assertMasked(self, rows):
         for person, row in zip(self.people, rows, strict=True):

@@ -66,8 +66,25 @@ class TestRegistryJobs(RegistryCase):
         spec = importlib.util.spec_from_file_location("g2p_encryption_end_migrate_2_3", path)
         migration = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(migration)
+        # The signature Odoo made of the name before 17.0.2.3.0; another portal user's stays.
+        other = self.env["res.users"].create(
+            {
+                "login": "zmarker_job_other",
+                "name": "Zclear Portal User",
+                "groups_id": [(6, 0, [self.env.ref("base.group_portal").id])],
+            }
+        )
+        self.env.flush_all()
+        self.env.cr.execute(
+            "UPDATE res_users SET signature = %s WHERE id IN %s",
+            ("<p>--<br>" + name + "</p>", (user.id, other.id)),
+        )
         last_job = self.env["g2p.encryption.job"].search([], order="id desc", limit=1).id or 0
         migration.migrate(self.env.cr, "17.0.2.2.0")
+        self.env.cr.execute(
+            "SELECT id, signature IS NULL FROM res_users WHERE id IN %s", ((user.id, other.id),)
+        )
+        self.assertEqual(dict(self.env.cr.fetchall()), {user.id: True, other.id: False})
         jobs = self.env["g2p.encryption.job"].search([("id", ">", last_job)])
         self.assertEqual(
             set(jobs.mapped("res_model")), {"mail.message", "mail.tracking.value", "mail.activity"}

@@ -424,6 +424,23 @@ class TestRegistryStorage(RegistryCase):
         self.env.invalidate_all()
         self.assertEqual(trackings.new_value_char, marker_values(170)["name"])
 
+    def test_a_users_signature_goes_when_its_partner_comes_into_the_registry(self):
+        # Odoo made the portal user's signature of its name while the partner was an ordinary
+        # contact: it goes when the partner becomes a registrant.
+        partner = self.env["res.partner"].create(marker_values(173))
+        user = self.env["res.users"].create(
+            {
+                "login": "zmarker0174",
+                "partner_id": partner.id,
+                "groups_id": [(6, 0, [self.env.ref("base.group_portal").id])],
+            }
+        )
+        self.assertIn(marker_values(173)["name"], str(user.signature))
+        partner.is_registrant = True
+        self.env.flush_all()
+        self.env.cr.execute("SELECT signature FROM res_users WHERE id = %s", (user.id,))
+        self.assertIsNone(self.env.cr.fetchone()[0])
+
     def test_a_tracked_many2many_naming_a_registrant_is_encrypted(self):
         # Odoo keeps a tracked many2many or one2many as its records' names joined, without ids:
         # whether they name a registrant is noted when the value is made.

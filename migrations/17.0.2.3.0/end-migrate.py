@@ -3,9 +3,9 @@
 chatter's copies of a registrant's user's name (a tracked many2one to ``res.users``, the messages
 and activities about the user) are in scope. What they stored before is encrypted by registry
 jobs, in the background, when the registry is encrypted: they read every message, tracking value
-and activity once. The signature Odoo made of such a user's name (HTML, which is not encrypted)
-is emptied. (A tracked many2many or one2many stored before names
-its records without their ids: it is not known to name a registrant, and stays as it is.)"""
+and activity once. The signatures of registrants' portal users (HTML, which is not encrypted:
+Odoo makes them of the user's name) are emptied. (A tracked many2many or one2many stored before
+names its records without their ids: it is not known to name a registrant, and stays as it is.)"""
 
 from odoo import SUPERUSER_ID, api
 
@@ -13,12 +13,8 @@ from odoo import SUPERUSER_ID, api
 def migrate(cr, version):
     if not version:
         return
-    # The signatures Odoo made of registrants' portal users' names ("--<br/>Name"), in the clear.
-    cr.execute(
-        """UPDATE res_users u SET signature = NULL FROM res_partner p
-           WHERE p.id = u.partner_id AND p.g2p_in_registry AND u.share AND u.signature IS NOT NULL"""
-    )
     env = api.Environment(cr, SUPERUSER_ID, {})
+    env["res.users"]._g2p_forget_signatures()
     if env["ir.config_parameter"].get_param("g2p_encryption.encrypt_registry"):
         provider = env["g2p.encryption.provider"]._get_registry_provider()
         for model_name in ("mail.message", "mail.tracking.value", "mail.activity"):
