@@ -189,25 +189,27 @@ class TestRegistryStorage(RegistryCase):
             self.assertIn("ANY", conditions, scan)
 
     def test_a_write_tests_the_scope_of_records_not_in_the_cache_in_its_update(self):
-        # A write whose records' scope is not in the cache (an import's, a job's: no tracking
-        # reads the rows first) finds it in the table: the UPDATE of the tokens tests it, instead
-        # of a read of the same wide rows. Records out of scope among them are written in the
-        # clear; those in scope encrypted and indexed.
+        # A write whose records' scope is not in the cache (an import's, a job's: nothing read
+        # their rows first) finds it in the table: the UPDATE of the tokens tests it, instead of
+        # a read of the same wide rows. Records out of scope among them are written in the clear;
+        # those in scope encrypted and indexed.
         people = self.create_registrants(range(40, 44))
         company = self.env["res.partner"].create({"name": "Zmarker0044 Company", "is_company": True})
-        records = (people | company).with_context(tracking_disable=True)
+        records = people | company
         self.env.flush_all()
         self.env.invalidate_all()
+        # The flush's own call (a module's write may read the rows first: OpenG2P's does).
         with self.assertLogs("odoo.sql_db", logging.DEBUG) as logs:
-            records.write({"city": "Zmarker0045ville", "email": "zmarker0045@x.org"})
-            self.env.flush_all()
+            records._write({"city": "Zmarker0045ville"})
         queries = [line.partition("query: ")[2] for line in logs.output]
-        self.assertFalse(
-            [query for query in queries if query.startswith("SELECT") and "g2p_in_registry" in query]
-        )
+        reads = [query for query in queries if query.startswith("SELECT") and '"res_partner"' in query]
+        self.assertFalse(reads)
         updates = [query for query in queries if query.startswith('UPDATE "res_partner" AS t')]
-        self.assertTrue(updates)
-        self.assertTrue(all('CASE WHEN t."g2p_in_registry"' in update for update in updates), updates)
+        self.assertEqual(len(updates), 1, queries)
+        self.assertIn('CASE WHEN t."g2p_in_registry"', updates[0])
+        # Through write, the values and the blind indexes are right, whichever path it took.
+        records.with_context(tracking_disable=True).write({"email": "zmarker0045@x.org"})
+        self.env.flush_all()
         for person in people:
             for name in ("city", "email", "email_normalized"):
                 self.assertTrue(envelope.is_token(self.raw_column(person, name)), name)
