@@ -169,10 +169,11 @@ DECISIONS = {
     # The engine and the exits extend every model (base): ORM methods, the access rights decide;
     # what they answer is gated (tests/test_registry_exits.py). Called on a registrant.
     ("base", "unlink"): acl(DENIED, OK, DENIED, OK, Call("spare_partner")),
-    # *Create company* beside a contact's Company Name: Odoo's rights on partners decide (a
-    # custodian may not create one). On a registrant (OpenG2P's registry: registrars only), what
-    # it stores is tested in test_registry_exits.py.
-    ("res.partner", "create_company"): acl(DENIED, OK, DENIED, OK, Call("contact_with_company")),
+    # *Create company* beside a contact's Company Name: whoever reads the contact may call it; on
+    # a contact without one it does nothing. Making the company is Odoo's rights' to decide (with
+    # OpenG2P's registry, a registrar's); what it stores for a registrant is tested in
+    # test_registry_exits.py.
+    ("res.partner", "create_company"): acl(DENIED, OK, OK, OK, Call("partner")),
     # Odoo's rights: portal users read partners through record rules, internal users all of them.
     ("base", "web_read"): acl(DENIED, OK, OK, OK, Call("partner", ({"name": {}},))),
     ("base", "name_search"): acl(OK, OK, OK, OK, Call(None, ("RPC contact",))),
@@ -282,9 +283,6 @@ class Fixtures:
 
     def spare_partner(self, _user):
         return self.env["res.partner"].create({"name": "RPC spare contact"})
-
-    def contact_with_company(self, _user):
-        return self.env["res.partner"].create({"name": "RPC contact", "company_name": "RPC cooperative"})
 
     def settings(self, user):
         return self.env["res.config.settings"].with_user(user).sudo().create({})
