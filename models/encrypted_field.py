@@ -144,6 +144,18 @@ class EncryptedField:
         return opened[record_id]
 
 
+def column_plaintext(field, value, model, values):
+    """What the column of ``field`` would hold in the clear, which is what is encrypted: HTML
+    sanitised, a character field cut to its size (``convert_to_column`` of the field's own class,
+    which for an encrypted field would otherwise not convert plaintext)."""
+    convert = (
+        super(EncryptedField, field).convert_to_column
+        if isinstance(field, EncryptedField)
+        else field.convert_to_column
+    )
+    return convert(value, model, values)
+
+
 class _Encrypting(str):
     """A value on its way into a column: its plaintext for the cache, its token for SQL."""
 

@@ -304,10 +304,10 @@ def field_problem(model, field_name):
     field = model._fields.get(field_name)
     if field is None:
         return _("%(model)s has no field %(field)s.", model=model._name, field=field_name)
-    if field.type not in ("char", "text") or not field.store or field.translate:
+    if field.type not in ("char", "text", "html") or not field.store or field.translate:
         return _(
-            "%(model)s.%(field)s cannot be encrypted: only stored, untranslated character and text "
-            "fields can.",
+            "%(model)s.%(field)s cannot be encrypted: only stored, untranslated character, text "
+            "and HTML fields can.",
             model=model._name,
             field=field_name,
         )

@@ -18,7 +18,14 @@ from odoo import api, models
 from odoo.tools import SQL, split_every
 
 from ..core import blind_index, monitoring
-from .encrypted_field import EncryptedField, _Encrypting, check_not_masked, field_aad, is_ciphertext
+from .encrypted_field import (
+    EncryptedField,
+    _Encrypting,
+    check_not_masked,
+    column_plaintext,
+    field_aad,
+    is_ciphertext,
+)
 from .encrypted_field_config import FieldSpec, field_problem, load_specs
 from .encryption_exits import PARAM_ENCRYPT
 
@@ -115,9 +122,16 @@ class EncryptedModel(models.AbstractModel):
         filled = []  # (stored values, {field: plaintext}) of the rows that give encrypted fields
         for data in data_list:
             stored = data["stored"]
-            given = {name: stored[name] for name in specs if stored.get(name)}
-            for name, value in given.items():
-                check_not_masked(self._fields[name], value)
+            given = {}
+            for name in specs:
+                if stored.get(name):
+                    field = self._fields[name]
+                    check_not_masked(field, stored[name])
+                    value = column_plaintext(field, stored[name], self, stored)
+                    if value:
+                        given[name] = value
+                    else:
+                        stored[name] = value
             if given:
                 filled.append((stored, given))
         in_scope = (

@@ -94,7 +94,15 @@ def copy_rows_in_scope(env, stored_list, model_field, id_field):
 class MailMessage(models.Model):
     _inherit = "mail.message"
 
-    _encrypted_fields = {"record_name": None}
+    # A message about a registrant: its document's name, what was written (a note, an e-mail to
+    # or from the registrant) and its addresses (Odoo names the document in ``reply_to``).
+    _encrypted_fields = {
+        "record_name": None,
+        "subject": None,
+        "body": None,
+        "email_from": None,
+        "reply_to": None,
+    }
 
     def _g2p_in_scope(self):
         return copies_in_scope(self, "model", "res_id")

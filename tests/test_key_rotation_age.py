@@ -165,9 +165,10 @@ class TestKeyRotationByAge(CustodyCase):
         count()
         before = key.record_count  # what the database already holds under it (demo data, OpenG2P)
         self.assertTrue(key.records_counted_at)
-        people = self.env["res.partner"].create(
-            [{"name": f"Zrotation{i} Person", "is_registrant": True} for i in range(3)]
-        )
+        # Registrants alone: Odoo's "Contact created" messages about them would be records under
+        # the key too (their text is encrypted).
+        partners = self.env["res.partner"].with_context(mail_create_nolog=True, tracking_disable=True)
+        people = partners.create([{"name": f"Zrotation{i} Person", "is_registrant": True} for i in range(3)])
         people.flush_recordset()
         self.env.invalidate_all()
         # The form reads no registry table: it shows the last count until the next one.
@@ -175,12 +176,12 @@ class TestKeyRotationByAge(CustodyCase):
         count()
         self.assertEqual(key.record_count, before + 3)
         registry_provider.action_rotate_key()
-        self.env["res.partner"].create({"name": "Zrotation new", "is_registrant": True}).flush_recordset()
+        partners.create({"name": "Zrotation new", "is_registrant": True}).flush_recordset()
         new_key = self.active(provider=registry_provider)
         count()
         self.assertEqual((key.record_count, new_key.record_count), (before + 3, 1))
         # A record with values under both keys (written since the rotation) counts for each.
-        people[0].write({"email": "zrotation0@example.org"})
+        people[0].with_context(tracking_disable=True).write({"email": "zrotation0@example.org"})
         people[0].flush_recordset()
         count()
         self.assertEqual((key.record_count, new_key.record_count), (before + 3, 2))

@@ -15,6 +15,15 @@ BATCH = 100
 FIRST = 1000
 
 
+def end_migration(version):
+    """The module of this addon's ``end-migrate.py`` script of ``version``."""
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations", version, "end-migrate.py")
+    spec = importlib.util.spec_from_file_location(f"g2p_encryption_end_migrate_{version}", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    return migration
+
+
 @tagged("post_install", "-at_install")
 class TestRegistryJobs(RegistryCase):
     @classmethod
@@ -60,12 +69,7 @@ class TestRegistryJobs(RegistryCase):
         self.env.cr.execute(
             "UPDATE mail_tracking_value SET new_value_char = %s WHERE id = %s", (name, tracking.id)
         )
-        path = os.path.join(
-            os.path.dirname(os.path.dirname(__file__)), "migrations", "17.0.2.3.0", "end-migrate.py"
-        )
-        spec = importlib.util.spec_from_file_location("g2p_encryption_end_migrate_2_3", path)
-        migration = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(migration)
+        migration = end_migration("17.0.2.3.0")
         # The signature Odoo made of the name before 17.0.2.3.0; another portal user's stays.
         other = self.env["res.users"].create(
             {
@@ -94,6 +98,36 @@ class TestRegistryJobs(RegistryCase):
         self.assertTrue(envelope.is_token(self.env.cr.fetchone()[0]))
         self.env.invalidate_all()
         self.assertEqual(tracking.new_value_char, name)
+
+    def test_the_upgrade_to_2_4_encrypts_what_messages_about_registrants_say(self):
+        person = self.partners[0]
+        company = self.env["res.partner"].create({"name": "Zcompany Messages", "is_company": True})
+        name = marker_values(FIRST)["name"]
+        messages = self.env["mail.message"].create(
+            [
+                {"model": "res.partner", "res_id": document.id, "body": "<p>Visited</p>", "subject": name}
+                for document in (person, company)
+            ]
+        )
+        self.env.flush_all()
+        # As stored before 17.0.2.4.0: in the clear.
+        self.env.cr.execute(
+            "UPDATE mail_message SET body = '<p>Visited</p>', subject = %s WHERE id IN %s",
+            (name, tuple(messages.ids)),
+        )
+        last_job = self.env["g2p.encryption.job"].search([], order="id desc", limit=1).id or 0
+        end_migration("17.0.2.4.0").migrate(self.env.cr, "17.0.2.3.0")
+        jobs = self.env["g2p.encryption.job"].search([("id", ">", last_job)])
+        self.assertEqual(jobs.mapped("res_model"), ["mail.message"])
+        self.env["g2p.encryption.job"]._cron_run_jobs(commit=False)
+        self.env.cr.execute(
+            "SELECT id, subject, body FROM mail_message WHERE id IN %s ORDER BY id", (tuple(messages.ids),)
+        )
+        (_id, subject, body), clear = self.env.cr.fetchall()
+        self.assertTrue(envelope.is_token(subject) and envelope.is_token(body), (subject, body))
+        self.assertEqual(clear, (messages[1].id, name, "<p>Visited</p>"))
+        self.env.invalidate_all()
+        self.assertEqual((messages[0].subject, str(messages[0].body)), (name, "<p>Visited</p>"))
 
     def test_the_job_encrypts_every_registrant_stored_in_the_clear(self):
         self.assertEqual(self.encrypted_count(), 0)

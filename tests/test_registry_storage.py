@@ -3,6 +3,8 @@
 
 import logging
 
+from markupsafe import Markup
+
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
@@ -484,6 +486,56 @@ class TestRegistryStorage(RegistryCase):
                 self.assertTrue(not stored or envelope.is_token(stored), (column, stored))
         messages.invalidate_recordset()
         self.assertIn(marker_values(95)["name"], messages.mapped("record_name"))
+
+    def test_what_a_message_about_a_registrant_says_is_encrypted(self):
+        person = self.create_registrant(180)
+        company = self.env["res.partner"].create({"name": "Zmessage Company", "is_company": True})
+        self.env.cr.precommit.run()
+        name = marker_values(180)["name"]
+        # An e-mail to the registrant through the full composer (its subject is the registrant's
+        # name, as Odoo makes it), from a clerk who may read the registry.
+        composer = (
+            self.env["mail.compose.message"]
+            .with_user(self.crypto_admin)
+            .with_context(default_model="res.partner", default_res_ids=person.ids)
+            .create({"body": f"<p>Dear {name}, your visit</p>", "partner_ids": person.ids})
+        )
+        self.assertEqual(composer.subject, name)
+        composer.action_send_mail()
+        self.env.flush_all()
+        sent = person.message_ids.filtered(lambda message: message.message_type == "comment")
+        self.assertEqual(len(sent), 1)
+        self.env.cr.execute(
+            "SELECT subject, body, email_from, reply_to, record_name FROM mail_message WHERE id = %s",
+            (sent.id,),
+        )
+        row = self.env.cr.fetchone()
+        self.assertTrue(all(envelope.is_token(value) for value in row if value), row)
+        self.assertTrue(row[0] and row[1] and row[2], row)
+        self.assertNoMarker(repr(row), [180])
+        # Server code reads what was written.
+        self.env.invalidate_all()
+        self.assertEqual((sent.subject, sent.body), (name, Markup(f"<p>Dear {name}, your visit</p>")))
+        self.assertEqual(sent.email_from, self.crypto_admin.email_formatted)
+        # HTML is sanitised before it is encrypted, as Odoo does before it stores it in the clear.
+        hostile = '<p>Noted</p><script>alert("x")</script><img src="x" onerror="alert(1)">'
+        notes = self.env["mail.message"].create(
+            [
+                {"model": "res.partner", "res_id": document.id, "body": hostile}
+                for document in (person, company)
+            ]
+        )
+        self.env.flush_all()
+        self.assertTrue(envelope.is_token(self.raw_column(notes[0], "body")))
+        plain = self.raw_column(notes[1], "body")
+        self.assertNotIn("<script", plain)
+        self.env.invalidate_all()
+        self.assertEqual(notes[0].body, Markup(plain))
+        # Discuss's search by text finds messages stored in the clear only (no error).
+        found = self.env["mail.message"]._message_fetch(
+            [("model", "=", "res.partner"), ("res_id", "in", (person | company).ids)], search_term="Noted"
+        )["messages"]
+        self.assertEqual(found, notes[1])
 
     def test_an_activity_keeps_no_plaintext_copy_of_its_documents_name(self):
         partner = self.create_registrant(97)
