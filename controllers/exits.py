@@ -11,6 +11,7 @@
   and so are the failed messages of ``/mail/load_message_failures``, the message a person edits
   (``/mail/message/update_content``, formatted in sudo) and the contact cards of
   ``/web/partner/vcard``; a file's name (``ir.binary``: ``/web/image``, ``/web/content``) too.
+  A message about a registrant is not sent to Google for translation (``/mail/message/translate``).
 * The external API (XML-RPC, ``/jsonrpc``): Odoo runs its calls without the request, so the thread
   is marked while it serves one (``external_api``): as over the web client, its read methods are
   exits, the value methods run inside one, its exact lookups are capped and logged, and the answer
@@ -24,10 +25,11 @@
 import contextlib
 import xmlrpc.client
 
-from odoo import http
+from odoo import _, http
 from odoo.http import dispatch_rpc, request
 
 from odoo.addons.base.controllers.rpc import RPC, OdooMarshaller
+from odoo.addons.mail.controllers.google_translate import GoogleTranslateController
 from odoo.addons.mail.controllers.thread import ThreadController
 from odoo.addons.mail.controllers.webclient import WebclientController
 from odoo.addons.web.controllers.dataset import DataSet
@@ -161,6 +163,19 @@ class ThreadExits(ThreadController):
             return super().mail_message_update_content(
                 message_id, body, attachment_ids, attachment_tokens=attachment_tokens, partner_ids=partner_ids
             )
+
+
+class TranslateExits(GoogleTranslateController):
+    @http.route()
+    def translate(self, message_id):
+        # The chatter's Translate (when a Google Translate key is set) sends the message's text to
+        # Google and keeps the translation in the clear: never for a message about a registrant.
+        message = request.env["mail.message"].search([("id", "=", message_id)])
+        if message and message.sudo()._g2p_in_scope():
+            return {
+                "error": _("Messages about people in the registry are not sent to a translation service.")
+            }
+        return super().translate(message_id)
 
 
 class MessageFailureExits(WebclientController):

@@ -2,7 +2,7 @@
 """The behaviour of an encrypted field: plaintext in the server, ciphertext at rest.
 
 At registry set-up every field declared encrypted (``encrypted_model.py``) becomes an instance of
-a subclass of its own class (``Char`` or ``Text``) with ``EncryptedField`` first in its MRO:
+a subclass of its own class (``Char``, ``Text`` or ``Html``) with ``EncryptedField`` first in its MRO:
 
 * **at rest** the column holds a token (``core/envelope.py``) bound to model, field and record;
   ``_create`` and ``_write`` encrypt (``encrypted_model.py``), the cache never does;
@@ -73,7 +73,7 @@ class Unreadable(str):
 
 
 class EncryptedField:
-    """Mixin placed before ``fields.Char``/``fields.Text`` in encrypted fields' classes.
+    """Mixin placed before ``fields.Char``/``Text``/``Html`` in encrypted fields' classes.
 
     ``g2p_encrypted`` is set on the field objects that are encrypted at rest: the class is also
     given to the related fields that ``_inherits`` makes of them (``res.users.name``), which are

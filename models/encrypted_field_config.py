@@ -2,7 +2,7 @@
 """Which fields of which models are encrypted: the admins' list.
 
 Developers declare encrypted fields in code (``g2p.encrypted.mixin``); admins add fields of any
-model here (a stored character or text field, with the kind of blind index it gets, if any). The
+model here (a stored character, text or HTML field, with the kind of blind index it gets, if any). The
 defaults cover Odoo's contact fields and, when OpenG2P's registry modules are installed, their
 personal fields; a default whose model or field is not installed waits, inactive in effect, until
 it is. Rows marked *derived* are stored fields computed from an encrypted field, found from the

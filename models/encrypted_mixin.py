@@ -13,7 +13,7 @@
     national_id = fields.Char()
     notes = fields.Text()
 
-Each key names a stored character or text field; its value is the kind of blind index the field
+Each key names a stored character, text or HTML field; its value is the kind of blind index the field
 gets (``text``, ``email``, ``phone``, ``identifier``) or None for a field that is not searched. A
 wrong declaration (unknown field, a field of another type, a translated one) fails when the
 registry is set up. Nothing else is needed: the server code of every module reads plaintext, the

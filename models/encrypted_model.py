@@ -122,16 +122,9 @@ class EncryptedModel(models.AbstractModel):
         filled = []  # (stored values, {field: plaintext}) of the rows that give encrypted fields
         for data in data_list:
             stored = data["stored"]
-            given = {}
-            for name in specs:
-                if stored.get(name):
-                    field = self._fields[name]
-                    check_not_masked(field, stored[name])
-                    value = column_plaintext(field, stored[name], self, stored)
-                    if value:
-                        given[name] = value
-                    else:
-                        stored[name] = value
+            given = {name: stored[name] for name in specs if stored.get(name)}
+            for name, value in given.items():
+                check_not_masked(self._fields[name], value)
             if given:
                 filled.append((stored, given))
         in_scope = (
@@ -139,11 +132,21 @@ class EncryptedModel(models.AbstractModel):
             if filled and self._g2p_encrypting()
             else [False] * len(filled)
         )
-        pending = [  # the rows inserted encrypted
-            (stored, given)
-            for (stored, given), encrypt in zip(filled, in_scope, strict=True)
-            if encrypt or any(map(is_ciphertext, given.values()))
-        ]
+        pending = []  # the rows inserted encrypted, with the plaintext of their encrypted fields
+        for (stored, given), encrypt in zip(filled, in_scope, strict=True):
+            if not (encrypt or any(map(is_ciphertext, given.values()))):
+                continue  # Odoo converts the values of the others
+            plaintexts = {}
+            for name, value in given.items():
+                # What the column would hold in the clear is what is encrypted: HTML sanitised, a
+                # character field cut to its size.
+                plaintext = column_plaintext(self._fields[name], value, self, stored)
+                if plaintext:
+                    plaintexts[name] = plaintext
+                else:
+                    stored[name] = plaintext
+            if plaintexts:
+                pending.append((stored, plaintexts))
         if pending:
             # The ids are reserved first, so that each row is inserted already encrypted and bound
             # to its record: no plaintext reaches the table, not even within the transaction.

@@ -117,6 +117,12 @@ class ExitState:
         return Masked(text.replace(ID_SLOT, str(getattr(record.id, "origin", None) or record.id)))
 
 
+def may_be_in_scope(model):
+    """Whether records of ``model`` can be in scope: it has encrypted fields, or delegates to a
+    model that may (``_inherits``)."""
+    return bool(model._g2p_encrypted) or any(may_be_in_scope(model.env[parent]) for parent in model._inherits)
+
+
 def reader_allowed(env):
     """Whether the user of ``env`` may read plaintext at an exit (the policy)."""
     params = env["ir.config_parameter"].sudo()
@@ -404,11 +410,26 @@ class Base(models.AbstractModel):
         its configuration narrows it: registrants only for res.partner)."""
         path = self._g2p_scope_path
         if not path:
+            if not self._g2p_encrypted and self._inherits:
+                return self._g2p_delegated_in_scope()
             return self
         if "." in path or self._fields[path].relational:
             return self.filtered(path)
         # A field of the record itself (is_registrant): its values in one pass over the cache.
         return self.browse([rid for rid, value in zip(self._ids, self.mapped(path), strict=True) if value])
+
+    def _g2p_delegated_in_scope(self):
+        """The records in scope of a model without encrypted fields of its own that delegates to
+        models with some (``_inherits``): a user's name is its partner's, an e-mail's subject its
+        message's. Each has the scope of the records it delegates to."""
+        in_scope = set()
+        records = self.sudo()
+        for parent_model, link in self._inherits.items():
+            if may_be_in_scope(self.env[parent_model]):
+                records.fetch([link])
+                parents = set(records.mapped(link)._g2p_in_scope()._ids)
+                in_scope.update(record.id for record in records if record[link].id in parents)
+        return self.browse([record_id for record_id in self._ids if record_id in in_scope])
 
     def _g2p_scope_column(self):
         """The column that holds the scope of each record, when it is a stored flag of the record

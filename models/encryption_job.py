@@ -139,6 +139,33 @@ class EncryptionJob(models.Model):
         return job
 
     @api.model
+    def _start_again(self, provider, kind, res_model):
+        """``_start`` with a new plan: a job already running for the model, planned for fewer
+        encrypted fields (by an earlier version: its chunks hold only the records it found then),
+        is superseded by a new one, which plans every record afresh; one not planned yet will
+        plan with today's fields."""
+        running = self.search(
+            [
+                ("provider_id", "=", provider.id),
+                ("kind", "=", kind),
+                ("res_model", "=", res_model),
+                ("state", "=", "running"),
+            ]
+        )
+        if running and not all(running.mapped("planned")):
+            return running.filtered(lambda job: not job.planned)[:1]  # it plans with today's fields
+        job = self.create({"provider_id": provider.id, "kind": kind, "res_model": res_model})
+        running.write(
+            {
+                "state": "done",
+                "finished_at": fields.Datetime.now(),
+                "message": _("Superseded by job %(job)s, planned for more encrypted fields.", job=job.id),
+            }
+        )
+        job._schedule()
+        return job
+
+    @api.model
     def _start_registry(self, kind):
         """One job of ``kind`` per model with encrypted fields."""
         provider = self.env["g2p.encryption.provider"]._get_registry_provider()

@@ -3,17 +3,20 @@
 
 Mail keeps copies of a document's values: tracking values (old and new value of a tracked field,
 the inline address...), the document's name on each message (``record_name``) and on each
-activity (``res_name``). For documents in scope (registrants) those columns are encrypted like the
-document's own fields, bound to their tracking value, message or activity. The chatter formats
-messages and followers for a person: that is an exit; and a message goes to its recipients'
-inboxes formatted as for one who may not read plaintext.
+activity (``res_name``); and what a message about it says (subject, body, addresses). For
+documents in scope (registrants) those columns are encrypted like the document's own fields, bound
+to their tracking value, message or activity; an e-mail (``mail.mail``) has its message's scope.
+The chatter formats messages and followers for a person: that is an exit; and a message goes to
+its recipients' inboxes and browsers, and its delivery status over the bus, formatted as for one
+who may not read plaintext. A person who may not read a message about a registrant cannot edit it.
 """
 
 from collections import defaultdict
 
-from odoo import api, fields, models
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
 
-from .encryption_exits import exit_for, person_request
+from .encryption_exits import PARAM_ENCRYPT, exit_for, may_be_in_scope, person_request, reader_allowed
 
 
 def documents_in_scope(env, documents):
@@ -21,7 +24,7 @@ def documents_in_scope(env, documents):
     each model's documents are looked at together (a few queries per model, not per document)."""
     ids_by_model = defaultdict(set)
     for model_name, res_id in documents:
-        if model_name and res_id and model_name in env and _may_be_in_scope(env[model_name]):
+        if model_name and res_id and model_name in env and may_be_in_scope(env[model_name]):
             ids_by_model[model_name].add(res_id)
     in_scope = set()
     for model_name, ids in ids_by_model.items():
@@ -31,26 +34,9 @@ def documents_in_scope(env, documents):
 
 
 def records_in_scope(records):
-    """The ``records`` in scope. A model that delegates to models with encrypted fields
-    (``_inherits``: a user's name is its partner's) has the scope of the records it delegates to."""
-    records = records.sudo()
-    if records._g2p_encrypted:
-        return records._g2p_in_scope()
-    in_scope = records.browse()
-    for parent_model, link in records._inherits.items():
-        if _may_be_in_scope(records.env[parent_model]):
-            records.fetch([link])
-            parents = set(records_in_scope(records.mapped(link))._ids)
-            in_scope |= records.filtered(
-                lambda record, link=link, parents=parents: record[link].id in parents
-            )
-    return in_scope
-
-
-def _may_be_in_scope(model):
-    return bool(model._g2p_encrypted) or any(
-        _may_be_in_scope(model.env[parent]) for parent in model._inherits
-    )
+    """The ``records`` in scope (``_g2p_in_scope``, in sudo); none of a model that has no
+    encrypted fields and delegates to none that has (``may_be_in_scope``)."""
+    return records.sudo()._g2p_in_scope() if may_be_in_scope(records) else records.browse()
 
 
 def copies_in_scope(records, model_field, id_field):
@@ -116,6 +102,22 @@ class MailMessage(models.Model):
             return super()._message_format(fnames, format_reply)
         with exit_for(self.env, "mail.message._message_format"):
             return super()._message_format(fnames, format_reply)
+
+    def _notify_message_notification_update(self):
+        # The messages' delivery status goes over the bus to their authors and to whoever changed
+        # it (a failure, a bounce, a resend), formatted with each message's text once for them
+        # all: as one who may not read plaintext sees it. The chatter reads it through an exit.
+        with exit_for(self.env, "mail.message notification update", allowed=False):
+            return super()._notify_message_notification_update()
+
+
+class MailMail(models.Model):
+    _inherit = "mail.mail"
+
+    def _split_by_mail_configuration(self):
+        # The senders pick the mail server: server code, in sudo, even when a person sends (Send
+        # Now): a person's read is an exit, and a masked sender would pick a wrong server.
+        return super(MailMail, self.sudo())._split_by_mail_configuration()
 
 
 class MailTrackingValue(models.Model):
@@ -222,3 +224,28 @@ class MailThread(models.AbstractModel):
             return super()._notify_thread_by_inbox(message, recipients_data, msg_vals=msg_vals, **kwargs)
         with exit_for(self.env, "mail.thread inbox notification", allowed=False):
             return super()._notify_thread_by_inbox(message, recipients_data, msg_vals=msg_vals, **kwargs)
+
+    def _message_update_content(self, message, body, *args, **kwargs):
+        # A person who may not read a message about a registrant sees its text masked: what they
+        # would save is the mask, over the text. Emptying it (deleting the message) stays possible.
+        if (
+            body
+            and person_request(self.env)
+            and self.env["ir.config_parameter"].sudo().get_param(PARAM_ENCRYPT)
+            and message.sudo()._g2p_in_scope()
+            and not reader_allowed(self.env)
+        ):
+            raise UserError(
+                _(
+                    "This message is about a person in the registry, which you may not read: it "
+                    "cannot be edited (you would replace its text with the mask you see)."
+                )
+            )
+        return super()._message_update_content(message, body, *args, **kwargs)
+
+    def _notify_by_web_push_prepare_payload(self, message, msg_vals=False):
+        # A browser notification (title, text, tracked values) is made once for its recipients,
+        # like the inboxes' message: read from the message (not from the values it was made of),
+        # as one who may not read plaintext sees it.
+        with exit_for(self.env, "mail.thread web push", allowed=False):
+            return super()._notify_by_web_push_prepare_payload(message, msg_vals=False)

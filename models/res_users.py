@@ -31,8 +31,8 @@ class ResUsers(models.Model):
         self.invalidate_model(["signature"])
 
     def _get_portal_access_update_body(self, access_granted):
-        # Odoo adds the partner's e-mail to the note it posts on the partner's chatter, whose
-        # bodies are stored as written: not a registrant's.
+        # Odoo adds the partner's e-mail to the note it posts on the partner's chatter: encrypted
+        # there for a registrant, but copied into what notifications carry. Not a registrant's.
         if not self.sudo().partner_id.g2p_in_registry:
             return super()._get_portal_access_update_body(access_granted)
         return _("Portal Access Granted") if access_granted else _("Portal Access Revoked")

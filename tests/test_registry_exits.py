@@ -257,23 +257,128 @@ class TestRegistryExits(RegistryHttpCase):
         self.assertIn(message.id, [row["id"] for row in answer])
         self.assertNoMarker(str(answer), [504])
 
-    def test_a_clerk_editing_a_message_on_a_registrant_gets_no_plaintext(self):
+    def test_a_clerk_cannot_edit_a_message_on_a_registrant_they_may_not_read(self):
         person = self.people[4]
         message = person.with_user(self.clerk).message_post(body="First", message_type="comment")
         self.login(self.clerk)
+        # What is written about a registrant is registry data: a clerk who may not read it sees
+        # the mask, even of what they wrote; saving an edit would store the mask over the text.
+        with self.assertRaises(JsonRpcException) as refused:
+            self.make_jsonrpc_request(
+                "/mail/message/update_content",
+                {"message_id": message.id, "body": "[encrypted] and more", "attachment_ids": []},
+            )
+        self.assertEqual(refused.exception.args[0], "odoo.exceptions.UserError")
+        self.env.invalidate_all()
+        self.assertEqual(message.body, Markup("<p>First</p>"))
+        self.env.cr.execute("SELECT body FROM mail_message WHERE id = %s", (message.id,))
+        self.assertTrue(envelope.is_token(self.env.cr.fetchone()[0]))
+        # Deleting it (an empty body) stays possible; a reader edits it.
+        other = person.with_user(self.clerk).message_post(body="Typo", message_type="comment")
+        answer = self.make_jsonrpc_request(
+            "/mail/message/update_content", {"message_id": other.id, "body": "", "attachment_ids": []}
+        )
+        self.assertNoMarker(str(answer), [504])
+        self.set_registry(decrypt=True)
+        own = person.with_user(self.crypto_admin).message_post(body="First", message_type="comment")
+        self.login(self.crypto_admin)
         answer = self.make_jsonrpc_request(
             "/mail/message/update_content",
-            {"message_id": message.id, "body": "Second", "attachment_ids": []},
+            {"message_id": own.id, "body": "Second", "attachment_ids": []},
         )
-        # What is written about a registrant is registry data: a clerk who may not read it sees
-        # the mask, even of what they just wrote; the message is stored encrypted.
-        self.assertNotIn("Second", str(answer))
-        self.assertEqual(answer["body"], "[encrypted]")
-        self.assertNoMarker(str(answer), [504])
-        self.env.cr.execute("SELECT body FROM mail_message WHERE id = %s", (message.id,))
-        self.assertTrue(self.env.cr.fetchone()[0].startswith("g2pe"))
+        self.assertIn("Second", answer["body"])
         self.env.invalidate_all()
-        self.assertEqual(message.body, Markup("<p>Second</p>"))
+        self.assertEqual(own.body, Markup("<p>Second</p>"))
+
+    def test_an_email_about_a_registrant_is_masked_and_sent_with_its_real_sender(self):
+        # ``mail.mail`` delegates to its message (``_inherits``): an e-mail has its message's
+        # scope, and Send Now picks the mail server from the real senders.
+        person = self.people[3]
+        mails = self.env["mail.mail"].create(
+            [
+                {
+                    "model": "res.partner",
+                    "res_id": document.id,
+                    "subject": f"About {document.name}",
+                    "body_html": "<p>Hello</p>",
+                    "email_from": "zsender@example.org",
+                    "email_to": "zrecipient@example.org",
+                }
+                for document in (person, self.company)
+            ]
+        )
+        rows = self.rpc(self.settings_admin, "mail.mail", "read", mails.ids, ["subject", "email_from"])
+        self.assertNoMarker(str(rows), [503])
+        self.assertEqual(
+            [(row["subject"], row["email_from"]) for row in rows],
+            [("[encrypted]", "[encrypted]"), (f"About {self.company.name}", "zsender@example.org")],
+        )
+        senders = []
+        find_mail_server = type(self.env["ir.mail_server"])._find_mail_server
+
+        def spy(server, email_from, *args, **kwargs):
+            senders.append(email_from)
+            return find_mail_server(server, email_from, *args, **kwargs)
+
+        self.patch(type(self.env["ir.mail_server"]), "_find_mail_server", spy)
+        self.rpc(self.settings_admin, "mail.mail", "send", mails.ids)
+        self.assertEqual(set(senders), {"zsender@example.org"})
+
+    def test_a_browser_notification_about_a_registrant_is_masked(self):
+        # Five browsers or more: Odoo stores the notification (``mail.notification.web.push``)
+        # for a cron to send, made once for the recipients from the message being posted.
+        person = self.people[2]
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param("mail.web_push_vapid_private_key", "zprivate")
+        params.set_param("mail.web_push_vapid_public_key", "zpublic")
+        self.env["mail.partner.device"].sudo().create(
+            [
+                {
+                    "partner_id": self.clerk.partner_id.id,
+                    "endpoint": f"https://push.invalid/{i}",
+                    "keys": "{}",
+                }
+                for i in range(5)
+            ]
+        )
+        name = marker_values(502)["name"]
+        pushes = self.env["mail.notification.web.push"].sudo()
+        for document, text in ((person, f"Visit {name}"), (self.company, "Visit the company")):
+            before = pushes.search([]).ids
+            document.with_user(self.crypto_admin).message_post(
+                body=text,
+                message_type="comment",
+                subtype_xmlid="mail.mt_comment",
+                partner_ids=self.clerk.partner_id.ids,
+            )
+            payloads = " ".join(pushes.search([("id", "not in", before)]).mapped("payload"))
+            self.assertEqual(text in payloads, document == self.company, payloads)
+        self.assertNoMarker(payloads + " ".join(pushes.search([]).mapped("payload")), [502])
+
+    def test_a_message_about_a_registrant_is_not_sent_for_translation(self):
+        person = self.people[1]
+        self.env["ir.config_parameter"].sudo().set_param("mail.google_translate_api_key", "zkey")
+        message = person.message_post(body="Visited", message_type="comment")
+        self.set_registry(decrypt=True)
+        self.login(self.crypto_admin)
+        answer = self.make_jsonrpc_request("/mail/message/translate", {"message_id": message.id})
+        self.assertIn("not sent to a translation service", answer["error"])
+        self.assertFalse(
+            self.env["mail.message.translation"].sudo().search([("message_id", "=", message.id)])
+        )
+
+    def test_a_delivery_failure_goes_over_the_bus_masked(self):
+        person = self.people[0]
+        name = marker_values(500)["name"]
+        message = person.message_post(body=f"Dear {name}", message_type="comment")
+        self.set_registry(decrypt=True)
+        bus = self.env["bus.bus"].sudo()
+        before = bus.search([], order="id desc", limit=1).id or 0
+        # Changed by a Crypto Admin (a resend): the update goes to the author and to them.
+        message.with_user(self.crypto_admin)._notify_message_notification_update()
+        sent = bus.search([("id", ">", before), ("message", "like", "mail.message/notification_update")])
+        self.assertTrue(sent)
+        self.assertNoMarker(" ".join(sent.mapped("message")), [500])
 
     def external_call(self, user, model, method, args, kwargs=None):
         """``model.method(*args, **kwargs)`` as ``user`` through the external API (JSON-RPC
