@@ -27,7 +27,7 @@ from .encrypted_field import (
     is_ciphertext,
 )
 from .encrypted_field_config import FieldSpec, field_problem, load_specs
-from .encryption_exits import PARAM_ENCRYPT
+from .encryption_exits import PARAM_ENCRYPT, may_be_in_scope
 
 _logger = logging.getLogger(__name__)
 
@@ -490,6 +490,8 @@ class EncryptedModel(models.AbstractModel):
         are encrypted); the records a scope path goes through are read once for all the rows."""
         path = self._g2p_scope_path
         if not path:
+            if self._inherits:
+                return self._g2p_delegated_rows_in_scope(stored_list)
             return [True] * len(stored_list)
         first, _dot, rest = path.partition(".")
         values = [stored.get(first) for stored in stored_list]
@@ -501,6 +503,19 @@ class EncryptedModel(models.AbstractModel):
         # As filtered(path): a boolean at the end of the path gives [False], which is no scope.
         in_scope = {target.id for target in targets if any(target.mapped(rest))}
         return [bool(value) and value in in_scope for value in values]
+
+    @api.model
+    def _g2p_delegated_rows_in_scope(self, stored_list):
+        """``_g2p_rows_in_scope`` of a model that delegates (``_g2p_delegated_in_scope``):
+        ``create`` makes the records it delegates to first, and each row names them."""
+        in_scope = [False] * len(stored_list)
+        for parent_model, link in self._inherits.items():
+            if may_be_in_scope(self.env[parent_model]):
+                ids = [stored.get(link) for stored in stored_list]
+                parents = self.env[parent_model].sudo().browse({parent_id for parent_id in ids if parent_id})
+                found = set(parents._g2p_in_scope()._ids)
+                in_scope = [done or parent_id in found for done, parent_id in zip(in_scope, ids, strict=True)]
+        return in_scope
 
     def unlink(self):
         ids, model_name = self.ids, self._name

@@ -410,7 +410,7 @@ class Base(models.AbstractModel):
         its configuration narrows it: registrants only for res.partner)."""
         path = self._g2p_scope_path
         if not path:
-            if not self._g2p_encrypted and self._inherits:
+            if self._inherits:
                 return self._g2p_delegated_in_scope()
             return self
         if "." in path or self._fields[path].relational:
@@ -419,9 +419,10 @@ class Base(models.AbstractModel):
         return self.browse([rid for rid, value in zip(self._ids, self.mapped(path), strict=True) if value])
 
     def _g2p_delegated_in_scope(self):
-        """The records in scope of a model without encrypted fields of its own that delegates to
-        models with some (``_inherits``): a user's name is its partner's, an e-mail's subject its
-        message's. Each has the scope of the records it delegates to."""
+        """The records in scope of a model that delegates to models with encrypted fields
+        (``_inherits``) and has no scope of its own: a user's name is its partner's, an e-mail's
+        subject its message's. Each has the scope of the records it delegates to (none when they
+        cannot be in scope)."""
         in_scope = set()
         records = self.sudo()
         for parent_model, link in self._inherits.items():

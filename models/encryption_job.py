@@ -155,6 +155,7 @@ class EncryptionJob(models.Model):
         if running and not all(running.mapped("planned")):
             return running.filtered(lambda job: not job.planned)[:1]  # it plans with today's fields
         job = self.create({"provider_id": provider.id, "kind": kind, "res_model": res_model})
+        running.chunk_ids.filtered(lambda chunk: chunk.state != "done").unlink()
         running.write(
             {
                 "state": "done",

@@ -15,8 +15,12 @@ from collections import defaultdict
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import SQL, html2plaintext
 
 from .encryption_exits import PARAM_ENCRYPT, exit_for, may_be_in_scope, person_request, reader_allowed
+
+# What a message says (besides its document's name): a person's edit of it is checked.
+MESSAGE_TEXT = ("subject", "body", "email_from", "reply_to")
 
 
 def documents_in_scope(env, documents):
@@ -77,18 +81,53 @@ def copy_rows_in_scope(env, stored_list, model_field, id_field):
     return [document in in_scope for document in documents]
 
 
+def check_text_edit(messages, values):
+    """Refuse a person's edit that would store a mask over what messages about registrants say:
+    one who may not read them is shown the mask (as soon as values are encrypted, or stored
+    so), and a reader may have been shown it too (a notification over the bus). Emptying the
+    text (deleting a message) stays possible; server code is not concerned."""
+    names = [name for name in MESSAGE_TEXT if values.get(name)]
+    env = messages.env
+    if not names or not person_request(env):
+        return
+    in_scope = messages.sudo()._g2p_in_scope()
+    if not in_scope:
+        return
+    if reader_allowed(env):
+        mask = in_scope[:1]._g2p_mask_text()
+        if any(mask in html2plaintext(str(values[name])) for name in names):
+            raise UserError(
+                _(
+                    "The text holds the mask of an encrypted value (%(mask)s): saving it would "
+                    "replace the real text. Reload the page and edit the text itself.",
+                    mask=mask,
+                )
+            )
+        return
+    if not env["ir.config_parameter"].sudo().get_param(PARAM_ENCRYPT):
+        env.cr.execute(
+            SQL(
+                "SELECT 1 FROM mail_message WHERE id IN %s AND (%s) LIMIT 1",
+                tuple(in_scope._ids),
+                SQL(" OR ").join(SQL("%s LIKE 'g2p%%'", SQL.identifier(name)) for name in names),
+            )
+        )
+        if not env.cr.fetchone():
+            return  # stored in the clear, shown as it is
+    raise UserError(
+        _(
+            "This message is about a person in the registry, which you may not read: it "
+            "cannot be edited (you would replace its text with the mask you see)."
+        )
+    )
+
+
 class MailMessage(models.Model):
     _inherit = "mail.message"
 
     # A message about a registrant: its document's name, what was written (a note, an e-mail to
     # or from the registrant) and its addresses (Odoo names the document in ``reply_to``).
-    _encrypted_fields = {
-        "record_name": None,
-        "subject": None,
-        "body": None,
-        "email_from": None,
-        "reply_to": None,
-    }
+    _encrypted_fields = dict.fromkeys(("record_name", *MESSAGE_TEXT))
 
     def _g2p_in_scope(self):
         return copies_in_scope(self, "model", "res_id")
@@ -105,14 +144,50 @@ class MailMessage(models.Model):
 
     def _notify_message_notification_update(self):
         # The messages' delivery status goes over the bus to their authors and to whoever changed
-        # it (a failure, a bounce, a resend), formatted with each message's text once for them
-        # all: as one who may not read plaintext sees it. The chatter reads it through an exit.
-        with exit_for(self.env, "mail.message notification update", allowed=False):
-            return super()._notify_message_notification_update()
+        # it (a failure, a bounce, a resend), formatted once for them all: as one who may not read
+        # plaintext sees it (the recipients' names), without the text of messages about
+        # registrants (``_message_notification_format``).
+        transaction = self.env.transaction
+        transaction.g2p_bus_update = True
+        try:
+            with exit_for(self.env, "mail.message notification update", allowed=False):
+                return super()._notify_message_notification_update()
+        finally:
+            del transaction.g2p_bus_update
+
+    def _message_notification_format(self):
+        formatted = super()._message_notification_format()
+        if self.env.transaction.__dict__.get("g2p_bus_update"):
+            # A mask would replace, in the web client, the text a reader was shown (and an edit
+            # would then save it): left out, the client keeps what it has.
+            in_scope = set(self.sudo()._g2p_in_scope()._ids)
+            for values in formatted:
+                if values["id"] in in_scope:
+                    values.pop("body", None)
+        return formatted
+
+    def write(self, vals):
+        check_text_edit(self, vals)
+        return super().write(vals)
+
+    @api.model
+    def _g2p_forget_translations(self, messages):
+        """Delete the translations of ``messages`` in scope (the chatter's *Translate* kept them
+        in the clear; it refuses such messages now)."""
+        translations = (
+            self.env["mail.message.translation"].sudo().search([("message_id", "in", messages.ids)])
+        )
+        in_scope = translations.message_id._g2p_in_scope()
+        translations.filtered(lambda translation: translation.message_id in in_scope).unlink()
 
 
 class MailMail(models.Model):
     _inherit = "mail.mail"
+
+    # An e-mail keeps its own copy of the text (the body with Odoo's layout) and of its addresses
+    # until it is sent, and after when it failed: encrypted for a message about a registrant.
+    # Its subject and sender are its message's (``_inherits``).
+    _encrypted_fields = {"body_html": None, "email_to": None, "email_cc": None}
 
     def _split_by_mail_configuration(self):
         # The senders pick the mail server: server code, in sudo, even when a person sends (Send
@@ -213,6 +288,16 @@ class MailFollowers(models.Model):
             return super()._format_for_chatter()
 
 
+class DiscussChannel(models.Model):
+    _inherit = "discuss.channel"
+
+    def _notify_by_web_push_prepare_payload(self, message, msg_vals=False):
+        # A channel names the author in its browser notifications, after mail's payload is made:
+        # inside the same masked exit (a registrant's portal user in a chat).
+        with exit_for(self.env, "discuss.channel web push", allowed=False):
+            return super()._notify_by_web_push_prepare_payload(message, msg_vals=msg_vals)
+
+
 class MailThread(models.AbstractModel):
     _inherit = "mail.thread"
 
@@ -226,26 +311,15 @@ class MailThread(models.AbstractModel):
             return super()._notify_thread_by_inbox(message, recipients_data, msg_vals=msg_vals, **kwargs)
 
     def _message_update_content(self, message, body, *args, **kwargs):
-        # A person who may not read a message about a registrant sees its text masked: what they
-        # would save is the mask, over the text. Emptying it (deleting the message) stays possible.
-        if (
-            body
-            and person_request(self.env)
-            and self.env["ir.config_parameter"].sudo().get_param(PARAM_ENCRYPT)
-            and message.sudo()._g2p_in_scope()
-            and not reader_allowed(self.env)
-        ):
-            raise UserError(
-                _(
-                    "This message is about a person in the registry, which you may not read: it "
-                    "cannot be edited (you would replace its text with the mask you see)."
-                )
-            )
+        # The chatter's edit (the message in sudo, the person's environment here).
+        check_text_edit(message.with_env(self.env), {"body": body})
         return super()._message_update_content(message, body, *args, **kwargs)
 
-    def _notify_by_web_push_prepare_payload(self, message, msg_vals=False):
-        # A browser notification (title, text, tracked values) is made once for its recipients,
-        # like the inboxes' message: read from the message (not from the values it was made of),
-        # as one who may not read plaintext sees it.
+    def _notify_thread_by_web_push(self, message, recipients_data, msg_vals=False, **kwargs):
+        # Browser notifications (title, text, tracked values) are made once for their recipients,
+        # like the inboxes' message: as one who may not read plaintext sees it; for a message
+        # about a registrant, read from the message, not from the values it was made of.
+        if msg_vals and message.sudo()._g2p_in_scope():
+            msg_vals = False
         with exit_for(self.env, "mail.thread web push", allowed=False):
-            return super()._notify_by_web_push_prepare_payload(message, msg_vals=False)
+            return super()._notify_thread_by_web_push(message, recipients_data, msg_vals=msg_vals, **kwargs)

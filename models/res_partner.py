@@ -17,6 +17,7 @@ from lxml import etree
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
+from odoo.osv import expression
 from odoo.tools import SQL
 from odoo.tools.misc import clean_context
 from odoo.tools.sql import column_exists, create_column
@@ -150,17 +151,31 @@ class ResPartner(models.Model):
             link = model._fields.get(link_name)
             if rest == "g2p_in_registry" and link and link.store and link.comodel_name == self._name:
                 model.search([(link_name, "in", self.ids)])._g2p_in_scope()._g2p_encrypt_in_place()
+        # The chatter of the partners and of their users (a user's scope is its partner's).
+        users = (
+            self.env["res.users"]
+            .sudo()
+            .with_context(active_test=False)
+            .search([("partner_id", "in", self.ids)])
+        )
+        documents = [(self._name, self.ids), (users._name, users.ids)]
         messages = (
-            self.env["mail.message"].sudo().search([("model", "=", self._name), ("res_id", "in", self.ids)])
+            self.env["mail.message"]
+            .sudo()
+            .search(expression.OR([[("model", "=", name), ("res_id", "in", ids)] for name, ids in documents]))
         )
         activities = (
             self.env["mail.activity"]
             .sudo()
             .with_context(active_test=False)  # done activities kept archived too
-            .search([("res_model", "=", self._name), ("res_id", "in", self.ids)])
+            .search(
+                expression.OR([[("res_model", "=", name), ("res_id", "in", ids)] for name, ids in documents])
+            )
         )
-        for copies in (messages, messages.tracking_value_ids, activities):
+        emails = self.env["mail.mail"].sudo().search([("mail_message_id", "in", messages.ids)])
+        for copies in (messages, messages.tracking_value_ids, activities, emails):
             copies._g2p_in_scope()._g2p_encrypt_in_place()
+        self.env["mail.message"]._g2p_forget_translations(messages)
 
     def _handle_first_contact_creation(self):
         # Odoo copies the address of a company's first contact up into the company when it has

@@ -273,6 +273,10 @@ class TestRegistryExits(RegistryHttpCase):
         self.assertEqual(message.body, Markup("<p>First</p>"))
         self.env.cr.execute("SELECT body FROM mail_message WHERE id = %s", (message.id,))
         self.assertTrue(envelope.is_token(self.env.cr.fetchone()[0]))
+        # Nor through the ORM's write over RPC (the author may write their message).
+        with self.assertRaises(RpcError) as refused:
+            WebClient(self, self.clerk.login).call("mail.message", "write", message.ids, {"body": "Third"})
+        self.assertEqual(refused.exception.name, "odoo.exceptions.UserError")
         # Deleting it (an empty body) stays possible; a reader edits it.
         other = person.with_user(self.clerk).message_post(body="Typo", message_type="comment")
         answer = self.make_jsonrpc_request(
@@ -287,6 +291,14 @@ class TestRegistryExits(RegistryHttpCase):
             {"message_id": own.id, "body": "Second", "attachment_ids": []},
         )
         self.assertIn("Second", answer["body"])
+        self.env.invalidate_all()
+        self.assertEqual(own.body, Markup("<p>Second</p>"))
+        # ... unless the text holds the mask (shown by a notification over the bus, before a reload).
+        with self.assertRaises(JsonRpcException):
+            self.make_jsonrpc_request(
+                "/mail/message/update_content",
+                {"message_id": own.id, "body": "[encrypted] and more", "attachment_ids": []},
+            )
         self.env.invalidate_all()
         self.assertEqual(own.body, Markup("<p>Second</p>"))
 
@@ -307,11 +319,20 @@ class TestRegistryExits(RegistryHttpCase):
                 for document in (person, self.company)
             ]
         )
-        rows = self.rpc(self.settings_admin, "mail.mail", "read", mails.ids, ["subject", "email_from"])
+        fields = ["subject", "email_from", "email_to", "body_html"]
+        rows = self.rpc(self.settings_admin, "mail.mail", "read", mails.ids, fields)
         self.assertNoMarker(str(rows), [503])
         self.assertEqual(
-            [(row["subject"], row["email_from"]) for row in rows],
-            [("[encrypted]", "[encrypted]"), (f"About {self.company.name}", "zsender@example.org")],
+            [tuple(row[name] for name in fields) for row in rows],
+            [
+                ("[encrypted]",) * 4,
+                (
+                    f"About {self.company.name}",
+                    "zsender@example.org",
+                    "zrecipient@example.org",
+                    "<p>Hello</p>",
+                ),
+            ],
         )
         senders = []
         find_mail_server = type(self.env["ir.mail_server"])._find_mail_server
@@ -367,18 +388,42 @@ class TestRegistryExits(RegistryHttpCase):
             self.env["mail.message.translation"].sudo().search([("message_id", "=", message.id)])
         )
 
-    def test_a_delivery_failure_goes_over_the_bus_masked(self):
+    def test_a_delivery_failure_goes_over_the_bus_without_the_text(self):
         person = self.people[0]
         name = marker_values(500)["name"]
-        message = person.message_post(body=f"Dear {name}", message_type="comment")
+        messages = person.message_post(body=f"Dear {name}", message_type="comment")
+        messages |= self.company.message_post(body="Dear company", message_type="comment")
         self.set_registry(decrypt=True)
         bus = self.env["bus.bus"].sudo()
         before = bus.search([], order="id desc", limit=1).id or 0
-        # Changed by a Crypto Admin (a resend): the update goes to the author and to them.
-        message.with_user(self.crypto_admin)._notify_message_notification_update()
+        # Changed by a Crypto Admin (a resend): the update goes to the author and to them, once
+        # for all. The text of the message about the registrant is left out (a mask would replace,
+        # on a reader's screen, the text they were shown); the company's is there.
+        messages.with_user(self.crypto_admin)._notify_message_notification_update()
         sent = bus.search([("id", ">", before), ("message", "like", "mail.message/notification_update")])
         self.assertTrue(sent)
         self.assertNoMarker(" ".join(sent.mapped("message")), [500])
+        elements = {
+            element["id"]: element
+            for notification in sent
+            for element in json.loads(notification.message)["payload"]["elements"]
+        }
+        self.assertNotIn("body", elements[messages[0].id])
+        self.assertEqual(elements[messages[1].id]["body"], "<p>Dear company</p>")
+
+    def test_a_users_name_has_its_partners_scope(self):
+        # ``res.users`` delegates to ``res.partner``: a registrant's portal user is masked for a
+        # clerk, a member of staff is not.
+        portal = self.env["res.users"].create(
+            {
+                "login": "zmarker0590",
+                "partner_id": self.people[5].id,
+                "groups_id": [(6, 0, [self.env.ref("base.group_portal").id])],
+            }
+        )
+        rows = self.rpc(self.clerk, "res.users", "read", [portal.id, self.crypto_admin.id], ["name"])
+        self.assertEqual([row["name"] for row in rows], [self.label(self.people[5]), self.crypto_admin.name])
+        self.assertNoMarker(str(rows), [505])
 
     def external_call(self, user, model, method, args, kwargs=None):
         """``model.method(*args, **kwargs)`` as ``user`` through the external API (JSON-RPC

@@ -3,6 +3,7 @@
 
 import importlib.util
 import os
+from unittest.mock import patch
 
 from odoo.tests import tagged
 
@@ -103,6 +104,15 @@ class TestRegistryJobs(RegistryCase):
         person = self.partners[0]
         company = self.env["res.partner"].create({"name": "Zcompany Messages", "is_company": True})
         name = marker_values(FIRST)["name"]
+        self.env.flush_all()
+        # 17.0.2.3.0's job for messages, planned before the upgrade (for the record name only)
+        # and before these messages were written: its chunks end before them.
+        provider = self.env["g2p.encryption.provider"]._get_registry_provider()
+        jobs = self.env["g2p.encryption.job"]
+        jobs.search([("state", "=", "running")]).state = "done"  # this test's jobs only
+        earlier = jobs._start(provider, "encrypt", "mail.message")
+        with patch.object(type(jobs), "_columns", lambda job: ["record_name"]):
+            earlier._plan()
         messages = self.env["mail.message"].create(
             [
                 {"model": "res.partner", "res_id": document.id, "body": "<p>Visited</p>", "subject": name}
@@ -110,13 +120,14 @@ class TestRegistryJobs(RegistryCase):
             ]
         )
         self.env.flush_all()
-        # 17.0.2.3.0's job for messages, planned before the upgrade: its chunks end before these
-        # messages (their record name was encrypted; nothing else was to be).
-        provider = self.env["g2p.encryption.provider"]._get_registry_provider()
-        jobs = self.env["g2p.encryption.job"]
-        jobs.search([("res_model", "=", "mail.message"), ("state", "=", "running")]).state = "done"
-        earlier = jobs._start(provider, "encrypt", "mail.message")
-        earlier._plan()
+        self.assertLess(max(earlier.chunk_ids.mapped("end_id") or [0]), messages[0].id)
+        # A translation of the registrant's message (the chatter's Translate), in the clear.
+        translations = self.env["mail.message.translation"].create(
+            [
+                {"message_id": message.id, "body": "<p>Visité</p>", "source_lang": "en", "target_lang": "fr"}
+                for message in messages
+            ]
+        )
         # As stored before 17.0.2.4.0: in the clear.
         columns = {
             "body": "<p>Visited</p>",
@@ -131,10 +142,14 @@ class TestRegistryJobs(RegistryCase):
         last_job = jobs.search([], order="id desc", limit=1).id
         end_migration("17.0.2.4.0").migrate(self.env.cr, "17.0.2.3.0")
         started = jobs.search([("id", ">", last_job)])
-        self.assertEqual(started.mapped("res_model"), ["mail.message"])
+        self.assertEqual(set(started.mapped("res_model")), {"mail.message", "mail.mail"})
         self.assertEqual(earlier.state, "done")
-        self.assertIn(f"job {started.id}", earlier.message)
-        jobs._cron_run_jobs(commit=False)
+        again = started.filtered(lambda job: job.res_model == "mail.message")
+        self.assertIn(f"job {again.id}", earlier.message)
+        self.assertEqual(translations.exists(), translations[1])
+        for job in started:
+            while job._run_batch():
+                pass
         self.env.cr.execute(
             "SELECT body, subject, email_from, reply_to FROM mail_message WHERE id IN %s ORDER BY id",
             (tuple(messages.ids),),

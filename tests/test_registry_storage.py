@@ -445,6 +445,50 @@ class TestRegistryStorage(RegistryCase):
         self.env.cr.execute("SELECT signature FROM res_users WHERE id = %s", (user.id,))
         self.assertIsNone(self.env.cr.fetchone()[0])
 
+    def test_the_chatter_of_a_users_partner_is_encrypted_when_it_comes_into_the_registry(self):
+        # Messages about a portal user (and e-mails about the partner), written while the partner
+        # was an ordinary contact (in the clear), are encrypted when it becomes a registrant.
+        partner = self.env["res.partner"].create(marker_values(181))
+        user = self.env["res.users"].create(
+            {
+                "login": "zmarker0181",
+                "partner_id": partner.id,
+                "groups_id": [(6, 0, [self.env.ref("base.group_portal").id])],
+            }
+        )
+        name = marker_values(181)["name"]
+        message = self.env["mail.message"].create(
+            {"model": "res.users", "res_id": user.id, "body": f"<p>About {name}</p>", "subject": name}
+        )
+        # An e-mail to the partner waiting to be sent, and a translation (the chatter's Translate).
+        email = self.env["mail.mail"].create(
+            {
+                "model": "res.partner",
+                "res_id": partner.id,
+                "body_html": f"<p>Dear {name}</p>",
+                "subject": name,
+            }
+        )
+        translation = self.env["mail.message.translation"].create(
+            {
+                "message_id": email.mail_message_id.id,
+                "body": "<p>Cher</p>",
+                "source_lang": "en",
+                "target_lang": "fr",
+            }
+        )
+        self.env.flush_all()
+        self.assertEqual(self.raw_column(message, "subject"), name)
+        self.assertEqual(self.raw_column(email, "body_html"), f"<p>Dear {name}</p>")
+        partner.is_registrant = True
+        self.env.flush_all()
+        for column in ("subject", "body", "record_name"):
+            self.assertTrue(envelope.is_token(self.raw_column(message, column)), column)
+        self.assertTrue(envelope.is_token(self.raw_column(email, "body_html")))
+        self.assertFalse(translation.exists())
+        self.env.invalidate_all()
+        self.assertEqual((message.subject, message.body), (name, Markup(f"<p>About {name}</p>")))
+
     def test_a_tracked_many2many_naming_a_registrant_is_encrypted(self):
         # Odoo keeps a tracked many2many or one2many as its records' names joined, without ids:
         # whether they name a registrant is noted when the value is made.
@@ -514,11 +558,30 @@ class TestRegistryStorage(RegistryCase):
         self.assertTrue(all(envelope.is_token(value) for value in row if value), row)
         self.assertTrue(all(row), row)
         self.assertNoMarker(repr(row), [180])
-        # The e-mail to the registrant says it all in the clear (what Odoo sends; the README's
-        # known limitations: it stays so until sent).
+        # The e-mail to the registrant, waiting to be sent: its own copy of the body and its
+        # addresses are encrypted too; what Odoo sends is the real text.
         email = self.env["mail.mail"].sudo().search([("mail_message_id", "=", sent.id)])
+        self.env.cr.execute("SELECT body_html, email_to, email_cc FROM mail_mail WHERE id = %s", (email.id,))
+        stored = self.env.cr.fetchone()
+        self.assertTrue(envelope.is_token(stored[0]), stored)
+        self.assertTrue(all(envelope.is_token(value) for value in stored if value), stored)
+        self.assertNoMarker(repr(stored), [180])
+        self.env.invalidate_all()
         self.assertEqual(email.subject, name)
         self.assertIn(f"Dear {name}, your visit", email.body_html)
+        other = self.env["mail.mail"].create(
+            {
+                "model": "res.partner",
+                "res_id": company.id,
+                "body_html": "<p>Hi</p>",
+                "email_to": "z@example.org",
+            }
+        )
+        self.env.flush_all()
+        self.assertEqual(
+            (self.raw_column(other, "body_html"), self.raw_column(other, "email_to")),
+            ("<p>Hi</p>", "z@example.org"),
+        )
         # Server code reads what was written.
         self.env.invalidate_all()
         self.assertEqual((sent.subject, sent.body), (name, Markup(f"<p>Dear {name}, your visit</p>")))

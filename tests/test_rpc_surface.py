@@ -174,6 +174,10 @@ DECISIONS = {
     # OpenG2P's registry, a registrar's); what it stores for a registrant is tested in
     # test_registry_exits.py.
     ("res.partner", "create_company"): acl(DENIED, OK, OK, OK, Call("partner")),
+    # A message's text: Odoo's rights decide who may write it (the document's writers); once the
+    # registry is encrypted, a person who may not read it is refused an edit of a registrant's
+    # (test_registry_exits.py). Here: a message about an ordinary contact.
+    ("mail.message", "write"): acl(DENIED, OK, DENIED, OK, Call("message", ({"body": "Edited"},))),
     # Odoo's rights: portal users read partners through record rules, internal users all of them.
     ("base", "web_read"): acl(DENIED, OK, OK, OK, Call("partner", ({"name": {}},))),
     ("base", "name_search"): acl(OK, OK, OK, OK, Call(None, ("RPC contact",))),
@@ -259,6 +263,15 @@ class Fixtures:
 
     def partner(self, _user):
         return self.case.partner
+
+    def message(self, _user):
+        vals = {
+            "model": "res.partner",
+            "res_id": self.case.partner.id,
+            "body": "RPC note",
+            "message_type": "comment",
+        }
+        return self.env["mail.message"].create(vals)
 
     def field_config(self, _user):
         return self.env["g2p.encrypted.field"].create({"model_name": "res.partner", "field_name": "ref"})

@@ -1,9 +1,11 @@
 # Part of OpenG2P. See LICENSE file for full copyright and licensing details.
 """17.0.2.4.0, once every module is loaded: what a message about a registrant says (its subject,
-its body, its sender and reply-to addresses) is encrypted like its record name. What messages
-stored before is encrypted by a registry job, in the background, when the registry is encrypted:
-it reads every message once (a job still running for messages is superseded: it was planned for
-fewer fields)."""
+its body, its sender and reply-to addresses) is encrypted like its record name, and so are an
+e-mail's own copy of the body and its recipients' addresses. What messages and e-mails stored
+before are encrypted by registry jobs, in the background, when the registry is encrypted: they
+read every message and e-mail once (a job still running for messages is superseded: it was
+planned for fewer fields). Translations of messages about registrants (the chatter's *Translate*,
+kept in the clear) are deleted."""
 
 from odoo import SUPERUSER_ID, api
 
@@ -12,8 +14,9 @@ def migrate(cr, version):
     if not version:
         return
     env = api.Environment(cr, SUPERUSER_ID, {})
+    translated = env["mail.message.translation"].search([]).message_id
+    env["mail.message"]._g2p_forget_translations(translated)
     if env["ir.config_parameter"].get_param("g2p_encryption.encrypt_registry"):
         provider = env["g2p.encryption.provider"]._get_registry_provider()
-        # A job still running for messages (17.0.2.3.0's) found only the records it had to
-        # encrypt then: planned again.
-        env["g2p.encryption.job"]._start_again(provider, "encrypt", "mail.message")
+        for model_name in ("mail.message", "mail.mail"):
+            env["g2p.encryption.job"]._start_again(provider, "encrypt", model_name)
