@@ -85,17 +85,18 @@ class TestOpenG2PRegistry(RegistryHttpCase):
         )
         for person in people:
             self.env["g2p.group.membership"].create({"group": group.id, "individual": person.id})
-        # A relationship between the two: Odoo's "created" message about it names both (its
-        # display name, "Source / Destination").
+        # A relationship between the two, and a note about it: a message about a relationship is
+        # named after both (its display name, "Source / Destination").
         relation = self.env["g2p.relationship"].create(
             {"name": "Zsibling", "name_inverse": "Zsibling", "source_type": "i", "destination_type": "i"}
         )
-        self.rpc(
+        relationship = self.rpc(
             self.registrar,
             "g2p.reg.rel",
             "create",
             {"source": people[0].id, "destination": people[1].id, "relation": relation.id},
         )
+        self.rpc(self.registrar, "g2p.reg.rel", "message_post", [relationship], body="Checked")
         return self.env["res.partner"].concat(*people), group
 
     def test_registration_works_and_the_database_holds_no_personal_data(self):
