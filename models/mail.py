@@ -23,18 +23,43 @@ from .encryption_exits import PARAM_ENCRYPT, exit_for, may_be_in_scope, person_r
 MESSAGE_TEXT = ("subject", "body", "email_from", "reply_to")
 
 
+# Documents without encrypted fields whose display name, which Odoo copies into each message about
+# them (``record_name``), is made of the names of the records in these many2one fields: OpenG2P's
+# relationship between two registrants ("Source / Destination"). Such a document is in scope for
+# its chatter when one of them is.
+NAMED_AFTER = {"g2p.reg.rel": ("source", "destination")}
+
+
 def documents_in_scope(env, documents):
-    """The ``(model name, res id)`` of ``documents`` that are in scope (``records_in_scope``):
-    each model's documents are looked at together (a few queries per model, not per document)."""
+    """The ``(model name, res id)`` of ``documents`` that are in scope (``records_in_scope``, or
+    named after records in scope: ``NAMED_AFTER``): each model's documents are looked at together
+    (a few queries per model, not per document)."""
     ids_by_model = defaultdict(set)
     for model_name, res_id in documents:
-        if model_name and res_id and model_name in env and may_be_in_scope(env[model_name]):
+        if (
+            model_name
+            and res_id
+            and model_name in env
+            and (model_name in NAMED_AFTER or may_be_in_scope(env[model_name]))
+        ):
             ids_by_model[model_name].add(res_id)
     in_scope = set()
     for model_name, ids in ids_by_model.items():
-        records = records_in_scope(env[model_name].sudo().browse(ids).exists())
+        records = env[model_name].sudo().browse(ids).exists()
+        links = NAMED_AFTER.get(model_name)
+        records = named_after_in_scope(records, links) if links else records_in_scope(records)
         in_scope.update((model_name, record_id) for record_id in records.ids)
     return in_scope
+
+
+def named_after_in_scope(records, links):
+    """The ``records`` (sudo) one of whose many2one ``links`` is a record in scope."""
+    records.fetch(list(links))
+    named = set()
+    for link in links:
+        targets = records.mapped(link)
+        named.update((link, target_id) for target_id in records_in_scope(targets)._ids)
+    return records.filtered(lambda record: any((link, record[link].id) in named for link in links))
 
 
 def records_in_scope(records):

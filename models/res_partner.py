@@ -23,6 +23,7 @@ from odoo.tools.misc import clean_context
 from odoo.tools.sql import column_exists, create_column
 
 from .encryption_exits import ID_SLOT
+from .mail import NAMED_AFTER
 
 # The last count of the registry (``_g2p_count_registry``), for Settings: JSON, written by the
 # server only (``ir.config_parameter._check_g2p_parameters``).
@@ -151,14 +152,18 @@ class ResPartner(models.Model):
             link = model._fields.get(link_name)
             if rest == "g2p_in_registry" and link and link.store and link.comodel_name == self._name:
                 model.search([(link_name, "in", self.ids)])._g2p_in_scope()._g2p_encrypt_in_place()
-        # The chatter of the partners and of their users (a user's scope is its partner's).
-        users = (
-            self.env["res.users"]
-            .sudo()
-            .with_context(active_test=False)
-            .search([("partner_id", "in", self.ids)])
-        )
-        documents = [(self._name, self.ids), (users._name, users.ids)]
+        # The chatter of the partners, of their users (a user's scope is its partner's) and of the
+        # documents named after them (``NAMED_AFTER``).
+        users = self.env["res.users"].sudo().with_context(active_test=False)
+        documents = [
+            (self._name, self.ids),
+            (users._name, users.search([("partner_id", "in", self.ids)]).ids),
+        ]
+        for model_name, links in NAMED_AFTER.items():
+            if model_name in self.env:
+                named = self.env[model_name].sudo().with_context(active_test=False)
+                named = named.search(expression.OR([[(link, "in", self.ids)] for link in links]))
+                documents.append((model_name, named.ids))
         messages = (
             self.env["mail.message"]
             .sudo()
