@@ -490,8 +490,6 @@ class EncryptedModel(models.AbstractModel):
         are encrypted); the records a scope path goes through are read once for all the rows."""
         path = self._g2p_scope_path
         if not path:
-            if self._inherits:
-                return self._g2p_delegated_rows_in_scope(stored_list)
             return [True] * len(stored_list)
         first, _dot, rest = path.partition(".")
         values = [stored.get(first) for stored in stored_list]

@@ -410,7 +410,7 @@ class Base(models.AbstractModel):
         its configuration narrows it: registrants only for res.partner)."""
         path = self._g2p_scope_path
         if not path:
-            if self._inherits:
+            if not self._g2p_encrypted and self._inherits:
                 return self._g2p_delegated_in_scope()
             return self
         if "." in path or self._fields[path].relational:
@@ -420,9 +420,10 @@ class Base(models.AbstractModel):
 
     def _g2p_delegated_in_scope(self):
         """The records in scope of a model that delegates to models with encrypted fields
-        (``_inherits``) and has no scope of its own: a user's name is its partner's, an e-mail's
+        (``_inherits``) and has none of its own: a user's name is its partner's, an e-mail's
         subject its message's. Each has the scope of the records it delegates to (none when they
-        cannot be in scope)."""
+        cannot be in scope). (A model with encrypted fields of its own and no scope has all its
+        records in scope, as its list says.)"""
         in_scope = set()
         records = self.sudo()
         for parent_model, link in self._inherits.items():

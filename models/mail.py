@@ -214,6 +214,13 @@ class MailMail(models.Model):
     # Its subject and sender are its message's (``_inherits``).
     _encrypted_fields = {"body_html": None, "email_to": None, "email_cc": None}
 
+    def _g2p_in_scope(self):
+        return self._g2p_delegated_in_scope()
+
+    @api.model
+    def _g2p_rows_in_scope(self, stored_list):
+        return self._g2p_delegated_rows_in_scope(stored_list)
+
     def _split_by_mail_configuration(self):
         # The senders pick the mail server: server code, in sudo, even when a person sends (Send
         # Now): a person's read is an exit, and a masked sender would pick a wrong server.
@@ -291,7 +298,8 @@ class MailTrackingValue(models.Model):
 class MailActivity(models.Model):
     _inherit = "mail.activity"
 
-    _encrypted_fields = {"res_name": None}
+    # Its document's name, and what it says (a visit planned, what was found).
+    _encrypted_fields = {"res_name": None, "summary": None, "note": None}
 
     def _g2p_in_scope(self):
         return copies_in_scope(self, "res_model", "res_id")

@@ -142,7 +142,7 @@ class TestRegistryJobs(RegistryCase):
         last_job = jobs.search([], order="id desc", limit=1).id
         end_migration("17.0.2.4.0").migrate(self.env.cr, "17.0.2.3.0")
         started = jobs.search([("id", ">", last_job)])
-        self.assertEqual(set(started.mapped("res_model")), {"mail.message", "mail.mail"})
+        self.assertEqual(set(started.mapped("res_model")), {"mail.message", "mail.mail", "mail.activity"})
         self.assertEqual(earlier.state, "done")
         again = started.filtered(lambda job: job.res_model == "mail.message")
         self.assertIn(f"job {again.id}", earlier.message)

@@ -614,12 +614,21 @@ class TestRegistryStorage(RegistryCase):
         )["messages"]
         self.assertEqual(found, notes[1])
 
-    def test_an_activity_keeps_no_plaintext_copy_of_its_documents_name(self):
+    def test_an_activity_keeps_its_documents_name_and_what_it_says_encrypted(self):
         partner = self.create_registrant(97)
         company = self.env["res.partner"].create({"name": "Zactivity Company", "is_company": True})
-        activities = (partner | company).activity_schedule("mail.mail_activity_data_todo", summary="Visit")
+        activities = (partner | company).activity_schedule(
+            "mail.mail_activity_data_todo", summary="Visit", note="<p>Bring the forms</p>"
+        )
         activities.flush_recordset()
-        self.assertTrue(envelope.is_token(self.raw_column(activities[0], "res_name")))
-        self.assertEqual(self.raw_column(activities[1], "res_name"), "Zactivity Company")
+        for column in ("res_name", "summary", "note"):
+            self.assertTrue(envelope.is_token(self.raw_column(activities[0], column)), column)
+        self.assertEqual(
+            [self.raw_column(activities[1], column) for column in ("res_name", "summary", "note")],
+            ["Zactivity Company", "Visit", "<p>Bring the forms</p>"],
+        )
         activities.invalidate_recordset()
         self.assertEqual(activities[0].res_name, marker_values(97)["name"])
+        self.assertEqual(
+            (activities[0].summary, str(activities[0].note)), ("Visit", "<p>Bring the forms</p>")
+        )
