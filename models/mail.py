@@ -348,11 +348,12 @@ class MailThread(models.AbstractModel):
         check_text_edit(message.with_env(self.env), {"body": body})
         return super()._message_update_content(message, body, *args, **kwargs)
 
-    def _notify_thread_by_web_push(self, message, recipients_data, msg_vals=False, **kwargs):
+    def _notify_by_web_push_prepare_payload(self, message, msg_vals=False):
         # Browser notifications (title, text, tracked values) are made once for their recipients,
         # like the inboxes' message: as one who may not read plaintext sees it; for a message
-        # about a registrant, read from the message, not from the values it was made of.
+        # about a registrant, read from the message, not from the values it was made of. (Odoo
+        # makes the payload only when a recipient has a browser registered: not on every post.)
         if msg_vals and message.sudo()._g2p_in_scope():
             msg_vals = False
         with exit_for(self.env, "mail.thread web push", allowed=False):
-            return super()._notify_thread_by_web_push(message, recipients_data, msg_vals=msg_vals, **kwargs)
+            return super()._notify_by_web_push_prepare_payload(message, msg_vals=msg_vals)
