@@ -17,6 +17,7 @@ opens and when it closes, so that neither side sees the other's.
 
 import contextlib
 import functools
+import logging
 import threading
 
 from odoo import _, api, http, models
@@ -24,7 +25,9 @@ from odoo.exceptions import MissingError
 from odoo.models import PREFETCH_MAX
 from odoo.modules.registry import Registry
 
-from .encrypted_field import AtRest, Masked, Shown, Unreadable, open_for_read
+from .encrypted_field import AtRest, EncryptedField, Masked, Shown, Unreadable, open_for_read
+
+_logger = logging.getLogger(__name__)
 
 PARAM_ENCRYPT = "g2p_encryption.encrypt_registry"
 PARAM_DECRYPT = "g2p_encryption.decrypt_registry"
@@ -466,6 +469,72 @@ class Base(models.AbstractModel):
         """What a person who may not read ``field`` of this record sees instead."""
         self.ensure_one()
         return ExitState(False, True, None).mask(field, self)
+
+    # What exits showed, sent back ----------------------------------------------------------------
+    def write(self, vals):
+        masked = self._g2p_names_holding_masks(vals) if self else ()
+        if not masked:
+            return super().write(vals)
+        in_scope = self.sudo()._g2p_in_scope().with_env(self.env)
+        if in_scope != self:  # a value typed for a company's contact is what it says
+            super(Base, self - in_scope).write(vals)
+        kept = {name: value for name, value in vals.items() if name not in masked}
+        _logger.info(
+            "%s %s: %s not written, their values hold what an exit showed instead of the real ones",
+            self._name,
+            in_scope.ids[:20],
+            ", ".join(sorted(masked)),
+        )
+        if kept and len(in_scope) == 1:
+            kept.update(in_scope._g2p_computed_from(kept, masked))
+        if kept:
+            super(Base, in_scope).write(kept)
+        return True
+
+    def _g2p_names_holding_masks(self, vals):
+        """The gated fields in ``vals`` whose values hold what an exit shows instead of the real
+        values of these records: a mask, a label, the placeholder of a value that does not decrypt.
+
+        A web client sends back what it was shown: each value of a new record (a membership's
+        form shows its registrant's masked e-mail, and Odoo writes it into the registrant), a
+        name an onchange computed from masks (OpenG2P's, from the family and given names).
+        Stored, they would replace the data they hide."""
+        names = [
+            name
+            for name, value in vals.items()
+            if value and isinstance(value, str) and isinstance(self._fields.get(name), EncryptedField)
+        ]
+        if not names:
+            return ()
+        # In the person's language, and in English (a form posted to a controller in sudo).
+        shown = {
+            text.casefold()
+            for text in ("[encrypted]", "[unreadable]", self._g2p_mask_text(), _("[unreadable]"))
+        }
+        labels = None
+        masked = set()
+        for name in names:
+            value = vals[name].casefold()
+            if self._fields[name].g2p_names_record and labels is None:
+                labels = [record._g2p_label().casefold() for record in self]
+            if any(text in value for text in shown) or (
+                self._fields[name].g2p_names_record and any(label in value for label in labels)
+            ):
+                masked.add(name)
+        return masked
+
+    def _g2p_computed_from(self, kept, masked):
+        """What the model's onchange methods make of the ``masked`` fields from the ``kept``
+        values, run again here on the real values (the person's ran on masks)."""
+        self.ensure_one()
+        answer = self.onchange(dict(kept), list(kept), dict.fromkeys(masked, {}))
+        computed = answer.get("value", {})
+        return {
+            name: computed[name]
+            for name in masked
+            if isinstance(computed.get(name), str)
+            and not self._g2p_names_holding_masks({name: computed[name]})
+        }
 
     # Exits -----------------------------------------------------------------------------------------
     def _read_format(self, fnames, load="_classic_read"):

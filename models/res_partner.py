@@ -152,13 +152,15 @@ class ResPartner(models.Model):
             link = model._fields.get(link_name)
             if rest == "g2p_in_registry" and link and link.store and link.comodel_name == self._name:
                 model.search([(link_name, "in", self.ids)])._g2p_in_scope()._g2p_encrypt_in_place()
-        # The chatter of the partners, of their users (a user's scope is its partner's) and of the
-        # documents named after them (``NAMED_AFTER``).
-        users = self.env["res.users"].sudo().with_context(active_test=False)
-        documents = [
-            (self._name, self.ids),
-            (users._name, users.search([("partner_id", "in", self.ids)]).ids),
-        ]
+        # The chatter of the partners, of the records that delegate to them (a user's or an
+        # OpenG2P program membership's scope is its partner's) and of the documents named after
+        # them (``NAMED_AFTER``).
+        documents = [(self._name, self.ids)]
+        for model_name, model_class in self.env.registry.items():
+            link = model_class._inherits.get(self._name)
+            if link and not (model_class._abstract or model_class._transient) and model_class._auto:
+                delegates = self.env[model_name].sudo().with_context(active_test=False)
+                documents.append((model_name, delegates.search([(link, "in", self.ids)]).ids))
         for model_name, links in NAMED_AFTER.items():
             if model_name in self.env:
                 named = self.env[model_name].sudo().with_context(active_test=False)

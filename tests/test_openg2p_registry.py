@@ -15,8 +15,15 @@ from odoo.tests import new_test_user, tagged
 
 from ..core import envelope
 from .common import RegistryHttpCase, database_text
+from .web_client import WebClient, form_spec
 
-OPENG2P_MODELS = ("g2p.reg.id", "g2p.phone.number", "g2p.group.membership", "g2p.payment.file.qrcode.config")
+OPENG2P_MODELS = (
+    "g2p.reg.id",
+    "g2p.phone.number",
+    "g2p.group.membership",
+    "g2p.program_membership",
+    "g2p.payment.file.qrcode.config",
+)
 
 PEOPLE = [
     {
@@ -166,3 +173,64 @@ class TestOpenG2PRegistry(RegistryHttpCase):
         claims = jwt.decode(token, jwt.PyJWK(key).key, algorithms=[header["alg"]])
         self.assertEqual(claims["name"].strip(), people[0].name.strip())
         self.assertEqual(claims["email"], PEOPLE[0]["email"])
+
+    def test_a_membership_made_in_its_form_by_a_registrar_leaves_the_registrants_data_whole(self):
+        # The form shows the registrant's own fields (delegated: email, address), masked to a
+        # registrar; the web client sends every value of a new record back on save, and Odoo
+        # writes the delegated ones into the registrant.
+        people, _group = self.register_household()
+        people[0].address = "Zmarkerstreet 0901"
+        program = self.env["g2p.program"].create({"name": "Zmarker Program"})
+        model = "g2p.program_membership"
+        spec = form_spec(self.env, model)
+        values = {"partner_id": people[0].id, "program_id": program.id}
+        client = WebClient(self, self.registrar.login)
+        shown = client.call(model, "onchange", [], values, ["partner_id"], spec)["value"]
+        self.assertEqual((shown["email"], shown["address"]), ("[encrypted]", "[encrypted]"))
+        fields = self.env[model]._fields
+        sent = {  # what the web client sends: the values it holds, but for read-only fields
+            name: value
+            for name, value in shown.items()
+            if not isinstance(value, list | dict) and not fields[name].readonly
+        }
+        saved = client.call(model, "web_save", [], dict(sent, **values), {"email": {}})[0]
+        self.assertEqual(saved["email"], "[encrypted]")
+        people.invalidate_recordset()
+        self.assertEqual(people[0].email, PEOPLE[0]["email"])
+        self.assertEqual(people[0].address, "Zmarkerstreet 0901")
+        self.assertEqual(people[0].name.strip(), "ZMARKERFAM0901, AMINA")
+
+    def test_a_registrar_who_changes_a_given_name_sees_no_name_and_keeps_it_whole(self):
+        # OpenG2P makes the name from the family and given names in an onchange: the answer
+        # names the person, and the web client saves it with the given name.
+        people, _group = self.register_household()
+        spec = {name: {} for name in ("name", "family_name", "given_name", "display_name")}
+        changed = {"given_name": "Zmarkernew"}
+        shown = self.rpc(
+            self.registrar, "res.partner", "onchange", people[0].ids, changed, ["given_name"], spec
+        )
+        self.assertNotIn("zmarkerfam", json.dumps(shown).lower())
+        sent = dict(changed, **{name: value for name, value in shown["value"].items() if name == "name"})
+        saved = self.rpc(self.registrar, "res.partner", "web_save", people[0].ids, sent, {"name": {}})[0]
+        self.assertEqual(saved["name"], f"Registrant #{people[0].id}")
+        people.invalidate_recordset()
+        self.assertEqual(people[0].given_name, "Zmarkernew")
+        self.assertEqual(people[0].name.strip(), "ZMARKERFAM0901, ZMARKERNEW")
+
+    def test_the_chatter_of_a_membership_is_encrypted_when_its_partner_enters_the_registry(self):
+        # A membership delegates to its partner (``_inherits``): its chatter has the partner's
+        # scope, and what it says is encrypted as soon as the partner becomes a registrant.
+        partner = self.env["res.partner"].create({"name": "Zmarkerlate0903"})
+        program = self.env["g2p.program"].create({"name": "Zmarker Program"})
+        membership = self.env["g2p.program_membership"].create(
+            {"partner_id": partner.id, "program_id": program.id}
+        )
+        message = membership.message_post(body="Zmarkerlate0903 was called")
+        self.env.flush_all()
+        self.assertIn("Zmarkerlate0903", self.raw_column(message, "body"))
+        partner.is_registrant = True
+        self.env.flush_all()
+        for column in ("body", "record_name"):
+            self.assertTrue(envelope.is_token(self.raw_column(message, column)), column)
+        self.env.invalidate_all()
+        self.assertIn("Zmarkerlate0903 was called", message.body)

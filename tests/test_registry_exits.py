@@ -690,6 +690,26 @@ class TestRegistryExits(RegistryHttpCase):
         for value in answer.get("value", {}).values():
             self.assertNotIn("marker0502", str(value).lower())
 
+    def test_what_an_exit_showed_is_not_saved_back_over_the_data(self):
+        # As the web client saves a form: the values it holds, masks included.
+        person = self.people[3]
+        sent = {"email": "[encrypted]", "name": f"{self.label(person)} (edited)", "city": "Zmarkercity"}
+        saved = self.rpc(self.clerk, "res.partner", "web_save", person.ids, sent, {"name": {}, "email": {}})[
+            0
+        ]
+        self.assertEqual((saved["name"], saved["email"]), (self.label(person), "[encrypted]"))
+        person.invalidate_recordset()
+        self.assertEqual(
+            (person.name, person.email, person.city),
+            (marker_values(503)["name"], marker_values(503)["email"], "Zmarkercity"),
+        )
+        # Nor by server code in sudo (a portal form's controller), in another letter case.
+        person.sudo().write({"street": "[ENCRYPTED]"})
+        self.assertEqual(person.street, marker_values(503)["street"])
+        # A contact out of scope keeps what was typed.
+        self.rpc(self.clerk, "res.partner", "write", self.company.ids, {"street": "[encrypted] wing"})
+        self.assertEqual(self.company.street, "[encrypted] wing")
+
     def test_grouping_by_an_encrypted_field_is_refused_and_other_groups_are_labelled(self):
         with self.assertRaises(JsonRpcException):
             self.rpc(
