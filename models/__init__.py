@@ -5,6 +5,7 @@ from . import encryption_provider_local
 from . import encryption_key
 from . import encrypted_field_config
 from . import encryption_exits
+from . import masks_sent_back
 from . import encrypted_model
 from . import encrypted_search
 from . import encrypted_mixin

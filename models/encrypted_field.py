@@ -280,10 +280,14 @@ def open_for_read(records, names):
 def check_not_masked(field, value):
     """Refuse to store a mask or label an exit gave out: it would replace the data it hides."""
     if isinstance(value, Masked):
-        raise UserError(
-            _(
-                "%(field)s holds a masked value, which cannot be saved: the real value is "
-                "encrypted and this user may not read it.",
-                field=field.string,
-            )
+        refuse_masked(field)
+
+
+def refuse_masked(field):
+    raise UserError(
+        _(
+            "%(field)s holds a masked value, which cannot be saved: the real value is "
+            "encrypted and this user may not read it.",
+            field=field.string,
         )
+    )

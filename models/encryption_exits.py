@@ -17,7 +17,6 @@ opens and when it closes, so that neither side sees the other's.
 
 import contextlib
 import functools
-import logging
 import threading
 
 from odoo import _, api, http, models
@@ -25,9 +24,7 @@ from odoo.exceptions import MissingError
 from odoo.models import PREFETCH_MAX
 from odoo.modules.registry import Registry
 
-from .encrypted_field import AtRest, EncryptedField, Masked, Shown, Unreadable, open_for_read
-
-_logger = logging.getLogger(__name__)
+from .encrypted_field import AtRest, Masked, Shown, Unreadable, open_for_read
 
 PARAM_ENCRYPT = "g2p_encryption.encrypt_registry"
 PARAM_DECRYPT = "g2p_encryption.decrypt_registry"
@@ -45,10 +42,13 @@ EXTERNAL_VALUE_METHODS = ("mapped", "copy_data", "name_get", "onchange")
 class ExitState:
     """What one exit lets through, and what it let through (for the decryption log)."""
 
-    def __init__(self, allowed, encrypting, entry_point):
+    def __init__(self, allowed, encrypting, entry_point, own=None):
         self.allowed = allowed
         self.encrypting = encrypting
         self.entry_point = entry_point
+        # {model: id} of the person's own records (their partner, their user): a registrant reads
+        # their own data (a portal page), audited as any plaintext that leaves.
+        self.own = own or {}
         self.exposed = {}  # {model: ({fields}, {record ids})}
         self._scope = {}
         self._masks = {}  # {(model, names the record): translated mask or label format}, per exit
@@ -88,8 +88,18 @@ class ExitState:
             self._scope[(record._name, rid)] = rid in in_scope
         return record_id in in_scope
 
+    def reads(self, record):
+        """Whether plaintext of ``record`` passes: the policy allows it, or it is the person's own."""
+        if self.allowed:
+            return True
+        own_id = self.own.get(record._name)
+        if own_id is None:
+            return False
+        record_id = record._ids[0]
+        return (getattr(record_id, "origin", None) or record_id) == own_id
+
     def masks(self, field, record, value):
-        return not self.allowed and self.protected(field, record, value)
+        return not self.reads(record) and self.protected(field, record, value)
 
     def gate(self, field, record, value):
         # Runs once per value that leaves (8,000 in a list of 1,000 registrants): values from
@@ -98,7 +108,7 @@ class ExitState:
         if kind is not AtRest and kind is not Unreadable:
             if kind is Masked or not isinstance(value, str) or not self.protected(field, record, value):
                 return value
-        if not self.allowed:
+        if not self.allowed and not self.reads(record):
             return self.mask(field, record)
         exposed = self.exposed.get(record._name)
         if exposed is None:
@@ -300,12 +310,13 @@ def holds_stored(value):
 def exit_for(env, entry_point, allowed=None):
     """Open an exit on ``env``'s transaction for the duration of the block (once: nested exits
     are part of the outer one). Yields the ``ExitState``, or None when one was already open.
-    ``allowed``: whether plaintext may pass; the policy for ``env``'s user decides when None. A
-    masked exit (``allowed=False``) inside one that lets plaintext through masks for its block (a
-    message posted while a Crypto Admin's exit is open goes to inboxes masked all the same)."""
+    ``allowed``: whether plaintext may pass; the policy for ``env``'s user decides when None (and
+    lets the person's own records through). A masked exit (``allowed=False``) inside one that
+    lets plaintext through masks for its block, the person's own records too (a message posted
+    while a Crypto Admin's exit is open goes to inboxes masked all the same)."""
     transaction = env.transaction
     outer = transaction.__dict__.get("g2p_exit")
-    if outer is not None and not (allowed is False and outer.allowed):
+    if outer is not None and not (allowed is False and (outer.allowed or outer.own)):
         yield None
         return
     # Pending computations run before the exit opens: a stored value computed while values are
@@ -313,9 +324,12 @@ def exit_for(env, entry_point, allowed=None):
     env.flush_all()
     encrypting = bool(env["ir.config_parameter"].sudo().get_param(PARAM_ENCRYPT))
     request = http.request
+    own = None
     if allowed is None:
         allowed = reader_allowed(env)
-    state = ExitState(allowed, encrypting, request.httprequest.path if request else entry_point)
+        if not allowed and env.uid:
+            own = {"res.partner": env.user.partner_id.id, "res.users": env.uid}
+    state = ExitState(allowed, encrypting, request.httprequest.path if request else entry_point, own)
     _drop_derived(env)
     transaction.g2p_exit = state
     try:
@@ -349,15 +363,17 @@ def scan_result(env, result, entry_point):
     def walk(value):
         nonlocal allowed, found
         if isinstance(value, AtRest | Unreadable) and not isinstance(value, Masked):
+            if type(value) is Shown:
+                return value  # an exit let it through (its row names it): the person's own data
             if allowed is None:
                 allowed = reader_allowed(env)
             if not allowed:
                 return Masked(_("[encrypted]"))
-            found += type(value) is not Shown
+            found += 1
             return value
         if isinstance(value, dict):
             return {key: walk(item) for key, item in value.items()}
-        if isinstance(value, list | tuple):
+        if type(value) in (list, tuple):  # not a named tuple's, built otherwise (a page's values)
             return type(value)(walk(item) for item in value)
         return value
 
@@ -402,6 +418,22 @@ class IrBinary(models.AbstractModel):
             return super()._get_stream_from(*args)
         with exit_for(self.env, f"{record._name}.{field_name} (file)"):
             return super()._get_stream_from(*args)
+
+
+class IrUiView(models.Model):
+    _inherit = "ir.ui.view"
+
+    @api.model
+    def _render_template(self, template, values=None):
+        # A page rendered for a person (a portal page, any module's HTML route) is an exit: the
+        # values it reads from records are gated as they are read, and plaintext that server code
+        # read before (a string in its values) is found by the scan.
+        if not person_request(self.env):
+            return super()._render_template(template, values)
+        with exit_for(self.env, f"{template} (page)"):
+            if values:
+                values = scan_result(self.env, values, f"{template} (page)")
+            return super()._render_template(template, values)
 
 
 class Base(models.AbstractModel):
@@ -469,72 +501,6 @@ class Base(models.AbstractModel):
         """What a person who may not read ``field`` of this record sees instead."""
         self.ensure_one()
         return ExitState(False, True, None).mask(field, self)
-
-    # What exits showed, sent back ----------------------------------------------------------------
-    def write(self, vals):
-        masked = self._g2p_names_holding_masks(vals) if self else ()
-        if not masked:
-            return super().write(vals)
-        in_scope = self.sudo()._g2p_in_scope().with_env(self.env)
-        if in_scope != self:  # a value typed for a company's contact is what it says
-            super(Base, self - in_scope).write(vals)
-        kept = {name: value for name, value in vals.items() if name not in masked}
-        _logger.info(
-            "%s %s: %s not written, their values hold what an exit showed instead of the real ones",
-            self._name,
-            in_scope.ids[:20],
-            ", ".join(sorted(masked)),
-        )
-        if kept and len(in_scope) == 1:
-            kept.update(in_scope._g2p_computed_from(kept, masked))
-        if kept:
-            super(Base, in_scope).write(kept)
-        return True
-
-    def _g2p_names_holding_masks(self, vals):
-        """The gated fields in ``vals`` whose values hold what an exit shows instead of the real
-        values of these records: a mask, a label, the placeholder of a value that does not decrypt.
-
-        A web client sends back what it was shown: each value of a new record (a membership's
-        form shows its registrant's masked e-mail, and Odoo writes it into the registrant), a
-        name an onchange computed from masks (OpenG2P's, from the family and given names).
-        Stored, they would replace the data they hide."""
-        names = [
-            name
-            for name, value in vals.items()
-            if value and isinstance(value, str) and isinstance(self._fields.get(name), EncryptedField)
-        ]
-        if not names:
-            return ()
-        # In the person's language, and in English (a form posted to a controller in sudo).
-        shown = {
-            text.casefold()
-            for text in ("[encrypted]", "[unreadable]", self._g2p_mask_text(), _("[unreadable]"))
-        }
-        labels = None
-        masked = set()
-        for name in names:
-            value = vals[name].casefold()
-            if self._fields[name].g2p_names_record and labels is None:
-                labels = [record._g2p_label().casefold() for record in self]
-            if any(text in value for text in shown) or (
-                self._fields[name].g2p_names_record and any(label in value for label in labels)
-            ):
-                masked.add(name)
-        return masked
-
-    def _g2p_computed_from(self, kept, masked):
-        """What the model's onchange methods make of the ``masked`` fields from the ``kept``
-        values, run again here on the real values (the person's ran on masks)."""
-        self.ensure_one()
-        answer = self.onchange(dict(kept), list(kept), dict.fromkeys(masked, {}))
-        computed = answer.get("value", {})
-        return {
-            name: computed[name]
-            for name in masked
-            if isinstance(computed.get(name), str)
-            and not self._g2p_names_holding_masks({name: computed[name]})
-        }
 
     # Exits -----------------------------------------------------------------------------------------
     def _read_format(self, fnames, load="_classic_read"):

@@ -176,29 +176,37 @@ class TestOpenG2PRegistry(RegistryHttpCase):
 
     def test_a_membership_made_in_its_form_by_a_registrar_leaves_the_registrants_data_whole(self):
         # The form shows the registrant's own fields (delegated: email, address), masked to a
-        # registrar; the web client sends every value of a new record back on save, and Odoo
-        # writes the delegated ones into the registrant.
+        # registrar; the web client sends every value of a new record back on save (those of
+        # both onchanges: opening the form, choosing the registrant), and Odoo writes the
+        # delegated ones into the registrant. A name OpenG2P's onchange would not make stays.
         people, _group = self.register_household()
-        people[0].address = "Zmarkerstreet 0901"
+        people[0].write({"address": "Zmarkerstreet 0901", "name": "Amina Zmarkerfam0901 (as registered)"})
         program = self.env["g2p.program"].create({"name": "Zmarker Program"})
         model = "g2p.program_membership"
-        spec = form_spec(self.env, model)
-        values = {"partner_id": people[0].id, "program_id": program.id}
-        client = WebClient(self, self.registrar.login)
-        shown = client.call(model, "onchange", [], values, ["partner_id"], spec)["value"]
-        self.assertEqual((shown["email"], shown["address"]), ("[encrypted]", "[encrypted]"))
         fields = self.env[model]._fields
-        sent = {  # what the web client sends: the values it holds, but for read-only fields
-            name: value
-            for name, value in shown.items()
-            if not isinstance(value, list | dict) and not fields[name].readonly
-        }
-        saved = client.call(model, "web_save", [], dict(sent, **values), {"email": {}})[0]
+        spec = form_spec(self.env, model)
+        client = WebClient(self, self.registrar.login)
+
+        def held(answer):  # what the web client keeps and sends: not the read-only fields
+            return {
+                name: value
+                for name, value in answer["value"].items()
+                if not isinstance(value, list | dict) and not fields[name].readonly
+            }
+
+        sent = held(client.call(model, "onchange", [], {}, [], spec))
+        sent.update(partner_id=people[0].id, program_id=program.id)
+        shown = held(client.call(model, "onchange", [], sent, ["partner_id"], spec))
+        self.assertEqual((shown["email"], shown["address"]), ("[encrypted]", "[encrypted]"))
+        self.assertIn("is_group", sent)
+        sent.update(shown)
+        saved = client.call(model, "web_save", [], sent, {"email": {}})[0]
         self.assertEqual(saved["email"], "[encrypted]")
         people.invalidate_recordset()
-        self.assertEqual(people[0].email, PEOPLE[0]["email"])
-        self.assertEqual(people[0].address, "Zmarkerstreet 0901")
-        self.assertEqual(people[0].name.strip(), "ZMARKERFAM0901, AMINA")
+        self.assertEqual(
+            (people[0].email, people[0].address, people[0].name),
+            (PEOPLE[0]["email"], "Zmarkerstreet 0901", "Amina Zmarkerfam0901 (as registered)"),
+        )
 
     def test_a_registrar_who_changes_a_given_name_sees_no_name_and_keeps_it_whole(self):
         # OpenG2P makes the name from the family and given names in an onchange: the answer
@@ -215,7 +223,7 @@ class TestOpenG2PRegistry(RegistryHttpCase):
         self.assertEqual(saved["name"], f"Registrant #{people[0].id}")
         people.invalidate_recordset()
         self.assertEqual(people[0].given_name, "Zmarkernew")
-        self.assertEqual(people[0].name.strip(), "ZMARKERFAM0901, ZMARKERNEW")
+        self.assertEqual(people[0].name, "ZMARKERFAM0901, ZMARKERNEW ")  # OpenG2P's own form of it
 
     def test_the_chatter_of_a_membership_is_encrypted_when_its_partner_enters_the_registry(self):
         # A membership delegates to its partner (``_inherits``): its chatter has the partner's
@@ -234,3 +242,31 @@ class TestOpenG2PRegistry(RegistryHttpCase):
             self.assertTrue(envelope.is_token(self.raw_column(message, column)), column)
         self.env.invalidate_all()
         self.assertIn("Zmarkerlate0903 was called", message.body)
+
+    def test_a_registrants_portal_pages_show_their_own_data_and_the_log_says_so(self):
+        # A page is an exit: a registrant's portal user reads their own record (their account
+        # page), in a row of the decryption log; nobody else's.
+        people, _group = self.register_household()
+        portal = self.env.ref("base.group_portal")
+        user = self.env["res.users"].create(
+            {
+                "login": "zmarkerportal0901",
+                "password": "zmarkerportal0901",
+                "partner_id": people[0].id,
+                "groups_id": [(6, 0, portal.ids)],
+            }
+        )
+        self.authenticate(user.login, user.login)
+        page = self.url_open("/my/account").text
+        self.assertIn('value="zmarker0901@example.org"', page)
+        self.assertIn("ZMARKERFAM0901, AMINA", page)
+        self.assertNotIn("zmarkerfam0902", page.lower())
+        rows = self.decryption_rows(kind="exit", user_id=user.id)
+        self.assertEqual(set(rows.mapped("res_model")), {"res.partner"})
+        self.assertEqual(set(rows.mapped("res_ids")), {str(people[0].id)})
+        self.assertIn("email", rows[0].field_names)
+        # Another registrant's page is not theirs: the same page of the second registrant's user,
+        # with the first one's partner read through the rules, shows nothing of the first.
+        self.assertEqual(
+            self.rpc(user, "res.partner", "read", people[0].ids, ["email"])[0]["email"], PEOPLE[0]["email"]
+        )

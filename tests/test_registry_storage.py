@@ -428,17 +428,19 @@ class TestRegistryStorage(RegistryCase):
         self.env.invalidate_all()
         self.assertEqual(trackings.new_value_char, marker_values(170)["name"])
 
+    def contact_with_portal_user(self, number):
+        """An ordinary contact (stored in the clear) with marker values, and its portal user."""
+        partner = self.env["res.partner"].create(marker_values(number))
+        portal = self.env.ref("base.group_portal")
+        user = self.env["res.users"].create(
+            {"login": f"zmarker{number:04d}", "partner_id": partner.id, "groups_id": [(6, 0, portal.ids)]}
+        )
+        return partner, user
+
     def test_a_users_signature_goes_when_its_partner_comes_into_the_registry(self):
         # Odoo made the portal user's signature of its name while the partner was an ordinary
         # contact: it goes when the partner becomes a registrant.
-        partner = self.env["res.partner"].create(marker_values(173))
-        user = self.env["res.users"].create(
-            {
-                "login": "zmarker0174",
-                "partner_id": partner.id,
-                "groups_id": [(6, 0, [self.env.ref("base.group_portal").id])],
-            }
-        )
+        partner, user = self.contact_with_portal_user(173)
         self.assertIn(marker_values(173)["name"], str(user.signature))
         partner.is_registrant = True
         self.env.flush_all()
@@ -448,14 +450,7 @@ class TestRegistryStorage(RegistryCase):
     def test_the_chatter_of_a_users_partner_is_encrypted_when_it_comes_into_the_registry(self):
         # Messages about a portal user (and e-mails about the partner), written while the partner
         # was an ordinary contact (in the clear), are encrypted when it becomes a registrant.
-        partner = self.env["res.partner"].create(marker_values(181))
-        user = self.env["res.users"].create(
-            {
-                "login": "zmarker0181",
-                "partner_id": partner.id,
-                "groups_id": [(6, 0, [self.env.ref("base.group_portal").id])],
-            }
-        )
+        partner, user = self.contact_with_portal_user(181)
         name = marker_values(181)["name"]
         message = self.env["mail.message"].create(
             {"model": "res.users", "res_id": user.id, "body": f"<p>About {name}</p>", "subject": name}
