@@ -42,13 +42,10 @@ EXTERNAL_VALUE_METHODS = ("mapped", "copy_data", "name_get", "onchange")
 class ExitState:
     """What one exit lets through, and what it let through (for the decryption log)."""
 
-    def __init__(self, allowed, encrypting, entry_point, own=None):
+    def __init__(self, allowed, encrypting, entry_point):
         self.allowed = allowed
         self.encrypting = encrypting
         self.entry_point = entry_point
-        # {model: id} of the person's own records (their partner, their user): a registrant reads
-        # their own data (a portal page), audited as any plaintext that leaves.
-        self.own = own or {}
         self.exposed = {}  # {model: ({fields}, {record ids})}
         self._scope = {}
         self._masks = {}  # {(model, names the record): translated mask or label format}, per exit
@@ -88,18 +85,8 @@ class ExitState:
             self._scope[(record._name, rid)] = rid in in_scope
         return record_id in in_scope
 
-    def reads(self, record):
-        """Whether plaintext of ``record`` passes: the policy allows it, or it is the person's own."""
-        if self.allowed:
-            return True
-        own_id = self.own.get(record._name)
-        if own_id is None:
-            return False
-        record_id = record._ids[0]
-        return (getattr(record_id, "origin", None) or record_id) == own_id
-
     def masks(self, field, record, value):
-        return not self.reads(record) and self.protected(field, record, value)
+        return not self.allowed and self.protected(field, record, value)
 
     def gate(self, field, record, value):
         # Runs once per value that leaves (8,000 in a list of 1,000 registrants): values from
@@ -108,7 +95,7 @@ class ExitState:
         if kind is not AtRest and kind is not Unreadable:
             if kind is Masked or not isinstance(value, str) or not self.protected(field, record, value):
                 return value
-        if not self.allowed and not self.reads(record):
+        if not self.allowed:
             return self.mask(field, record)
         exposed = self.exposed.get(record._name)
         if exposed is None:
@@ -310,13 +297,12 @@ def holds_stored(value):
 def exit_for(env, entry_point, allowed=None):
     """Open an exit on ``env``'s transaction for the duration of the block (once: nested exits
     are part of the outer one). Yields the ``ExitState``, or None when one was already open.
-    ``allowed``: whether plaintext may pass; the policy for ``env``'s user decides when None (and
-    lets the person's own records through). A masked exit (``allowed=False``) inside one that
-    lets plaintext through masks for its block, the person's own records too (a message posted
-    while a Crypto Admin's exit is open goes to inboxes masked all the same)."""
+    ``allowed``: whether plaintext may pass; the policy for ``env``'s user decides when None. A
+    masked exit (``allowed=False``) inside one that lets plaintext through masks for its block (a
+    message posted while a Crypto Admin's exit is open goes to inboxes masked all the same)."""
     transaction = env.transaction
     outer = transaction.__dict__.get("g2p_exit")
-    if outer is not None and not (allowed is False and (outer.allowed or outer.own)):
+    if outer is not None and not (allowed is False and outer.allowed):
         yield None
         return
     # Pending computations run before the exit opens: a stored value computed while values are
@@ -324,12 +310,9 @@ def exit_for(env, entry_point, allowed=None):
     env.flush_all()
     encrypting = bool(env["ir.config_parameter"].sudo().get_param(PARAM_ENCRYPT))
     request = http.request
-    own = None
     if allowed is None:
         allowed = reader_allowed(env)
-        if not allowed and env.uid:
-            own = {"res.partner": env.user.partner_id.id, "res.users": env.uid}
-    state = ExitState(allowed, encrypting, request.httprequest.path if request else entry_point, own)
+    state = ExitState(allowed, encrypting, request.httprequest.path if request else entry_point)
     _drop_derived(env)
     transaction.g2p_exit = state
     try:
@@ -363,17 +346,15 @@ def scan_result(env, result, entry_point):
     def walk(value):
         nonlocal allowed, found
         if isinstance(value, AtRest | Unreadable) and not isinstance(value, Masked):
-            if type(value) is Shown:
-                return value  # an exit let it through (its row names it): the person's own data
             if allowed is None:
                 allowed = reader_allowed(env)
             if not allowed:
                 return Masked(_("[encrypted]"))
-            found += 1
+            found += type(value) is not Shown
             return value
         if isinstance(value, dict):
             return {key: walk(item) for key, item in value.items()}
-        if type(value) in (list, tuple):  # not a named tuple's, built otherwise (a page's values)
+        if isinstance(value, list | tuple):
             return type(value)(walk(item) for item in value)
         return value
 
@@ -418,22 +399,6 @@ class IrBinary(models.AbstractModel):
             return super()._get_stream_from(*args)
         with exit_for(self.env, f"{record._name}.{field_name} (file)"):
             return super()._get_stream_from(*args)
-
-
-class IrUiView(models.Model):
-    _inherit = "ir.ui.view"
-
-    @api.model
-    def _render_template(self, template, values=None):
-        # A page rendered for a person (a portal page, any module's HTML route) is an exit: the
-        # values it reads from records are gated as they are read, and plaintext that server code
-        # read before (a string in its values) is found by the scan.
-        if not person_request(self.env):
-            return super()._render_template(template, values)
-        with exit_for(self.env, f"{template} (page)"):
-            if values:
-                values = scan_result(self.env, values, f"{template} (page)")
-            return super()._render_template(template, values)
 
 
 class Base(models.AbstractModel):

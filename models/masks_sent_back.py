@@ -21,6 +21,7 @@ whatever is typed.
 """
 
 import logging
+import re
 
 from odoo import _, models
 
@@ -87,14 +88,16 @@ class Base(models.AbstractModel):
         masked = {}
         for name in names:
             value = vals[name].strip().casefold()
-            texts = shown
+            named = ()
             if self._fields[name].g2p_names_record:
                 if labels is None:
+                    # "Registrant #1", not the start of "Registrant #12".
                     labels = {record._g2p_label().casefold() for record in self}
-                texts = shown | labels
-            if value in texts:
+                    found = re.compile("|".join(rf"{re.escape(label)}(?!\d)" for label in labels))
+                named = labels
+            if value in shown or value in named:
                 masked[name] = True
-            elif any(text in value for text in texts):
+            elif any(text in value for text in shown) or (named and found.search(value)):
                 masked[name] = False
         return masked
 

@@ -242,31 +242,3 @@ class TestOpenG2PRegistry(RegistryHttpCase):
             self.assertTrue(envelope.is_token(self.raw_column(message, column)), column)
         self.env.invalidate_all()
         self.assertIn("Zmarkerlate0903 was called", message.body)
-
-    def test_a_registrants_portal_pages_show_their_own_data_and_the_log_says_so(self):
-        # A page is an exit: a registrant's portal user reads their own record (their account
-        # page), in a row of the decryption log; nobody else's.
-        people, _group = self.register_household()
-        portal = self.env.ref("base.group_portal")
-        user = self.env["res.users"].create(
-            {
-                "login": "zmarkerportal0901",
-                "password": "zmarkerportal0901",
-                "partner_id": people[0].id,
-                "groups_id": [(6, 0, portal.ids)],
-            }
-        )
-        self.authenticate(user.login, user.login)
-        page = self.url_open("/my/account").text
-        self.assertIn('value="zmarker0901@example.org"', page)
-        self.assertIn("ZMARKERFAM0901, AMINA", page)
-        self.assertNotIn("zmarkerfam0902", page.lower())
-        rows = self.decryption_rows(kind="exit", user_id=user.id)
-        self.assertEqual(set(rows.mapped("res_model")), {"res.partner"})
-        self.assertEqual(set(rows.mapped("res_ids")), {str(people[0].id)})
-        self.assertIn("email", rows[0].field_names)
-        # Another registrant's page is not theirs: the same page of the second registrant's user,
-        # with the first one's partner read through the rules, shows nothing of the first.
-        self.assertEqual(
-            self.rpc(user, "res.partner", "read", people[0].ids, ["email"])[0]["email"], PEOPLE[0]["email"]
-        )
