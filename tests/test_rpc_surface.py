@@ -57,6 +57,7 @@ class Call(NamedTuple):
     fixture: str | None = None
     args: tuple = ()
     kwargs: dict = {}  # noqa: RUF012 - never mutated
+    model: str | None = None  # for a method of every model: the model called (else res.partner)
 
 
 class Decision(NamedTuple):
@@ -169,9 +170,12 @@ DECISIONS = {
     # The engine and the exits extend every model (base): ORM methods, the access rights decide;
     # what they answer is gated (tests/test_registry_exits.py). Called on a registrant.
     ("base", "unlink"): acl(DENIED, OK, DENIED, OK, Call("spare_partner")),
-    # A value that holds a mask is left out of the write on a record in scope; Odoo's rights
-    # decide the rest (test_registry_exits.py).
-    ("base", "write"): acl(DENIED, OK, DENIED, OK, Call("spare_partner", ({"comment": "RPC"},))),
+    # What a value holding a mask does to a record in scope is tested in test_registry_exits.py;
+    # Odoo's rights decide who writes. Called on a contact tag: with OpenG2P's registry a write of
+    # any partner touches group memberships (its registrars only).
+    ("base", "write"): acl(
+        DENIED, OK, DENIED, OK, Call("tag", ({"name": "RPC tag renamed"},), model="res.partner.category")
+    ),
     # *Create company* beside a contact's Company Name: whoever reads the contact may call it; on
     # a contact without one it does nothing. Making the company is Odoo's rights' to decide (with
     # OpenG2P's registry, a registrar's); what it stores for a registrant is tested in
@@ -296,6 +300,9 @@ class Fixtures:
     def failed_job(self, _user):
         vals = {"provider_id": self.case.provider.id, "kind": "encrypt", "state": "failed"}
         return self.env["g2p.encryption.job"].create(vals)
+
+    def tag(self, _user):
+        return self.env["res.partner.category"].create({"name": "RPC tag"})
 
     def spare_partner(self, _user):
         return self.env["res.partner"].create({"name": "RPC spare contact"})
@@ -451,7 +458,7 @@ class TestRpcSurface(HttpCase):
                 self.env.cr.execute("SAVEPOINT g2p_rpc_surface")
                 ids = self.fixtures.ids(decision.call.fixture, user)
                 before = self.fingerprint()
-                called = BASE_CALLED_ON if model == "base" else model
+                called = (decision.call.model or BASE_CALLED_ON) if model == "base" else model
                 got, message = self.outcome(client, called, method, decision.call, ids)
                 after = self.fingerprint()
                 self.env.cr.execute("ROLLBACK TO SAVEPOINT g2p_rpc_surface")
