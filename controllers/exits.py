@@ -3,9 +3,10 @@
 
 * ``/web/dataset/call_kw`` and ``call_button``: the read methods are exits of their own (on every
   model); the few ORM methods that hand out values without being one (``mapped``, ``copy_data``,
-  ``name_get``, ``onchange``) are run inside an exit. The answer of every JSON route a person calls, these and
-  any other (``ir.http``, ``encryption_exits.scan_result``), is scanned for stored plaintext,
-  which is masked (or audited) there.
+  ``copy``, ``default_get``, ``name_get``, ``onchange``) are run inside an exit. The answer of
+  every JSON route a person calls, these and any other (``ir.http``,
+  ``encryption_exits.scan_result``), is scanned for stored plaintext, which is masked (or
+  audited) there.
 * ``/mail/thread/data``: what the chatter loads with a record (its followers, the recipients it
   suggests: ``"Name" <email>`` of the record itself when it is a person) is read inside an exit,
   and so are the failed messages of ``/mail/load_message_failures``, the message a person edits
@@ -47,9 +48,11 @@ from ..models.encryption_exits import (
 )
 
 # Public ORM methods that return field values without being an exit themselves: run inside one.
-# ``onchange`` computes values from stored ones (a composer's subject from the record's name, an
-# SMS composer's number from the phone) before it reads them.
-VALUE_METHODS = frozenset({"mapped", "copy_data", "name_get", "onchange"})
+# ``onchange`` and ``default_get`` compute values from stored ones (a composer's subject from the
+# record's name, an SMS composer's number from the phone, an invitation's text) before they read
+# them; ``copy`` stores what it read in a new record, which may be out of scope (in the clear): a
+# person who may not read the values gets masks, which are refused (check_not_masked).
+VALUE_METHODS = frozenset({"mapped", "copy_data", "copy", "default_get", "name_get", "onchange"})
 # Methods whose domain comes from the person: their lookups by exact value are capped and logged
 # (models/search_log.py); lookups of server code run by a button are not.
 SEARCH_METHODS = frozenset(
@@ -63,6 +66,11 @@ SEARCH_METHODS = frozenset(
         "read_group",
         "web_read_group",
         "read_progress_bar",
+        # The search panel's counts, and an import's look-up of the records its rows name (a dry
+        # run answers whether they exist): lookups by the values the person gives.
+        "search_panel_select_range",
+        "search_panel_select_multi_range",
+        "execute_import",
     }
 )
 # What the composer and Discuss suggest as the person types ("@" mentions, invitations): their

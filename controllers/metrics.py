@@ -5,6 +5,9 @@ Closed unless the server configuration opens it, with a token
 (``g2p_encryption_metrics_token``: scrapes send ``Authorization: Bearer <token>``), with a list of
 allowed addresses (``g2p_encryption_metrics_allowed_addresses``: addresses and networks, comma
 separated), or with both (both must then pass). Without either it answers 404, as if absent.
+The address tested is the peer's, so a request that says it came through a proxy is refused by an
+address list: behind a proxy the peer is the proxy, and with Odoo's proxy mode the address comes
+from a header the client can write. Scrapes through a proxy use the token alone.
 """
 
 import hmac
@@ -22,6 +25,8 @@ _logger = logging.getLogger(__name__)
 
 METRICS_PATH = "/g2p_encryption/metrics"
 TOKEN_OPTION = "g2p_encryption_metrics_token"
+# Headers a proxy adds (and a client can forge); Odoo's proxy mode takes the address from them.
+FORWARDING_HEADERS = ("X-Forwarded-For", "X-Forwarded-Host", "Forwarded", "X-Real-IP")
 ADDRESSES_OPTION = "g2p_encryption_metrics_allowed_addresses"
 
 
@@ -43,6 +48,8 @@ def refusal(httprequest):
     if not token and not addresses:
         return 404, "not enabled"
     if addresses:
+        if any(httprequest.headers.get(header) for header in FORWARDING_HEADERS):
+            return 403, "address not allowed: the request came through a proxy (scrape with the token alone)"
         try:
             remote = ipaddress.ip_address(httprequest.remote_addr or "")
         except ValueError:

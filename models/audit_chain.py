@@ -44,6 +44,7 @@ from .rpc_guard import CRYPTO_ADMIN, internal, is_internal, requires
 _logger = logging.getLogger(__name__)
 
 CHAIN_FIELDS = ("chain_sequence", "chain_previous", "chain_hash")
+AUDIT_CHECK_PAGE = 5000  # rows read at a time by the integrity check
 # Set on the transaction of a scheduled action (``ir.cron._callback``).
 SCHEDULED = "g2p_scheduled"
 # Set on the cursor of an append whose statements open and commit its transaction.
@@ -454,19 +455,38 @@ class AuditChain(models.AbstractModel):
         head = cr.fetchone()
         head = tuple(head) if head else None
         columns = ", ".join(f'"{name}"' for name in self._audit_chain_fields)
-        query = (
-            f"SELECT id, chain_sequence, chain_previous, chain_hash, {columns} "
-            f'FROM "{self._table}" ORDER BY chain_sequence IS NOT NULL, chain_sequence, id'
-        )
-        cr.execute(query)  # pylint: disable=sql-injection
+        select = f'SELECT id, chain_sequence, chain_previous, chain_hash, {columns} FROM "{self._table}"'
         counted = [0]
 
+        def pages():
+            # A page at a time, by key (rows out of the chain by id, then the chain's rows by place
+            # and id: the order verify_sorted expects): Odoo's cursor holds a whole result in the
+            # worker's memory, and a decryption log grows by a row per request that shows data.
+            # The first page has no lower bound: any value a tampered row holds is read.
+            for first, after, order, key in (
+                ("chain_sequence IS NULL", "chain_sequence IS NULL AND id > %s", "id", lambda row: (row[0],)),
+                (
+                    "chain_sequence IS NOT NULL",
+                    "(chain_sequence, id) > (%s, %s)",
+                    "chain_sequence, id",
+                    lambda row: (row[1], row[0]),
+                ),
+            ):
+                where, last = first, ()
+                while True:
+                    query = f"{select} WHERE {where} ORDER BY {order} LIMIT %s"
+                    cr.execute(query, (*last, AUDIT_CHECK_PAGE))  # pylint: disable=sql-injection
+                    batch = cr.fetchall()
+                    yield from batch
+                    if len(batch) < AUDIT_CHECK_PAGE:
+                        break
+                    where, last = after, key(batch[-1])
+
         def rows():
-            while batch := cr.fetchmany(5000):
-                for row_id, sequence, previous, digest, *row_values in batch:
-                    counted[0] += 1
-                    values = dict(zip(self._audit_chain_fields, row_values, strict=True))
-                    yield audit_chain.Row(row_id, sequence, previous, digest, values)
+            for row_id, sequence, previous, digest, *row_values in pages():
+                counted[0] += 1
+                values = dict(zip(self._audit_chain_fields, row_values, strict=True))
+                yield audit_chain.Row(row_id, sequence, previous, digest, values)
 
         problems = audit_chain.verify_sorted(self._name, rows(), head, anchor=anchor)
         return {"chain": self._name, "rows": counted[0], "head": head, "problems": problems}

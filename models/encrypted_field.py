@@ -247,6 +247,10 @@ def decrypt_stored_fields(env, pending_by_field):
             )
         log._note_decrypted(field, ids)
         monitoring.count_values("decrypt", field.model_name, len(ids))
+    seen = env.transaction.__dict__.get("g2p_seen_plaintexts")  # encryption_exits.IrHttp._dispatch
+    if seen is not None:
+        for opened in results.values():
+            seen.add(value for value in opened.values() if type(value) is AtRest)
     return results
 
 

@@ -20,10 +20,11 @@ import functools
 import threading
 
 from odoo import _, api, http, models
-from odoo.exceptions import MissingError
+from odoo.exceptions import MissingError, UserError
 from odoo.models import PREFETCH_MAX
 from odoo.modules.registry import Registry
 
+from ..core.redaction import SeenValues
 from .encrypted_field import AtRest, Masked, Shown, Unreadable, open_for_read
 
 PARAM_ENCRYPT = "g2p_encryption.encrypt_registry"
@@ -36,7 +37,7 @@ EXTERNAL_API = "g2p_external_api"
 ID_SLOT = "\x00id\x00"  # where a label's record id goes (labels are translated once per exit)
 # Public methods that hand out values without being exits (``wrap_external_value_methods``);
 # name_get is deprecated since 17.0, still callable over RPC: it hands out display names.
-EXTERNAL_VALUE_METHODS = ("mapped", "copy_data", "name_get", "onchange")
+EXTERNAL_VALUE_METHODS = ("mapped", "copy_data", "copy", "default_get", "name_get", "onchange")
 
 
 class ExitState:
@@ -141,6 +142,7 @@ def reader_allowed(env):
 # or addresses typed as recipients (TYPED_ADDRESSES, in the block of ``typed_addresses``).
 SUGGESTIONS = "suggestions"
 TYPED_ADDRESSES = "typed addresses"
+EXPORT_PATHS = ("/web/export/",)
 
 
 def person_search(env):
@@ -369,15 +371,41 @@ class IrHttp(models.AbstractModel):
 
     @classmethod
     def _dispatch(cls, endpoint):
-        result = super()._dispatch(endpoint)
+        request = http.request
+        person = person_request(request.env)
+        if person and request.httprequest.path.startswith(EXPORT_PATHS):
+            # An export of the records a domain finds (``/web/export/csv``, ``xlsx``): the
+            # person's domain, looked up as a search method's is (capped and logged).
+            request.env.transaction.g2p_person_search = True
+        seen = None
+        if person and not reader_allowed(request.env):
+            # What server code decrypts meanwhile, to strike it out of an error message.
+            seen = request.env.transaction.g2p_seen_plaintexts = SeenValues()
+        try:
+            result = super()._dispatch(endpoint)
+        except Exception as error:
+            if seen:
+                strike_out(error, seen)
+            raise
         # The answer of a JSON route (call_kw, the chatter's, any module's) to a person: stored
         # plaintext that no exit let through is masked or counted here.
-        request = http.request
         if request.dispatcher.routing_type != "json" or not request.env.uid:
             return result  # the external API's /jsonrpc names its user in its arguments only
-        if not person_request(request.env):
+        if not person_request(request.env):  # again: the route may have logged someone in
             return result
         return scan_result(request.env, result, request.httprequest.path)
+
+
+def strike_out(error, seen):
+    """Strike the plaintext server code decrypted during the request out of the message of
+    ``error``, which goes to a person who may not read it (and to the server log): Odoo formats
+    messages from real values in sudo ("Linked active users: <a registrant's name>")."""
+    mask = _("[encrypted]")
+    replacement = _(
+        "The operation failed. Its message named registry data that you may not read; ask someone "
+        "who may (a Crypto Admin) to try it."
+    )
+    error.args = tuple(seen.redact(arg, mask, replacement) for arg in error.args)
 
 
 class IrBinary(models.AbstractModel):
@@ -403,6 +431,34 @@ class IrBinary(models.AbstractModel):
 
 class Base(models.AbstractModel):
     _inherit = "base"
+
+    def write(self, vals):
+        # A record that leaves the scope stores its next values in the clear, and so do the
+        # values Odoo computes again from its encrypted ones (a partner's full name): a person
+        # who may not read them may not take records out of it.
+        leaving = self._g2p_may_leave_scope(vals)
+        result = super().write(vals)
+        if leaving and leaving != leaving._g2p_in_scope():
+            raise UserError(
+                _(
+                    "Only a person who may read the registry's data can take a record out of it (a "
+                    "registrant, a contact from under one): its data would then be stored in the clear."
+                )
+            )
+        return result
+
+    def _g2p_may_leave_scope(self, vals):
+        """The records of ``self`` in scope (sudo) that ``vals`` may take out of it, written by a
+        person who may not read them; else none."""
+        if not (self and self._g2p_encrypted and self._g2p_scope_path):
+            return self.browse()
+        first = self._fields.get(self._g2p_scope_path.partition(".")[0])
+        triggers = {first.name, *(path.partition(".")[0] for path in self.pool.field_depends.get(first, ()))}
+        if triggers.isdisjoint(vals) or not person_request(self.env):
+            return self.browse()
+        if not self._g2p_encrypting() or reader_allowed(self.env):
+            return self.browse()
+        return self.sudo()._g2p_in_scope()
 
     # Scope and masks ---------------------------------------------------------------------------
     def _g2p_in_scope(self):

@@ -30,6 +30,12 @@ DEFAULT_RUNNERS = 4
 # A runner link of queue_job converts one chunk (seconds); one started this long ago is dead.
 RUNNER_STALE_MINUTES = 10
 RUNNER_METHOD = "_queue_run_chunk"
+# A chunk whose transaction met another one (a person editing one of its records meanwhile, a
+# deadlock) is claimed again in a new transaction: neither a failure of its job nor an attempt.
+# queue_job retries a job that raises one of these as well.
+CONCURRENCY_ERRORS = (psycopg2.errors.TransactionRollbackError, psycopg2.errors.LockNotAvailable)
+# With queue_job's runners at work, the cron looks again this long after (replaces dead chains).
+RUNNER_CHECK_SECONDS = 60
 
 
 def claim_chunk(cr, job_ids=None):
@@ -173,10 +179,10 @@ class EncryptionJobRunners(models.Model):
         while time.monotonic() < deadline:
             try:
                 chunk = self._run_one_chunk(catch_errors=commit)
-            except psycopg2.errors.SerializationFailure:
+            except CONCURRENCY_ERRORS:
                 if not commit:
                     raise
-                self.env.cr.rollback()  # another runner just finished the chunk read: claim again
+                self.env.cr.rollback()  # another transaction changed what it read: claim again
                 continue
             if commit:
                 self.env.cr.commit()  # pylint: disable=invalid-commit
@@ -184,8 +190,14 @@ class EncryptionJobRunners(models.Model):
                 break
         self._finish_jobs()
         if self.search_count([("state", "=", "running")]):
-            if not self._ensure_runners():
-                self.env.ref("g2p_encryption.ir_cron_encryption_jobs")._trigger()
+            cron = self.env.ref("g2p_encryption.ir_cron_encryption_jobs")
+            if self._queue_available():
+                # The chains of runners convert the chunks: the cron only replaces dead ones (a
+                # trigger due now would run it again at once, to find every chunk taken).
+                self._ensure_runners()
+                cron._trigger(fields.Datetime.add(fields.Datetime.now(), seconds=RUNNER_CHECK_SECONDS))
+            else:
+                cron._trigger()
 
     # Running ---------------------------------------------------------------------------------------
     def _run_batch(self):
@@ -213,6 +225,8 @@ class EncryptionJobRunners(models.Model):
         try:
             with self.env.cr.savepoint():
                 done, changed, skipped = job._convert(start_id, end_id)
+        except CONCURRENCY_ERRORS:
+            raise  # the caller rolls back and claims the chunk again (CONCURRENCY_ERRORS)
         except Exception as error:  # pylint: disable=broad-except
             if not catch_errors:
                 raise

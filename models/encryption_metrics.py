@@ -8,6 +8,7 @@ addon is loaded, in every process, and reads at scrape time what the database sa
 registry is encrypted, key ages against their rotation age, sealed providers, job progress.
 """
 
+import logging
 import os
 import time
 from datetime import timezone
@@ -17,6 +18,8 @@ from odoo.service import server as odoo_server
 from odoo.tools import config
 
 from ..core import metrics
+
+_logger = logging.getLogger(__name__)
 
 DIR_OPTION = "g2p_encryption_metrics_dir"
 PARAM_ENCRYPT = "g2p_encryption.encrypt_registry"
@@ -44,14 +47,14 @@ def setup_directory():
 def sealed_state(env):
     """{provider: sealed on this server} of the providers whose master key custodians hold.
 
-    The custody of this version: ``custody_mode`` and ``_custody_unsealed_here``. Custody is the
-    one place that knows; point this function at it when custody changes.
+    The custody of this version: ``custody_mode`` and the custody record's ``_unsealed_here``.
+    Custody is the one place that knows; point this function at it when custody changes.
     """
     providers = env["g2p.encryption.provider"].sudo().with_context(active_test=False).search([])
     if "custody_mode" not in providers._fields:
         return {}
     return {
-        provider: not provider._custody_unsealed_here()
+        provider: not provider.custody_id._unsealed_here()
         for provider in providers
         if provider.custody_mode == "sealed"
     }
@@ -169,7 +172,20 @@ class DatabaseCollector:
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
 
-        for name, documentation, samples, *label_names in self.env["g2p.encryption.metrics"]._gauges():
+        # The database's state must not cost the scrape the workers' counters: a failure to read it
+        # is logged and shows as ``database_gauges_up 0`` (something to alert on).
+        try:
+            with self.env.cr.savepoint():
+                gauges = self.env["g2p.encryption.metrics"]._gauges()
+        except Exception:  # pylint: disable=broad-except
+            _logger.exception("Metrics scrape: the database's gauges could not be read")
+            gauges = None
+        up = GaugeMetricFamily(
+            f"{metrics.PREFIX}_database_gauges_up", "1 when the database's gauges below were read, else 0."
+        )
+        up.add_metric([], float(gauges is not None))
+        yield up
+        for name, documentation, samples, *label_names in gauges or ():
             family = GaugeMetricFamily(
                 f"{metrics.PREFIX}_{name}", documentation, labels=list(label_names[0]) if label_names else []
             )

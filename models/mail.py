@@ -330,6 +330,13 @@ class DiscussChannel(models.Model):
         with exit_for(self.env, "discuss.channel web push", allowed=False):
             return super()._notify_by_web_push_prepare_payload(message, msg_vals=msg_vals)
 
+    @api.model
+    def channel_get(self, partners_to, pin=True):
+        # Odoo names a new chat after its two members (``name``, stored in the clear, sent to both
+        # over the bus): a registrant's label there, never its name.
+        with exit_for(self.env, "discuss.channel.channel_get", allowed=False):
+            return super().channel_get(partners_to, pin=pin)
+
 
 class MailThread(models.AbstractModel):
     _inherit = "mail.thread"

@@ -124,6 +124,29 @@ class AuditChainCases:
         self.append(1)
         self.assertIn(("missing", sequence, sequence), self.problems())
 
+    def test_the_check_reads_the_log_a_page_at_a_time_and_finds_the_same(self):
+        rows = self.append(7)
+        columns = ", ".join(f'"{name}"' for name in self.log()._audit_chain_fields)
+        table = self.log()._table
+        # The test's own tampering, as an attacker's SQL would (names from the test class).
+        self.sql(f'UPDATE "{table}" SET "{self.column}" = %s WHERE id = %s', ("forged", rows[2].id))  # pylint: disable=sql-injection
+        self.sql(f'DELETE FROM "{table}" WHERE id = %s', (rows[4].id,))  # pylint: disable=sql-injection
+        for _copy in range(3):  # rows out of the chain, over more than one page
+            self.sql(
+                f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM "{table}" WHERE id = %s',  # pylint: disable=sql-injection
+                (rows[0].id,),
+            )
+        # A row moved before the chain's first place is read too (no lower bound on the first page).
+        self.sql(f'UPDATE "{table}" SET chain_sequence = -5 WHERE id = %s', (rows[5].id,))  # pylint: disable=sql-injection
+        whole = self.log()._audit_check()
+        found = [(p.kind, p.first, p.last) for p in whole["problems"]]
+        self.assertIn(("changed", rows[2].chain_sequence, rows[2].chain_sequence), found)
+        self.assertEqual(len([kind for kind, _first, _last in found if kind == "unchained"]), 3)
+        self.assertIn(-5, [first for _kind, first, _last in found])
+        with patch.object(audit_chain, "AUDIT_CHECK_PAGE", 2):
+            paged = self.log()._audit_check()
+        self.assertEqual((paged["rows"], paged["problems"]), (whole["rows"], whole["problems"]))
+
     def test_the_check_button_is_for_crypto_admins(self):
         self.append(1)
         result = self.log().with_user(self.crypto_admin).action_audit_check()

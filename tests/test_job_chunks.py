@@ -6,7 +6,7 @@ from unittest.mock import patch
 
 import psycopg2
 
-from odoo import sql_db
+from odoo import fields, sql_db
 from odoo.exceptions import AccessError
 from odoo.tests import tagged
 from odoo.tools import SQL
@@ -103,19 +103,29 @@ class TestJobChunks(RegistryCase):
         self.env.invalidate_all()
         self.assertEqual(self.partners[0].name, marker_values(FIRST)["name"])
 
-    def test_a_failing_chunk_fails_the_job_with_its_cause_and_the_job_resumes(self):
-        job = self.start()
-        job._plan()
+    def converting_with(self, failure, on_call):
+        """A patch of ``_convert`` that calls ``failure(record)`` at its call number ``on_call``
+        (1: the first), and the list of the start ids it was called with."""
         original = EncryptionJob._convert
         calls = []
 
-        def failing_once(record, start_id, end_id):
+        def convert(record, start_id, end_id):
             calls.append(start_id)
-            if len(calls) == 2:
-                raise ValueError("KeyManager said no")
+            if len(calls) == on_call:
+                failure(record)
             return original(record, start_id, end_id)
 
-        with patch.object(EncryptionJob, "_convert", failing_once):
+        return patch.object(EncryptionJob, "_convert", convert), calls
+
+    def test_a_failing_chunk_fails_the_job_with_its_cause_and_the_job_resumes(self):
+        job = self.start()
+        job._plan()
+
+        def keymanager_says_no(_record):
+            raise ValueError("KeyManager said no")
+
+        converting, _calls = self.converting_with(keymanager_says_no, on_call=2)
+        with converting:
             self.env["g2p.encryption.job"]._run_one_chunk(catch_errors=True)
             self.env["g2p.encryption.job"]._run_one_chunk(catch_errors=True)
         self.assertEqual(job.state, "failed")
@@ -135,6 +145,51 @@ class TestJobChunks(RegistryCase):
         self.assertEqual(job.state, "done")
         self.assertEqual(job.changed, COUNT)
         self.assertEqual(second.attempts, 2)
+
+    def test_a_chunk_that_meets_a_concurrent_write_is_claimed_again_and_its_job_goes_on(self):
+        # A person saved one of the chunk's records while it was converted: PostgreSQL refuses the
+        # chunk's UPDATE (serialization failure). Its runner rolls back and claims it again.
+        job = self.start()
+        job._plan()
+
+        def concurrent_update(record):  # a real one from PostgreSQL, as its UPDATE would get
+            record.env.cr.execute(
+                "DO $$ BEGIN RAISE EXCEPTION 'concurrent update'"
+                " USING ERRCODE = 'serialization_failure'; END $$"
+            )
+
+        converting, calls = self.converting_with(concurrent_update, on_call=1)
+        with converting:
+            with self.assertRaises(psycopg2.errors.SerializationFailure):
+                self.env["g2p.encryption.job"]._run_one_chunk(catch_errors=True)
+            first = self.chunks(job)[0]
+            self.assertEqual(
+                (job.state, first.state, first.attempts, first.error), ("running", "todo", 0, False)
+            )
+            self.env["g2p.encryption.job"]._cron_run_jobs(commit=False)
+        self.assertEqual(job.state, "done")
+        self.assertEqual(job.changed, COUNT)
+        self.assertEqual(calls[0], calls[1])
+
+    def test_with_queue_jobs_at_work_the_cron_looks_again_a_minute_later_not_at_once(self):
+        # A trigger due now wakes the cron at once, to find every chunk taken by a runner.
+        job = self.start()
+        job._plan()
+        cron = self.env.ref("g2p_encryption.ir_cron_encryption_jobs")
+        triggers = self.env["ir.cron.trigger"].sudo()
+        jobs = type(self.env["g2p.encryption.job"])
+        for queue, earliest in ((False, 0), (True, 60)):
+            before = triggers.search([("cron_id", "=", cron.id)])
+            with (
+                patch.object(jobs, "_queue_available", lambda _self, queue=queue: queue),
+                patch.object(jobs, "_ensure_runners", lambda _self: 0),
+            ):
+                self.env["g2p.encryption.job"]._cron_run_jobs(commit=False, time_budget=0)
+            [trigger] = triggers.search([("cron_id", "=", cron.id)]) - before
+            delay = (trigger.call_at - fields.Datetime.now()).total_seconds()  # to the second
+            self.assertGreaterEqual(delay, earliest - 1, queue)
+            self.assertLess(delay, earliest + 5, queue)
+        self.assertEqual(job.state, "running")
 
     def test_only_a_crypto_admin_resumes_a_job(self):
         job = self.start()

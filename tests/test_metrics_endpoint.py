@@ -6,12 +6,14 @@ from unittest.mock import patch
 from prometheus_client.parser import text_string_to_metric_families
 
 from odoo.tests import HttpCase, tagged
-from odoo.tools import config
+from odoo.tools import config, mute_logger
 
 from ..controllers.metrics import ADDRESSES_OPTION, METRICS_PATH, TOKEN_OPTION
 from ..core import metrics
 from ..models.encrypted_field import decrypt_stored
+from ..models.encryption_metrics import DatabaseCollector
 from .common import KeyManagerCase
+from .test_custody import CustodyCase
 
 TOKEN = "scrape-token-0123456789"
 
@@ -36,8 +38,8 @@ def total(found, name, **labels):
 
 @tagged("post_install", "-at_install")
 class TestMetricsEndpoint(HttpCase):
-    def scrape(self, token=None, **options):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+    def scrape(self, token=None, headers=None, **options):
+        headers = dict(headers or {}, **({"Authorization": f"Bearer {token}"} if token else {}))
         with patch.dict(config.options, {TOKEN_OPTION: "", ADDRESSES_OPTION: "", **options}):
             return self.url_open(METRICS_PATH, headers=headers)
 
@@ -65,6 +67,53 @@ class TestMetricsEndpoint(HttpCase):
         both = {ADDRESSES_OPTION: "127.0.0.1", TOKEN_OPTION: TOKEN}
         self.assertEqual(self.scrape(**both).status_code, 401)
         self.assertEqual(self.scrape(TOKEN, **both).status_code, 200)
+
+    def test_an_address_list_refuses_what_came_through_a_proxy(self):
+        # The address tested is the peer's: behind a proxy it is the proxy's, or (proxy mode) one
+        # the client may write itself into X-Forwarded-For.
+        allowed = {ADDRESSES_OPTION: "127.0.0.0/8"}
+        for header in ("X-Forwarded-For", "X-Forwarded-Host", "Forwarded", "X-Real-IP"):
+            response = self.scrape(headers={header: "127.0.0.1"}, **allowed)
+            self.assertEqual(response.status_code, 403, header)
+        self.assertEqual(self.scrape(**allowed).status_code, 200)
+        with_token = dict(allowed, **{TOKEN_OPTION: TOKEN})
+        self.assertEqual(self.scrape(TOKEN, {"X-Forwarded-For": "127.0.0.1"}, **with_token).status_code, 403)
+        self.assertEqual(
+            self.scrape(TOKEN, {"X-Forwarded-For": "127.0.0.1"}, **{TOKEN_OPTION: TOKEN}).status_code, 200
+        )
+
+
+@tagged("post_install", "-at_install")
+class TestSealedGauge(CustodyCase):
+    def gauges(self):
+        """{(name, sorted labels): value} of the database's gauges, as a scrape collects them."""
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in DatabaseCollector(self.env).collect()
+            for sample in family.samples
+        }
+
+    def test_a_provider_in_sealed_custody_is_reported_sealed_until_unsealed(self):
+        shares = self.initialise()
+        sealed = ("g2p_encryption_provider_sealed", (("provider", str(self.sealed_provider.id)),))
+        self.assertEqual(self.gauges()[sealed], 0.0)
+        self.restart()
+        found = self.gauges()
+        self.assertEqual(found[sealed], 1.0)
+        self.assertEqual(found[("g2p_encryption_database_gauges_up", ())], 1.0)
+        self.enter(shares[:3])
+        self.assertEqual(self.gauges()[sealed], 0.0)
+
+    def test_a_failing_gauge_leaves_the_scrape_answered(self):
+        def broken(_self):
+            raise RuntimeError("gauges broken")
+
+        with (
+            patch.object(type(self.env["g2p.encryption.metrics"]), "_gauges", broken),
+            mute_logger("odoo.addons.g2p_encryption.models.encryption_metrics"),
+        ):
+            found = self.gauges()
+        self.assertEqual(found, {("g2p_encryption_database_gauges_up", ()): 0.0})
 
 
 @tagged("post_install", "-at_install")

@@ -376,6 +376,22 @@ class TestRegistryExits(RegistryHttpCase):
             self.assertEqual(text in payloads, document == self.company, payloads)
         self.assertNoMarker(payloads + " ".join(pushes.search([]).mapped("payload")), [502])
 
+    def test_a_chat_with_a_registrant_is_named_after_its_label(self):
+        # The avatar card's "Send message": Odoo names the new chat after its members, stored.
+        person = self.people[0]
+        self.set_registry(decrypt=True)
+        for user in (self.clerk, self.crypto_admin):
+            self.rpc(user, "discuss.channel", "channel_get", [person.id])
+            channel = self.env["discuss.channel"].search(
+                [("channel_type", "=", "chat"), ("channel_member_ids.partner_id", "=", user.partner_id.id)]
+            )
+            self.env.flush_all()
+            self.env.cr.execute("SELECT name FROM discuss_channel WHERE id = %s", channel.ids)
+            [(stored,)] = self.env.cr.fetchall()
+            self.assertIn(self.label(person), stored)
+            self.assertIn(user.name, stored)
+            self.assertNoMarker(stored, [500])
+
     def test_a_message_about_a_registrant_is_not_sent_for_translation(self):
         person = self.people[1]
         self.env["ir.config_parameter"].sudo().set_param("mail.google_translate_api_key", "zkey")
@@ -778,6 +794,62 @@ class TestRegistryExits(RegistryHttpCase):
         row = self.rpc(self.crypto_admin, "res.partner", "read", second.ids, ["name"])[0]
         self.assertEqual(row["name"], token)
         self.assertNotEqual(row["name"], marker_values(500)["name"])
+
+    def test_a_person_who_may_not_read_a_registrant_neither_copies_it_nor_takes_it_out(self):
+        # A copy, or a partner taken out of the registry, would hold its data in the clear (its
+        # full name computed again from the real one): refused to whoever may not read it.
+        person = self.people[5]
+        self.set_registry(decrypt=True)
+        clerk = WebClient(self, self.clerk.login)
+        for default in ({}, {"is_registrant": False}):
+            with self.assertRaisesRegex(RpcError, "masked value"):
+                clerk.call("res.partner", "copy", person.ids, default)
+        for record, vals in (
+            (person, {"is_registrant": False, "is_company": True}),
+            (self.child, {"parent_id": False}),
+        ):
+            with self.assertRaisesRegex(RpcError, "may read the registry's data"):
+                clerk.call("res.partner", "write", record.ids, vals)
+        (person | self.child).invalidate_recordset()
+        self.assertTrue(person.g2p_in_registry and self.child.g2p_in_registry)
+        self.assertEqual(person.name, marker_values(505)["name"])
+        # A Crypto Admin may copy it, while decryption is on: a plaintext exit, logged.
+        copied = self.rpc(self.crypto_admin, "res.partner", "copy", person.ids, {"is_registrant": False})
+        [copy] = self.env["res.partner"].browse(copied if isinstance(copied, list) else [copied])
+        self.assertEqual(copy.email, marker_values(505)["email"])
+        shown = {
+            int(i) for row in self.decryption_rows(kind="exit") for i in (row.res_ids or "").split(",") if i
+        }
+        self.assertIn(person.id, shown)
+
+    def test_default_values_computed_from_a_registrant_are_masked(self):
+        # Odoo's invitation wizard writes the document's name into its text.
+        context = {"default_res_model": "res.partner", "default_res_id": self.people[1].id}
+        answer = self.rpc(
+            self.clerk,
+            "mail.wizard.invite",
+            "default_get",
+            ["message", "res_model", "res_id"],
+            context=context,
+        )
+        self.assertNotIn("marker0501", str(answer).lower())
+        self.assertIn(self.label(self.people[1]), str(answer))
+
+    def test_an_error_message_names_no_registrant_to_whoever_may_not_read_it(self):
+        # Odoo refuses to archive a contact that has an active user, naming the users (in sudo).
+        person = self.people[4]
+        name = marker_values(504)["name"]
+        new_test_user(
+            self.env, login="g2p_portal_of_504", groups="base.group_portal", partner_id=person.id, name=name
+        )
+        for user, shown in ((self.clerk, False), (self.crypto_admin, True)):
+            self.set_registry(decrypt=shown)
+            with self.assertRaises(RpcError) as refused:
+                WebClient(self, user.login).call("res.partner", "write", person.ids, {"active": False})
+            self.assertIn("Linked active users", refused.exception.message)
+            self.assertEqual(name in refused.exception.message, shown, refused.exception.message)
+        person.invalidate_recordset()
+        self.assertTrue(person.active)
 
     def test_a_portal_user_reads_no_registrant(self):
         with self.assertRaises(JsonRpcException):

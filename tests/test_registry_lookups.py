@@ -95,6 +95,30 @@ class TestRegistryLookups(RegistryHttpCase):
             self.env, login="g2p_clerk_no_search", groups="base.group_user,base.group_partner_manager"
         )
 
+    def test_the_search_panel_looks_people_up_as_a_search_does(self):
+        # Its counts answer whether a domain finds someone: a lookup by value, capped and logged.
+        domain = [("email", "=", marker_values(804)["email"]), ("id", "in", self.people.ids)]
+        with self.assertRaises(JsonRpcException):
+            self.rpc(
+                self.clerk_without_search(),
+                "res.partner",
+                "search_panel_select_range",
+                "type",
+                search_domain=domain,
+                enable_counters=True,
+            )
+        answer = self.rpc(
+            self.searcher,
+            "res.partner",
+            "search_panel_select_range",
+            "type",
+            search_domain=domain,
+            enable_counters=True,
+        )
+        counts = {value["id"]: value.get("__count", 0) for value in answer["values"]}
+        self.assertEqual(sum(counts.values()), 1)
+        self.assertEqual(self.logs(self.searcher).mapped("field_name"), ["email"])
+
     def test_enumeration_is_refused_by_the_caps(self):
         emails = [marker_values(n)["email"] for n in NUMBERS]
         with self.assertRaises(JsonRpcException):

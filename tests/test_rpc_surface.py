@@ -196,6 +196,14 @@ DECISIONS = {
     ("base", "copy_data"): acl(DENIED, OK, OK, OK, Call("partner")),
     ("base", "name_get"): acl(DENIED, OK, OK, OK, Call("partner")),
     ("base", "onchange"): acl(DENIED, OK, OK, OK, Call("partner", ({}, [], {"name": {}}))),
+    # Duplicate: Odoo's rights decide who creates (called on a contact tag: with OpenG2P's
+    # registry a partner's copy touches group memberships); a registrant's copy is refused to whoever
+    # may not read it (test_registry_exits.py).
+    ("base", "copy"): acl(DENIED, OK, DENIED, OK, Call("tag", model="res.partner.category")),
+    ("base", "default_get"): acl(OK, OK, OK, OK, Call(None, (["name", "type"],))),
+    # A chat (the avatar card's "Send message"), named after a registrant's label
+    # (test_registry_exits.py); Odoo's rights decide who makes one.
+    ("discuss.channel", "channel_get"): acl(DENIED, OK, OK, OK, Call(None, ([],))),
     ("g2p.encrypted.field", "create"): acl(
         DENIED, DENIED, DENIED, OK, Call(None, ([{"model_name": "res.partner", "field_name": "ref"}],))
     ),
