@@ -44,6 +44,7 @@ from ..models.encryption_exits import (
     external_api,
     person_request,
     scan_external_answer,
+    strike_out_external,
     typed_addresses,
 )
 
@@ -66,11 +67,9 @@ SEARCH_METHODS = frozenset(
         "read_group",
         "web_read_group",
         "read_progress_bar",
-        # The search panel's counts, and an import's look-up of the records its rows name (a dry
-        # run answers whether they exist): lookups by the values the person gives.
+        # The search panel's counts: whether a domain the person gives finds someone.
         "search_panel_select_range",
         "search_panel_select_multi_range",
-        "execute_import",
     }
 )
 # What the composer and Discuss suggest as the person types ("@" mentions, invitations): their
@@ -132,8 +131,13 @@ class ExternalApiExits(RPC):
         model = orm_method = None
         if service == "object" and method in ("execute", "execute_kw") and len(params) > 4:
             model, orm_method = params[3], params[4]
-        with external_api(model, orm_method):
-            result = dispatch_rpc(service, method, params)
+        with external_api(model, orm_method) as call:
+            try:
+                result = dispatch_rpc(service, method, params)
+            except Exception as error:
+                if call.seen:  # plaintext was decrypted: the call's user is known
+                    strike_out_external(params[0], int(params[1]), error, call.seen)
+                raise
             if orm_method is None:
                 return result
             # The credentials were checked: the call ran as that user.

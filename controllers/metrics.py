@@ -78,10 +78,16 @@ class MetricsController(http.Controller):
         if not database:
             body, content_type = metrics.exposition()
         else:
-            with registry(database).cursor() as cr:
-                env = api.Environment(cr, SUPERUSER_ID, {})
-                collectors = [DatabaseCollector(env)] if "g2p.encryption.metrics" in env else []
-                body, content_type = metrics.exposition(collectors)
+            try:
+                with registry(database).cursor() as cr:
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    collectors = [DatabaseCollector(env)] if "g2p.encryption.metrics" in env else []
+                    body, content_type = metrics.exposition(collectors)
+            except Exception:  # pylint: disable=broad-except
+                # The database is down or its registry does not load: the workers' counters
+                # still go out, with ``database_gauges_up 0``.
+                _logger.exception("Metrics scrape: database %s could not be read", database)
+                body, content_type = metrics.exposition([DatabaseCollector()])
         return request.make_response(
             body, headers=[("Content-Type", content_type), ("Cache-Control", "no-store")]
         )

@@ -22,6 +22,7 @@ stays ``AtRest``), so values copied from storage into a new record are still gat
 """
 
 import logging
+import threading
 
 from odoo import _
 from odoo.exceptions import UserError
@@ -247,11 +248,25 @@ def decrypt_stored_fields(env, pending_by_field):
             )
         log._note_decrypted(field, ids)
         monitoring.count_values("decrypt", field.model_name, len(ids))
-    seen = env.transaction.__dict__.get("g2p_seen_plaintexts")  # encryption_exits.IrHttp._dispatch
+    seen = seen_plaintexts(env)
     if seen is not None:
         for opened in results.values():
             seen.add(value for value in opened.values() if type(value) is AtRest)
     return results
+
+
+# The thread attribute of the external API call a thread serves (encryption_exits.external_api).
+EXTERNAL_API = "g2p_external_api"
+
+
+def seen_plaintexts(env):
+    """Where the plaintext that server code decrypts for a person who may not read it is noted
+    (``core.redaction``), to strike it out of an error message: the web request's
+    (``encryption_exits.IrHttp._dispatch``) or the external API call's (``external_api``)."""
+    seen = env.transaction.__dict__.get("g2p_seen_plaintexts")
+    if seen is None:
+        seen = getattr(getattr(threading.current_thread(), EXTERNAL_API, None), "seen", None)
+    return seen
 
 
 def open_for_read(records, names):

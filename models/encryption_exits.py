@@ -25,7 +25,7 @@ from odoo.models import PREFETCH_MAX
 from odoo.modules.registry import Registry
 
 from ..core.redaction import SeenValues
-from .encrypted_field import AtRest, Masked, Shown, Unreadable, open_for_read
+from .encrypted_field import EXTERNAL_API, AtRest, Masked, Shown, Unreadable, open_for_read
 
 PARAM_ENCRYPT = "g2p_encryption.encrypt_registry"
 PARAM_DECRYPT = "g2p_encryption.decrypt_registry"
@@ -33,7 +33,6 @@ PARAM_READER_GROUP = "g2p_encryption.plaintext_group_id"
 DEFAULT_READER_GROUP = "g2p_encryption.crypto_admin"
 # Set on the thread while it serves the external API (XML-RPC, /jsonrpc): a person, or a program
 # acting for one, authenticated by its credentials. Odoo hides the request from the ORM there.
-EXTERNAL_API = "g2p_external_api"
 ID_SLOT = "\x00id\x00"  # where a label's record id goes (labels are translated once per exit)
 # Public methods that hand out values without being exits (``wrap_external_value_methods``);
 # name_get is deprecated since 17.0, still callable over RPC: it hands out display names.
@@ -197,6 +196,7 @@ class ExternalCall:
         self.model = model
         self.method = method
         self.running = False
+        self.seen = SeenValues()  # what server code decrypts during the call (strike_out)
 
     def invokes(self, records, method):
         """Whether ``method`` of ``records``, called now, is the very call served (not server code
@@ -264,9 +264,10 @@ def external_api(model=None, method=None):
     ``method`` of ``model``, for the object service): Odoo runs its calls without the request
     (``http.borrow_request``), so the ORM cannot tell them otherwise."""
     thread = threading.current_thread()
-    setattr(thread, EXTERNAL_API, ExternalCall(model, method))
+    call = ExternalCall(model, method)
+    setattr(thread, EXTERNAL_API, call)
     try:
-        yield
+        yield call
     finally:
         setattr(thread, EXTERNAL_API, None)
 
@@ -402,10 +403,20 @@ def strike_out(error, seen):
     messages from real values in sudo ("Linked active users: <a registrant's name>")."""
     mask = _("[encrypted]")
     replacement = _(
-        "The operation failed. Its message named registry data that you may not read; ask someone "
-        "who may (a Crypto Admin) to try it."
+        "The operation failed. Its message is withheld: it may name registry data that you may "
+        "not read (the request read too many values to strike them out). Ask someone who may read "
+        "them (a Crypto Admin) to try it."
     )
     error.args = tuple(seen.redact(arg, mask, replacement) for arg in error.args)
+
+
+def strike_out_external(dbname, uid, error, seen):
+    """``strike_out`` for an external API call whose user may not read plaintext (the policy is
+    read in a transaction of its own: the call's is gone)."""
+    with Registry(dbname).cursor() as cr:
+        env = api.Environment(cr, uid, {})
+        if not reader_allowed(env):
+            strike_out(error, seen)
 
 
 class IrBinary(models.AbstractModel):
@@ -438,14 +449,31 @@ class Base(models.AbstractModel):
         # who may not read them may not take records out of it.
         leaving = self._g2p_may_leave_scope(vals)
         result = super().write(vals)
-        if leaving and leaving != leaving._g2p_in_scope():
+        leaving._g2p_check_still_in_scope()
+        return result
+
+    def copy(self, default=None):
+        # A copy made by a person who may not read the record is made of masks and labels
+        # ("Registrant #12 (copy)"): refused before anything is copied.
+        if self._g2p_encrypted and person_request(self.env) and not reader_allowed(self.env):
+            if self.sudo()._g2p_in_scope():
+                raise UserError(
+                    _(
+                        "Only a person who may read the registry's data can duplicate a record of "
+                        "it: the copy would be made of masks."
+                    )
+                )
+        return super().copy(default)
+
+    def _g2p_check_still_in_scope(self):
+        """Refuse the change (raise) when records of ``self`` (``_g2p_may_leave_scope``) left it."""
+        if self and self.exists() != self.exists()._g2p_in_scope():
             raise UserError(
                 _(
                     "Only a person who may read the registry's data can take a record out of it (a "
                     "registrant, a contact from under one): its data would then be stored in the clear."
                 )
             )
-        return result
 
     def _g2p_may_leave_scope(self, vals):
         """The records of ``self`` in scope (sudo) that ``vals`` may take out of it, written by a

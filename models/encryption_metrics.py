@@ -164,9 +164,10 @@ class EncryptionMetrics(models.AbstractModel):
 
 
 class DatabaseCollector:
-    """A ``prometheus_client`` collector of :meth:`EncryptionMetrics._gauges` of one database."""
+    """A ``prometheus_client`` collector of :meth:`EncryptionMetrics._gauges` of one database
+    (``env``; None: the database could not be reached, only ``database_gauges_up 0``)."""
 
-    def __init__(self, env):
+    def __init__(self, env=None):
         self.env = env
 
     def collect(self):
@@ -174,12 +175,13 @@ class DatabaseCollector:
 
         # The database's state must not cost the scrape the workers' counters: a failure to read it
         # is logged and shows as ``database_gauges_up 0`` (something to alert on).
-        try:
-            with self.env.cr.savepoint():
-                gauges = self.env["g2p.encryption.metrics"]._gauges()
-        except Exception:  # pylint: disable=broad-except
-            _logger.exception("Metrics scrape: the database's gauges could not be read")
-            gauges = None
+        gauges = None
+        if self.env is not None:
+            try:
+                with self.env.cr.savepoint():
+                    gauges = self.env["g2p.encryption.metrics"]._gauges()
+            except Exception:  # pylint: disable=broad-except
+                _logger.exception("Metrics scrape: the database's gauges could not be read")
         up = GaugeMetricFamily(
             f"{metrics.PREFIX}_database_gauges_up", "1 when the database's gauges below were read, else 0."
         )

@@ -132,6 +132,15 @@ class ResPartner(models.Model):
             return _("Contact #%(id)s", id=ID_SLOT)
         return _("Registrant #%(id)s", id=ID_SLOT)
 
+    def unlink(self):
+        # Deleting a registrant takes the contacts under it out of the registry (Odoo empties
+        # their parent): refused to a person who may not read them, as the write would be.
+        children = self.sudo().with_context(active_test=False).child_ids.with_env(self.env) - self
+        staying = children._g2p_may_leave_scope({"parent_id": False})
+        result = super().unlink()
+        staying._g2p_check_still_in_scope()
+        return result
+
     def _write(self, vals):
         result = super()._write(vals)
         if vals.get("g2p_in_registry"):

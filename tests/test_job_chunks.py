@@ -6,7 +6,7 @@ from unittest.mock import patch
 
 import psycopg2
 
-from odoo import fields, sql_db
+from odoo import SUPERUSER_ID, api, fields, sql_db
 from odoo.exceptions import AccessError
 from odoo.tests import tagged
 from odoo.tools import SQL
@@ -226,6 +226,38 @@ class TestChunkClaims(RegistryCase):
         with self.connection.cursor() as cr:
             cr.execute("DELETE FROM g2p_encryption_job WHERE id = %s", (self.job_id,))
             cr.commit()  # pylint: disable=invalid-commit
+
+    def test_the_cron_claims_again_a_chunk_that_met_a_concurrent_write(self):
+        # In a transaction of its own, committing each chunk as in production: the first chunk's
+        # conversion meets a serialization failure, the cron rolls back and takes it again.
+        calls = []
+        original = EncryptionJob._convert
+
+        def convert(job, start_id, end_id):
+            if job.id != self.job_id:  # another job of the database: as it is
+                return original(job, start_id, end_id)
+            calls.append(start_id)
+            if len(calls) == 1:
+                job.env.cr.execute(
+                    "DO $$ BEGIN RAISE EXCEPTION 'concurrent update'"
+                    " USING ERRCODE = 'serialization_failure'; END $$"
+                )
+            return 0, 0, []
+
+        with patch.object(EncryptionJob, "_convert", convert), self.registry.cursor() as cr:
+            api.Environment(cr, SUPERUSER_ID, {})["g2p.encryption.job"]._cron_run_jobs(
+                commit=True, time_budget=30
+            )
+        self.assertEqual(calls[0], calls[1])
+        with self.connection.cursor() as cr:
+            cr.execute(
+                """SELECT count(*) FILTER (WHERE state = 'done'), min(attempts), max(attempts)
+                     FROM g2p_encryption_job_chunk WHERE job_id = %s""",
+                (self.job_id,),
+            )
+            self.assertEqual(cr.fetchone(), (20, 1, 1))
+            cr.execute("SELECT state FROM g2p_encryption_job WHERE id = %s", (self.job_id,))
+            self.assertEqual(cr.fetchone()[0], "done")
 
     def test_two_open_transactions_never_claim_the_same_chunk(self):
         with self.connection.cursor() as first, self.connection.cursor() as second:

@@ -3,6 +3,7 @@
 
 from unittest.mock import patch
 
+import psycopg2
 from prometheus_client.parser import text_string_to_metric_families
 
 from odoo.tests import HttpCase, tagged
@@ -67,6 +68,20 @@ class TestMetricsEndpoint(HttpCase):
         both = {ADDRESSES_OPTION: "127.0.0.1", TOKEN_OPTION: TOKEN}
         self.assertEqual(self.scrape(**both).status_code, 401)
         self.assertEqual(self.scrape(TOKEN, **both).status_code, 200)
+
+    def test_the_counters_go_out_when_the_database_cannot_be_read(self):
+        def unreachable(_database):
+            raise psycopg2.OperationalError("connection refused")
+
+        with (
+            patch("odoo.addons.g2p_encryption.controllers.metrics.registry", unreachable),
+            mute_logger("odoo.addons.g2p_encryption.controllers.metrics"),
+        ):
+            response = self.scrape(TOKEN, **{TOKEN_OPTION: TOKEN})
+        self.assertEqual(response.status_code, 200)
+        found = scrape_samples(response.text)
+        self.assertEqual(found[("g2p_encryption_database_gauges_up", ())], 0.0)
+        self.assertFalse([name for name, _labels in found if name == "g2p_encryption_registry_encrypting"])
 
     def test_an_address_list_refuses_what_came_through_a_proxy(self):
         # The address tested is the peer's: behind a proxy it is the proxy's, or (proxy mode) one

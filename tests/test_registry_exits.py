@@ -5,6 +5,7 @@ Crypto Admin with "Decrypt registry" off and on; and the decryption log of each 
 import functools
 import importlib.util
 import json
+import xmlrpc.client
 from urllib.parse import urlencode
 
 from markupsafe import Markup
@@ -802,7 +803,7 @@ class TestRegistryExits(RegistryHttpCase):
         self.set_registry(decrypt=True)
         clerk = WebClient(self, self.clerk.login)
         for default in ({}, {"is_registrant": False}):
-            with self.assertRaisesRegex(RpcError, "masked value"):
+            with self.assertRaisesRegex(RpcError, "duplicate"):
                 clerk.call("res.partner", "copy", person.ids, default)
         for record, vals in (
             (person, {"is_registrant": False, "is_company": True}),
@@ -810,8 +811,12 @@ class TestRegistryExits(RegistryHttpCase):
         ):
             with self.assertRaisesRegex(RpcError, "may read the registry's data"):
                 clerk.call("res.partner", "write", record.ids, vals)
+        # Deleting a registrant takes the contacts under it out (Odoo empties their parent).
+        with self.assertRaisesRegex(RpcError, "may read the registry's data"):
+            clerk.call("res.partner", "unlink", self.people[0].ids)
         (person | self.child).invalidate_recordset()
         self.assertTrue(person.g2p_in_registry and self.child.g2p_in_registry)
+        self.assertTrue(self.people[0].exists())
         self.assertEqual(person.name, marker_values(505)["name"])
         # A Crypto Admin may copy it, while decryption is on: a plaintext exit, logged.
         copied = self.rpc(self.crypto_admin, "res.partner", "copy", person.ids, {"is_registrant": False})
@@ -848,6 +853,18 @@ class TestRegistryExits(RegistryHttpCase):
                 WebClient(self, user.login).call("res.partner", "write", person.ids, {"active": False})
             self.assertIn("Linked active users", refused.exception.message)
             self.assertEqual(name in refused.exception.message, shown, refused.exception.message)
+            # The same call over the external API (XML-RPC: a Fault with the message).
+            with self.assertRaises(xmlrpc.client.Fault) as fault:
+                self.xmlrpc_object.execute_kw(
+                    self.env.cr.dbname,
+                    user.id,
+                    user.login,
+                    "res.partner",
+                    "write",
+                    [person.ids, {"active": False}],
+                )
+            self.assertIn("Linked active users", fault.exception.faultString)
+            self.assertEqual(name in fault.exception.faultString, shown)
         person.invalidate_recordset()
         self.assertTrue(person.active)
 

@@ -170,6 +170,9 @@ DECISIONS = {
     # The engine and the exits extend every model (base): ORM methods, the access rights decide;
     # what they answer is gated (tests/test_registry_exits.py). Called on a registrant.
     ("base", "unlink"): acl(DENIED, OK, DENIED, OK, Call("spare_partner")),
+    # Deleting a registrant with contacts under it is refused to whoever may not read them
+    # (test_registry_exits.py); otherwise Odoo's rights decide.
+    ("res.partner", "unlink"): acl(DENIED, OK, DENIED, OK, Call("spare_partner")),
     # What a value holding a mask does to a record in scope is tested in test_registry_exits.py;
     # Odoo's rights decide who writes. Called on a contact tag: with OpenG2P's registry a write of
     # any partner touches group memberships (its registrars only).
