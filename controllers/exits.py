@@ -136,7 +136,7 @@ class ExternalApiExits(RPC):
                 result = dispatch_rpc(service, method, params)
             except Exception as error:
                 if call.seen:  # plaintext was decrypted: the call's user is known
-                    strike_out_external(params[0], int(params[1]), error, call.seen)
+                    strike_out_external(params[0], params[1], error, call.seen)
                 raise
             if orm_method is None:
                 return result

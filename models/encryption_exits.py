@@ -407,16 +407,28 @@ def strike_out(error, seen):
         "not read (the request read too many values to strike them out). Ask someone who may read "
         "them (a Crypto Admin) to try it."
     )
-    error.args = tuple(seen.redact(arg, mask, replacement) for arg in error.args)
+    # The exceptions it was raised from too: a traceback (sent with the error) shows their
+    # messages. (QWeb's keeps its message in ``title``.)
+    seen_errors = set()
+    while error is not None and id(error) not in seen_errors:
+        seen_errors.add(id(error))
+        error.args = tuple(seen.redact(arg, mask, replacement) for arg in error.args)
+        if isinstance(getattr(error, "title", None), str):
+            error.title = seen.redact(error.title, mask, replacement)
+        error = error.__cause__ or error.__context__
 
 
 def strike_out_external(dbname, uid, error, seen):
     """``strike_out`` for an external API call whose user may not read plaintext (the policy is
-    read in a transaction of its own: the call's is gone)."""
-    with Registry(dbname).cursor() as cr:
-        env = api.Environment(cr, uid, {})
-        if not reader_allowed(env):
-            strike_out(error, seen)
+    read in a transaction of its own: the call's is gone). When the policy cannot be read, the
+    message is struck out all the same."""
+    try:
+        with Registry(dbname).cursor() as cr:
+            allowed = reader_allowed(api.Environment(cr, int(uid), {}))
+    except Exception:  # pylint: disable=broad-except
+        allowed = False
+    if not allowed:
+        strike_out(error, seen)
 
 
 class IrBinary(models.AbstractModel):
@@ -455,7 +467,7 @@ class Base(models.AbstractModel):
     def copy(self, default=None):
         # A copy made by a person who may not read the record is made of masks and labels
         # ("Registrant #12 (copy)"): refused before anything is copied.
-        if self._g2p_encrypted and person_request(self.env) and not reader_allowed(self.env):
+        if may_be_in_scope(self) and person_request(self.env) and not reader_allowed(self.env):
             if self.sudo()._g2p_in_scope():
                 raise UserError(
                     _(

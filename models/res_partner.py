@@ -135,7 +135,14 @@ class ResPartner(models.Model):
     def unlink(self):
         # Deleting a registrant takes the contacts under it out of the registry (Odoo empties
         # their parent): refused to a person who may not read them, as the write would be.
-        children = self.sudo().with_context(active_test=False).child_ids.with_env(self.env) - self
+        children = (
+            self.env["res.partner"]
+            .sudo()
+            .with_context(active_test=False)
+            .search([("parent_id", "in", self.ids)])  # archived ones too (child_ids: active only)
+            .with_env(self.env)
+            - self
+        )
         staying = children._g2p_may_leave_scope({"parent_id": False})
         result = super().unlink()
         staying._g2p_check_still_in_scope()

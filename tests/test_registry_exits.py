@@ -15,10 +15,12 @@ from odoo.tests import new_test_user, tagged
 from odoo.tests.common import JsonRpcException
 
 from ..core import envelope
+from ..core.redaction import SeenValues
 from ..models.encryption_exits import (
     EXTERNAL_VALUE_METHODS,
     exit_for,
     is_external_exit,
+    strike_out,
     wrap_external_value_methods,
 )
 from .common import RegistryHttpCase, marker_values
@@ -811,9 +813,23 @@ class TestRegistryExits(RegistryHttpCase):
         ):
             with self.assertRaisesRegex(RpcError, "may read the registry's data"):
                 clerk.call("res.partner", "write", record.ids, vals)
-        # Deleting a registrant takes the contacts under it out (Odoo empties their parent).
-        with self.assertRaisesRegex(RpcError, "may read the registry's data"):
-            clerk.call("res.partner", "unlink", self.people[0].ids)
+        # Deleting a registrant takes the contacts under it out (Odoo empties their parent), the
+        # archived ones too.
+        archived = self.env["res.partner"].create(
+            {"name": "Archived Child", "parent_id": self.people[1].id, "active": False}
+        )
+        for registrant in (self.people[0], self.people[1]):
+            with self.assertRaisesRegex(RpcError, "may read the registry's data"):
+                clerk.call("res.partner", "unlink", registrant.ids)
+        self.assertTrue(archived.g2p_in_registry)
+        # Merging a registrant with a contact out of the registry copies its values into the one kept.
+        wizard = clerk.web_save(
+            "base.partner.merge.automatic.wizard",
+            [],
+            {"partner_ids": [(6, 0, [person.id, self.company.id])], "dst_partner_id": self.company.id},
+        )
+        with self.assertRaisesRegex(RpcError, "merge a contact of the registry"):
+            clerk.call_button("base.partner.merge.automatic.wizard", "action_merge", [wizard["id"]])
         (person | self.child).invalidate_recordset()
         self.assertTrue(person.g2p_in_registry and self.child.g2p_in_registry)
         self.assertTrue(self.people[0].exists())
@@ -867,6 +883,21 @@ class TestRegistryExits(RegistryHttpCase):
             self.assertEqual(name in fault.exception.faultString, shown)
         person.invalidate_recordset()
         self.assertTrue(person.active)
+
+    def test_the_exceptions_an_error_was_raised_from_are_struck_out_too(self):
+        # A traceback (sent with the error) shows the messages of the exceptions it was raised from.
+        name = marker_values(503)["name"]
+        seen = SeenValues()
+        seen.add([name])
+        try:
+            try:
+                raise ValueError(f"cannot render {name}")
+            except ValueError as cause:
+                raise UserError(f"Rendering failed for {name}") from cause
+        except UserError as error:
+            strike_out(error, seen)
+            self.assertEqual(error.args, ("Rendering failed for [encrypted]",))
+            self.assertEqual(error.__cause__.args, ("cannot render [encrypted]",))
 
     def test_a_portal_user_reads_no_registrant(self):
         with self.assertRaises(JsonRpcException):
