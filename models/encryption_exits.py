@@ -136,6 +136,12 @@ def reader_allowed(env):
     return group in env.user.sudo().groups_id
 
 
+def person_not_allowed(env):
+    """Whether ``env`` serves a person (``person_request``) who may not read plaintext: what such
+    a person's request would store or hand out is refused, masked or struck out."""
+    return person_request(env) and not reader_allowed(env)
+
+
 # ``env.transaction.g2p_person_search``: what a person's request looks up by value: a search
 # method's domain (True), what the composer and Discuss suggest as the person types (SUGGESTIONS),
 # or addresses typed as recipients (TYPED_ADDRESSES, in the block of ``typed_addresses``).
@@ -379,7 +385,7 @@ class IrHttp(models.AbstractModel):
             # person's domain, looked up as a search method's is (capped and logged).
             request.env.transaction.g2p_person_search = True
         seen = None
-        if person and not reader_allowed(request.env):
+        if person and person_not_allowed(request.env):
             # What server code decrypts meanwhile, to strike it out of an error message.
             seen = request.env.transaction.g2p_seen_plaintexts = SeenValues()
         try:
@@ -467,14 +473,13 @@ class Base(models.AbstractModel):
     def copy(self, default=None):
         # A copy made by a person who may not read the record is made of masks and labels
         # ("Registrant #12 (copy)"): refused before anything is copied.
-        if may_be_in_scope(self) and person_request(self.env) and not reader_allowed(self.env):
-            if self.sudo()._g2p_in_scope():
-                raise UserError(
-                    _(
-                        "Only a person who may read the registry's data can duplicate a record of "
-                        "it: the copy would be made of masks."
-                    )
+        if may_be_in_scope(self) and person_not_allowed(self.env) and self.sudo()._g2p_in_scope():
+            raise UserError(
+                _(
+                    "Only a person who may read the registry's data can duplicate a record of "
+                    "it: the copy would be made of masks."
                 )
+            )
         return super().copy(default)
 
     def _g2p_check_still_in_scope(self):
@@ -494,9 +499,7 @@ class Base(models.AbstractModel):
             return self.browse()
         first = self._fields.get(self._g2p_scope_path.partition(".")[0])
         triggers = {first.name, *(path.partition(".")[0] for path in self.pool.field_depends.get(first, ()))}
-        if triggers.isdisjoint(vals) or not person_request(self.env):
-            return self.browse()
-        if not self._g2p_encrypting() or reader_allowed(self.env):
+        if triggers.isdisjoint(vals) or not self._g2p_encrypting() or not person_not_allowed(self.env):
             return self.browse()
         return self.sudo()._g2p_in_scope()
 

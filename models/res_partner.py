@@ -22,7 +22,7 @@ from odoo.tools import SQL
 from odoo.tools.misc import clean_context
 from odoo.tools.sql import column_exists, create_column
 
-from .encryption_exits import ID_SLOT
+from .encryption_exits import ID_SLOT, person_not_allowed
 from .mail import NAMED_AFTER
 
 # The last count of the registry (``_g2p_count_registry``), for Settings: JSON, written by the
@@ -135,6 +135,8 @@ class ResPartner(models.Model):
     def unlink(self):
         # Deleting a registrant takes the contacts under it out of the registry (Odoo empties
         # their parent): refused to a person who may not read them, as the write would be.
+        if not (self._g2p_encrypting() and person_not_allowed(self.env)):
+            return super().unlink()
         children = (
             self.env["res.partner"]
             .sudo()

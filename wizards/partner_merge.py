@@ -4,7 +4,7 @@
 from odoo import _, models
 from odoo.exceptions import UserError
 
-from ..models.encryption_exits import person_request, reader_allowed
+from ..models.encryption_exits import person_not_allowed
 
 
 class PartnerMergeWizard(models.TransientModel):
@@ -15,7 +15,7 @@ class PartnerMergeWizard(models.TransientModel):
         # be stored in the clear in a partner out of the registry. Refused to whoever may not read
         # it when the contacts are not all in the registry, or all out of it.
         partners = self.env["res.partner"].browse(partner_ids).exists()
-        if partners and person_request(self.env) and not reader_allowed(self.env):
+        if partners and person_not_allowed(self.env):
             in_scope = partners.sudo()._g2p_in_scope()
             if in_scope and in_scope != partners.sudo():
                 raise UserError(
