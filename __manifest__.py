@@ -2,7 +2,7 @@
 {
     "name": "G2P Encryption",
     "summary": "Encrypt registrant data and sign vouchers with local keys or MOSIP KeyManager",
-    "version": "17.0.2.4.0",
+    "version": "17.0.2.5.0",
     "category": "G2P",
     "website": "https://github.com/OpenG2P/openg2p-registry",
     "author": "OpenG2P",

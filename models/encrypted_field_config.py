@@ -197,8 +197,11 @@ class EncryptedFieldConfig(models.Model):
 
         A stored character or text field of the same model is listed (origin *derived*) and the
         registry set up again: it is encrypted from then on. Any other stored one is reported
-        (log and the *Derived fields* report). Non-stored ones are recomputed on each side of an
-        exit (``encryption_exits``), with every model's display name.
+        (log and the *Derived fields* report), unless its model keeps it out of scope itself
+        (``_g2p_derived_kept_out``). Non-stored ones are recomputed on each side of an exit
+        (``encryption_exits``), with every model's display name.
+
+        Returns the fields it listed: [(model, field, scope)].
         """
         registry = self.env.registry
         listed = set()
@@ -210,10 +213,11 @@ class EncryptedFieldConfig(models.Model):
             model = self.env[model_name]
             if "display_name" in model._fields:
                 exit_derived.add(model._fields["display_name"])
+            kept_out = getattr(model, "_g2p_derived_kept_out", ())
             for field in model._fields.values():
-                if getattr(field, "g2p_encrypted", False) or not (field.compute or field.related):
+                if _is_encrypted(field) or not (field.compute or field.related) or field.name in kept_out:
                     continue
-                if not any(getattr(dep, "g2p_encrypted", False) for dep in _dependencies(registry, field)):
+                if not any(map(_is_encrypted, _dependencies(registry, field))):
                     continue
                 if not field.store:
                     exit_derived.add(field)
@@ -254,7 +258,8 @@ class EncryptedFieldConfig(models.Model):
                 # At the end of the loading of modules (hooks run before the registry is ready).
                 registry.setup_models(self.env.cr)
                 registry.registry_invalidated = True
-                self._protect_derived_fields()
+                return to_list + self._protect_derived_fields()
+        return to_list
 
     @api.model
     def _report_unprotected(self, names):
@@ -265,7 +270,10 @@ class EncryptedFieldConfig(models.Model):
         for name in names:
             model_name, field_name = name.rsplit(".", 1)
             field = registry[model_name]._fields[field_name]
-            (texts if field.type in ("char", "text", "html") else others).append(name)
+            # A wizard's rows are deleted by the vacuum within the hour (Odoo's auth_totp.wizard
+            # shows the company's name in the URL of a new second factor).
+            kept = field.type in ("char", "text", "html") and not registry[model_name]._transient
+            (texts if kept else others).append(name)
         if texts:
             _logger.warning(
                 "Stored fields computed from encrypted fields hold plaintext of registrants: %s. "
@@ -274,7 +282,8 @@ class EncryptedFieldConfig(models.Model):
             )
         if others:
             _logger.info(
-                "Stored fields computed from encrypted fields, not text, left in the clear: %s.",
+                "Stored fields computed from encrypted fields, not text or of wizards, left in the "
+                "clear: %s.",
                 ", ".join(others),
             )
 
@@ -334,16 +343,34 @@ def load_specs(cr):
     return specs
 
 
-def _dependencies(registry, field):
-    """Every field on the dependency paths of ``field`` (never raises on a wrong path)."""
+def _dependencies(registry, field, seen=None):
+    """Every field on the dependency paths of ``field``, and on those of the non-stored computed
+    or related fields among them, at any depth (never raises on a wrong path).
+
+    A stored field computed from a partner's display name (``account.move``'s
+    ``invoice_partner_display_name``) depends on no encrypted field directly: on ``display_name``,
+    computed (not stored) from the encrypted ``complete_name``."""
+    seen = set() if seen is None else seen
     for path in registry.field_depends.get(field, ()):
-        model = registry.get(field.model_name)
-        for name in path.split("."):
-            dependency = model._fields.get(name) if model is not None else None
-            if dependency is None:
-                break
+        yield from _path_dependencies(registry, registry.get(field.model_name), path, seen)
+
+
+def _path_dependencies(registry, model, path, seen):
+    """The fields of one dependency ``path`` from ``model``, followed as ``_dependencies`` does."""
+    for name in path.split("."):
+        dependency = model._fields.get(name) if model is not None else None
+        if dependency is None:
+            break
+        if dependency not in seen:
+            seen.add(dependency)
             yield dependency
-            model = registry.get(dependency.comodel_name) if dependency.relational else None
+            if not dependency.store and (dependency.compute or dependency.related):
+                yield from _dependencies(registry, dependency, seen)
+        model = registry.get(dependency.comodel_name) if dependency.relational else None
+
+
+def _is_encrypted(field):
+    return getattr(field, "g2p_encrypted", False)
 
 
 def _derived_scope(registry, model, field):
@@ -356,13 +383,16 @@ def _derived_scope(registry, model, field):
         return model._g2p_scope_path
     # Reached through one many2one to a model with encrypted fields (a related field, or a
     # compute such as calendar.attendee.common_name from partner_id.name): in scope when the
-    # record it points to is.
+    # record it points to is. Unknown when encrypted values come by any other way.
     paths = [field.related] if field.related else registry.field_depends.get(field, ())
     links = set()
     for path in paths:
+        if not any(map(_is_encrypted, _path_dependencies(registry, model, path, set()))):
+            continue
         first = model._fields.get(path.split(".")[0])
-        if first is not None and first.type == "many2one" and registry[first.comodel_name]._g2p_encrypted:
-            links.add(first)
+        if first is None or first.type != "many2one" or not registry[first.comodel_name]._g2p_encrypted:
+            return False
+        links.add(first)
     if len(links) != 1:
         return False
     link = links.pop()

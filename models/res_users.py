@@ -8,6 +8,7 @@ from odoo.tools import SQL
 
 class ResUsers(models.Model):
     _inherit = "res.users"
+    _g2p_derived_kept_out = ("signature",)  # see _compute_signature
 
     @api.depends("name")
     def _compute_signature(self):

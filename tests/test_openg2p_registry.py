@@ -242,3 +242,37 @@ class TestOpenG2PRegistry(RegistryHttpCase):
             self.assertTrue(envelope.is_token(self.raw_column(message, column)), column)
         self.env.invalidate_all()
         self.assertIn("Zmarkerlate0903 was called", message.body)
+
+    def test_the_name_on_a_registrants_invoice_is_encrypted(self):
+        # account.move.invoice_partner_display_name is computed from the partner's display name
+        # (not stored), itself from the encrypted complete name: found by the scan of derived
+        # fields, encrypted when the partner is a registrant, masked to an invoicing clerk.
+        people, _group = self.register_household()
+        company = self.env["res.partner"].create({"name": "Zmarkersupplies Ltd", "is_company": True})
+        journal = self.env["account.journal"].search(
+            [("type", "=", "sale"), ("company_id", "=", self.env.company.id)], limit=1
+        )
+        moves = self.env["account.move"].create(
+            [
+                {"move_type": "out_invoice", "partner_id": partner.id, "journal_id": journal.id}
+                for partner in (people[0], company)
+            ]
+        )
+        self.env.flush_all()
+        self.assertTrue(envelope.is_token(self.raw_column(moves[0], "invoice_partner_display_name")))
+        self.assertEqual(self.raw_column(moves[1], "invoice_partner_display_name"), "Zmarkersupplies Ltd")
+        self.assertNotIn("zmarkerfam0901", database_text(self.env.cr).lower())
+        self.env.invalidate_all()
+        self.assertEqual(moves[0].invoice_partner_display_name, people[0].display_name)
+        clerk = new_test_user(
+            self.env, login="g2p_openg2p_invoicing", groups="base.group_user,account.group_account_invoice"
+        )
+        rows = self.rpc(
+            clerk,
+            "account.move",
+            "web_search_read",
+            [("id", "in", moves.ids)],
+            {"invoice_partner_display_name": {}},
+        )["records"]
+        shown = {row["id"]: row["invoice_partner_display_name"] for row in rows}
+        self.assertEqual(shown, {moves[0].id: "[encrypted]", moves[1].id: "Zmarkersupplies Ltd"})

@@ -10,6 +10,7 @@ from odoo.tests import tagged
 
 from ..core import envelope
 from ..models.encrypted_field import AtRest, EncryptedField, Masked, Unreadable
+from ..models.encrypted_field_config import _dependencies
 from ..models.encryption_exits import ExitState
 from .common import RegistryCase, database_text, marker_fragments, marker_values
 
@@ -353,6 +354,17 @@ class TestRegistryStorage(RegistryCase):
         # A copy kept on another model follows the scope of the record it copies.
         self.assertEqual(self.env["res.company"]._g2p_scope_path, "partner_id.g2p_in_registry")
         self.assertEqual(self.env["res.company"]._fields["name"].column_type, ("varchar", "varchar"))
+
+    def test_the_scan_of_derived_fields_follows_non_stored_fields(self):
+        # res.users.signature depends on the user's name: a related field (not stored) of its
+        # partner's encrypted name. The user model keeps it out of scope itself (no signature
+        # for a registrant's user), so it is neither listed nor reported.
+        registry = self.env.registry
+        signature = self.env["res.users"]._fields["signature"]
+        found = set(_dependencies(registry, signature))
+        self.assertIn(self.env["res.partner"]._fields["name"], found)
+        self.assertNotIn("res.users.signature", registry.g2p_unprotected_derived)
+        self.assertFalse(self.env["res.users"]._g2p_encrypted)
 
     def test_the_sql_of_writes_and_reads_holds_no_plaintext(self):
         with self.assertLogs("odoo.sql_db", logging.DEBUG) as logs:

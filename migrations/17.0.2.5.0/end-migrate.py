@@ -1,0 +1,24 @@
+# Part of OpenG2P. See LICENSE file for full copyright and licensing details.
+"""17.0.2.5.0, once every module is loaded: the scan of fields computed from encrypted ones
+follows dependencies through non-stored fields (a partner's display name), so it finds Odoo's
+``account.move.invoice_partner_display_name``: a registrant's name on each of their invoices and
+payments, stored in the clear before. It is listed (derived) when the registry loads; what it
+stored before is encrypted by a registry job, in the background, when the registry is encrypted.
+(A field of another module found the same way is named in the log, *Encrypting stored fields
+computed from encrypted fields*: run *Encrypt registry* for its model.)"""
+
+from odoo import SUPERUSER_ID, api
+
+
+def migrate(cr, version):
+    if not version:
+        return
+    env = api.Environment(cr, SUPERUSER_ID, {})
+    found = env["g2p.encrypted.field"]._protect_derived_fields()
+    models = {model_name for model_name, _field, _scope in found}
+    if "account.move" in env and env["account.move"]._g2p_encrypted:
+        models.add("account.move")  # listed already, by a start of this version before the upgrade
+    if models and env["ir.config_parameter"].get_param("g2p_encryption.encrypt_registry"):
+        provider = env["g2p.encryption.provider"]._get_registry_provider()
+        for model_name in sorted(models):
+            env["g2p.encryption.job"]._start_again(provider, "encrypt", model_name)
