@@ -376,25 +376,43 @@ def _is_encrypted(field):
 def _derived_scope(registry, model, field):
     """The scope of a stored field computed from encrypted fields, or False when unknown.
 
-    On the model of its sources it is the model's own scope. A related field copies a value of
-    the record its many2one points to: it is in scope when that record is (``partner_id.`` and the
-    scope of res.partner, for res.company.name)."""
-    if model._g2p_encrypted:
-        return model._g2p_scope_path
-    # Reached through one many2one to a model with encrypted fields (a related field, or a
-    # compute such as calendar.attendee.common_name from partner_id.name): in scope when the
-    # record it points to is. Unknown when encrypted values come by any other way.
-    paths = [field.related] if field.related else registry.field_depends.get(field, ())
+    On the model of its sources it is the model's own scope, when its values come from the record
+    itself or through the many2one its scope goes through (``partner_id`` on ``res.company``;
+    anything on res.partner, whose scope passes to the contacts under a registrant). On another
+    model, a field reached through one many2one to a model with encrypted fields (a related
+    field, or a compute such as calendar.attendee.common_name from partner_id.name) is in scope
+    when the record it points to is. Unknown when encrypted values come by any other way."""
+    scope = model._g2p_scope_path if model._g2p_encrypted else None
     links = set()
-    for path in paths:
-        if not any(map(_is_encrypted, _path_dependencies(registry, model, path, set()))):
-            continue
-        first = model._fields.get(path.split(".")[0])
-        if first is None or first.type != "many2one" or not registry[first.comodel_name]._g2p_encrypted:
+    for first in _source_links(registry, model, _own_paths(registry, field), set()):
+        if first is not None and first.type == "many2one" and registry[first.comodel_name]._g2p_encrypted:
+            links.add(first)
+        elif not (model._g2p_encrypted and first is not None and first.store and not first.relational):
             return False
-        links.add(first)
+    if model._g2p_encrypted:
+        via = scope.split(".")[0] if scope and "." in scope else None
+        return scope if via is None or all(link.name == via for link in links) else False
     if len(links) != 1:
         return False
     link = links.pop()
     scope = registry[link.comodel_name]._g2p_scope_path
     return f"{link.name}.{scope}" if scope else None
+
+
+def _own_paths(registry, field):
+    return [field.related] if field.related else registry.field_depends.get(field, ())
+
+
+def _source_links(registry, model, paths, seen):
+    """The first fields of the ``paths`` (from ``model``) through which encrypted values come;
+    a first field neither stored nor a many2one (``calendar.attendee.email``, related to
+    ``partner_id.email``) stands for the first fields of its own paths."""
+    for path in paths:
+        if not any(map(_is_encrypted, _path_dependencies(registry, model, path, set()))):
+            continue
+        first = model._fields.get(path.split(".")[0])
+        if first is not None and not first.store and first.type != "many2one" and first not in seen:
+            seen.add(first)
+            yield from _source_links(registry, model, _own_paths(registry, first), seen)
+        else:
+            yield first

@@ -8,12 +8,15 @@ own JSON-RPC paths; a voucher is rendered and signed the way ``g2p_payment_files
 
 import json
 import unittest
+from unittest.mock import patch
 
 import jwt
 
+from odoo import fields
 from odoo.tests import new_test_user, tagged
 
 from ..core import envelope
+from ..models.encrypted_field_config import _derived_scope
 from .common import RegistryHttpCase, database_text
 from .web_client import WebClient, form_spec
 
@@ -276,3 +279,33 @@ class TestOpenG2PRegistry(RegistryHttpCase):
         )["records"]
         shown = {row["id"]: row["invoice_partner_display_name"] for row in rows}
         self.assertEqual(shown, {moves[0].id: "[encrypted]", moves[1].id: "Zmarkersupplies Ltd"})
+
+    def test_fields_computed_through_fields_not_stored_take_their_partners_scope(self):
+        # calendar.attendee.common_name depends on partner_id.name and on email, a related field
+        # (not stored) of partner_id.email; the invoice's name on partner_id.display_name. Both
+        # are listed with their partner's scope, as the scan finds them on a fresh database
+        # (before the listing made their model one with encrypted fields).
+        listed = self.env["g2p.encrypted.field"].search(
+            [("origin", "=", "derived"), ("model_name", "in", ("calendar.attendee", "account.move"))]
+        )
+        self.assertEqual(
+            {(row.model_name, row.field_name, row.scope) for row in listed},
+            {
+                ("calendar.attendee", "common_name", "partner_id.g2p_in_registry"),
+                ("account.move", "invoice_partner_display_name", "partner_id.g2p_in_registry"),
+            },
+        )
+        for model_name, field_name in (
+            ("calendar.attendee", "common_name"),
+            ("account.move", "invoice_partner_display_name"),
+        ):
+            model = self.env[model_name]
+            with patch.object(type(model), "_g2p_encrypted", {}):
+                scope = _derived_scope(self.env.registry, model, model._fields[field_name])
+            self.assertEqual(scope, "partner_id.g2p_in_registry", model_name)
+        # A field whose encrypted values come through a link other than its scope's is unknown.
+        move = self.env["account.move"]
+        shipping = fields.Char(compute="_compute_g2p_test", store=True)
+        shipping.model_name, shipping.name = "account.move", "x_g2p_shipping_name"
+        with patch.dict(self.env.registry.field_depends, {shipping: ("partner_shipping_id.display_name",)}):
+            self.assertIs(_derived_scope(self.env.registry, move, shipping), False)
