@@ -33,10 +33,10 @@ class UndecryptableUserError(CryptoUserError):
 def user_error(error, message=None):
     """The ``CryptoUserError`` subclass of ``error``'s cause, saying ``message`` (default: the
     error's own message, which names its cause and never carries data, keys or tokens)."""
-    if isinstance(error, errors.RemoteServiceError):
-        cls = RemoteServiceUserError
-    elif isinstance(error, errors.DecryptionError):
+    if isinstance(error, errors.DecryptionError):  # KeyManagerValueError too: a value, not the service
         cls = UndecryptableUserError
+    elif isinstance(error, errors.RemoteServiceError):
+        cls = RemoteServiceUserError
     else:
         cls = CryptoUserError
     return cls(str(error) if message is None else message, error)

@@ -40,20 +40,23 @@ from odoo.addons.web.controllers.vcard import Partner as VcardController
 from ..models.encrypted_field import AtRest, Given, Masked, PlainAtRest, Shown, Unreadable
 from ..models.encryption_exits import (
     SUGGESTIONS,
+    VALUE_METHODS,
     exit_for,
     external_api,
     person_request,
+    refuse_recordset_method,
     scan_external_answer,
     strike_out_external,
     typed_addresses,
 )
 
-# Public ORM methods that return field values without being an exit themselves: run inside one.
-# ``onchange`` and ``default_get`` compute values from stored ones (a composer's subject from the
-# record's name, an SMS composer's number from the phone, an invitation's text) before they read
-# them; ``copy`` stores what it read in a new record, which may be out of scope (in the clear): a
-# person who may not read the values gets masks, which are refused (check_not_masked).
-VALUE_METHODS = frozenset({"mapped", "copy_data", "copy", "default_get", "name_get", "onchange"})
+# The value methods (VALUE_METHODS, models/encryption_exits.py), public methods that return
+# field values without being an exit themselves, run inside one. ``onchange`` and ``default_get``
+# compute values from stored ones (a composer's subject from the record's name, an SMS composer's
+# number from the phone, an invitation's text) before they read them; ``copy`` stores what it read
+# in a new record, which may be out of scope (in the clear): a person who may not read the values
+# gets masks, which are refused (check_not_masked).
+
 # Methods whose domain comes from the person: their lookups by exact value are capped and logged
 # (models/search_log.py); lookups of server code run by a button are not.
 SEARCH_METHODS = frozenset(
@@ -94,6 +97,7 @@ class DataSetExits(DataSet):
         entry_point = f"{model}.{method}"
         if not person_request(env):
             return super()._call_kw(model, method, args, kwargs)
+        refuse_recordset_method(model, method)
         if method in SEARCH_METHODS:
             env.transaction.g2p_person_search = True
         elif method in SUGGESTION_METHODS:
@@ -131,6 +135,7 @@ class ExternalApiExits(RPC):
         model = orm_method = None
         if service == "object" and method in ("execute", "execute_kw") and len(params) > 4:
             model, orm_method = params[3], params[4]
+            refuse_recordset_method(model, orm_method)
         with external_api(model, orm_method) as call:
             try:
                 result = dispatch_rpc(service, method, params)

@@ -62,6 +62,17 @@ class RemoteServiceError(G2PCryptoError):
             self.retryable = retryable
         super().__init__(self._format())
 
+    def remembered(self, seconds):
+        """This error again, for a call not made: the same call failed less than ``seconds`` ago."""
+        return type(self)(
+            f"{self.detail} (failed less than {seconds:g} s ago; not tried again yet)",
+            service=self.service,
+            endpoint=self.endpoint,
+            http_status=self.http_status,
+            error_code=self.error_code,
+            request_id=self.request_id,
+        )
+
     def _format(self):
         where = f"{self.service} {self.endpoint}".strip()
         parts = []
@@ -86,6 +97,11 @@ class AuthenticationError(RemoteServiceError):
 
 class KeyManagerError(RemoteServiceError):
     """KeyManager answered with an ``errors`` list (HTTP 200) or without a ``response``."""
+
+
+class KeyManagerValueError(KeyManagerError, DecryptionError):
+    """KeyManager refused one value given to decrypt (tampered, another record's, not its own):
+    the value is unreadable, the service is fine."""
 
 
 class HsmError(RemoteServiceError):

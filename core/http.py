@@ -149,6 +149,10 @@ def backoff_delay(attempt, backoff):
     return backoff * (2**attempt) * random.uniform(0.5, 1.0)
 
 
+# An answer whose body broke off: not a ConnectionError for requests, but worth retrying as one.
+CUT_ANSWERS = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+
+
 def _transport_error(exc, url, timeout, **where):
     """The error of a request that got no usable answer; ``where`` names service, endpoint, id."""
     host = urlsplit(url).netloc
@@ -156,6 +160,8 @@ def _transport_error(exc, url, timeout, **where):
         return ServiceUnavailableError(f"no answer from {host} within {timeout} s", **where)
     if isinstance(exc, requests.ConnectionError):
         return ServiceUnavailableError(f"cannot reach {host}: {_connection_failure(exc)}", **where)
+    if isinstance(exc, CUT_ANSWERS):  # a proxy or the server went away half way through
+        return ServiceUnavailableError(f"{host} closed the connection in the middle of its answer", **where)
     # Invalid URL, unsupported scheme...: a configuration error, not worth retrying.
     return RemoteServiceError(f"cannot send the request: {type(exc).__name__}", **where)
 
@@ -203,6 +209,8 @@ def _transport_cause(exc):
         return "connect_timeout"
     if isinstance(exc, requests.Timeout):
         return "timeout"
+    if isinstance(exc, CUT_ANSWERS):
+        return "closed"
     failure = _connection_failure(exc) if isinstance(exc, requests.ConnectionError) else ""
     return {"connection refused": "refused", "connection closed without an answer": "closed"}.get(
         failure, "connection"

@@ -37,6 +37,11 @@ DEFAULT_LIFETIME = 60.0
 # The per-process cache: (token URL, client id) -> _CachedToken, expiring when the token is due
 # for renewal; its key locks let a single fetch run at a time for a client.
 _tokens = Cache("Keycloak tokens")
+# A fetch that failed after its retries (Keycloak down, slow or failing) is remembered this long:
+# the threads that waited for it fail at once with its error instead of each trying again (and
+# waiting as long) in turn, which would hold every worker of the server during an outage.
+FAILURE_MEMORY_SECONDS = 2.0
+_failures = Cache("Keycloak failures")
 # Cache entries remember an HMAC of the secret that obtained them (keyed with a per-process
 # random key), so that a changed secret is not served a token of the old one.
 _secret_hmac_key = os.urandom(32)
@@ -111,7 +116,16 @@ class TokenFetcher:
             # one is fresh, also for a forced refresh (it replaced the entry this thread saw).
             if current is not None and (not force_refresh or current is not seen):
                 return current.token
-            token, lifetime = self._fetch()
+            failure_key = (*self._key, self._secret_digest)
+            failed = _failures.get(failure_key, now=self._clock())
+            if failed is not None:
+                raise failed.remembered(FAILURE_MEMORY_SECONDS)
+            try:
+                token, lifetime = self._fetch()
+            except RemoteServiceError as error:
+                if error.retryable:
+                    _failures.put(failure_key, error, ttl=FAILURE_MEMORY_SECONDS, now=self._clock())
+                raise
             _tokens.put(
                 self._key,
                 _CachedToken(token, self._secret_digest),

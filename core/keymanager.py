@@ -205,8 +205,9 @@ def _interpret(answer):
     body = answer.body if isinstance(answer.body, dict) else {}
     errors = body.get("errors")
     first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
-    code = first.get("errorCode")
-    message = first.get("message")
+    # Strings, whatever types the answer holds: they go into error messages.
+    code = None if first.get("errorCode") is None else str(first.get("errorCode"))
+    message = None if first.get("message") is None else str(first.get("message"))
     if status == 200:
         if errors:
             more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""

@@ -88,13 +88,18 @@ def thumbprint_of(value):
 
 def certificate_thumbprint(pem):
     """SHA-256 of a certificate's DER, as found at the head of the ciphertexts of its key."""
+    return hashlib.sha256(certificate_der(pem)).digest()
+
+
+def certificate_der(pem):
+    """The DER of a PEM certificate KeyManager returned."""
     if not isinstance(pem, str) or "BEGIN CERTIFICATE" not in pem:
         raise KeyManagerError("KeyManager returned no certificate", service="KeyManager")
     try:
         certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
     except ValueError:
         raise KeyManagerError("KeyManager returned a malformed certificate", service="KeyManager") from None
-    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).digest()
+    return certificate.public_bytes(serialization.Encoding.DER)
 
 
 # AADs ----------------------------------------------------------------------------------------

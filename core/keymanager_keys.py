@@ -10,7 +10,14 @@ delegates; the formats are those of ``core.keymanager_format``.
 from . import jose
 from . import keymanager_format as km_format
 from .cache import Cache
-from .errors import G2PCryptoError, SignatureError
+from .encoding import b64decode
+from .errors import G2PCryptoError, KeyManagerError, KeyManagerValueError, SignatureError
+
+# What KeyManager answers about a value it was given to decrypt, not about itself (§4): tampered
+# or another record's AAD (KER-FSE-004), not a ciphertext (KER-CRY-003), made under another
+# application's or an unknown key (KER-KMS-024, KER-KMS-025). That value is unreadable; the others
+# of the read are not.
+VALUE_ERROR_CODES = frozenset({"KER-FSE-004", "KER-CRY-003", "KER-KMS-024", "KER-KMS-025"})
 
 # Certificates and thumbprints fetched from KeyManager, per worker process.
 _certificates = Cache("KeyManager certificates")
@@ -81,9 +88,21 @@ class KeyManagerKeys:
                 continue
             # Only direct tokens were bound to the caller's AAD; OpenG2P's values never were.
             km_aad = self._aad(aad if bound else b"")
-            plaintexts.append(
-                self.client.decrypt(ciphertext, application_id, reference_id, salt=salt, aad=km_aad)
-            )
+            try:
+                plaintexts.append(
+                    self.client.decrypt(ciphertext, application_id, reference_id, salt=salt, aad=km_aad)
+                )
+            except KeyManagerError as error:
+                if error.error_code not in VALUE_ERROR_CODES:
+                    raise
+                raise KeyManagerValueError(
+                    error.detail,
+                    service=error.service,
+                    endpoint=error.endpoint,
+                    http_status=error.http_status,
+                    error_code=error.error_code,
+                    request_id=error.request_id,
+                ) from None
         return plaintexts
 
     def is_current(self, token):
@@ -135,7 +154,9 @@ class KeyManagerKeys:
         header, _protected, payload_b64, _signature = jose.parse_jws(token)
         payload_bytes = jose.jws_payload(payload_b64, payload)
         certificate = None
-        if not header.get("x5c"):
+        if "x5c" in header:
+            certificate = self._signing_certificate_of(header["x5c"])
+        else:
             # KeyManager verifies with its *current* key unless told which certificate to use:
             # pass the one the token names, so that tokens signed before a rotation verify.
             kid = header.get("kid")
@@ -155,6 +176,40 @@ class KeyManagerKeys:
             message = verdict.get("message") or "no message"
             raise SignatureError(f"KeyManager /jwtVerify: the signature is not valid ({message})")
         return jose.verified_claims(payload_bytes)
+
+    def _signing_certificate_of(self, x5c):
+        """The PEM of the provider's signing certificate a JWS header's ``x5c`` carries.
+
+        KeyManager checks a signature against the certificate of ``x5c`` as given (§5.3): a token
+        that brings its own key and certificate would verify. So ``x5c`` must be one of the
+        provider's signing certificates (every generation listed, and the current one, which
+        KeyManager 1.2 does not list); ``SignatureError`` otherwise."""
+        try:
+            der = b64decode(x5c[0]) if isinstance(x5c, list) and x5c and isinstance(x5c[0], str) else None
+        except ValueError:
+            der = None
+        if not der:
+            raise SignatureError("JWS header has a malformed x5c")
+        for refresh in (False, True):
+            known = [
+                *self.certificates(refresh=refresh)[1].values(),
+                self._current_signing_certificate(refresh),
+            ]
+            for pem in known:
+                if isinstance(pem, str) and km_format.certificate_der(pem) == der:
+                    return pem
+        raise SignatureError(
+            "the certificate in the JWS header is not one of the provider's signing certificates"
+        )
+
+    def _current_signing_certificate(self, refresh=False):
+        """PEM of the signing key's current certificate (``/getCertificate``, cached)."""
+        cache_key = (*self.cache_scope, "signing certificate", self.sign_ids)
+        pem = None if refresh else _certificates.get(cache_key)
+        if pem is None:
+            pem = self.client.get_certificate(*self.sign_ids).get("certificate")
+            _certificates.put(cache_key, pem, ttl=self.certificate_ttl)
+        return pem
 
     def certificates(self, refresh=False):
         """``(public JWKs, {kid: PEM} of the signing keys)`` of every key generation (cached).

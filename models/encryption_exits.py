@@ -20,7 +20,7 @@ import functools
 import threading
 
 from odoo import _, api, http, models
-from odoo.exceptions import MissingError, UserError
+from odoo.exceptions import AccessError, MissingError, UserError
 from odoo.models import PREFETCH_MAX
 from odoo.modules.registry import Registry
 
@@ -37,6 +37,28 @@ ID_SLOT = "\x00id\x00"  # where a label's record id goes (labels are translated 
 # Public methods that hand out values without being exits (``wrap_external_value_methods``);
 # name_get is deprecated since 17.0, still callable over RPC: it hands out display names.
 EXTERNAL_VALUE_METHODS = ("mapped", "copy_data", "copy", "default_get", "name_get", "onchange")
+# The same, of some models only: calendar's details of a meeting's attendees (the calendar view,
+# the attendees widget) are partners' display names, with address and e-mail when the context
+# asks.
+MODULE_VALUE_METHODS = ("get_attendee_detail",)
+VALUE_METHODS = frozenset(EXTERNAL_VALUE_METHODS + MODULE_VALUE_METHODS)
+# Public methods of every model that group, order or pick records by their values in the server
+# (decrypted): over RPC they would answer what a value is, or how values compare, with no cap
+# and no log. The web client never calls them; a person's call is refused.
+RECORDSET_METHODS = frozenset({"grouped", "sorted", "filtered", "filtered_domain"})
+
+
+def refuse_recordset_method(model, method):
+    """Refuse a person's RPC call of one of ``RECORDSET_METHODS``."""
+    if method in RECORDSET_METHODS:
+        raise AccessError(
+            _(
+                "%(method)s of %(model)s cannot be called over RPC: it compares records by their "
+                "values in the server, decrypted.",
+                method=method,
+                model=model,
+            )
+        )
 
 
 class ExitState:
@@ -247,9 +269,9 @@ def wrap_external_value_methods(registry):
     call. Run by ``g2p.encrypted.field``'s registry hook, again when the registry is set up again:
     a method already wrapped stays as is."""
     for model_class in registry.models.values():
-        for name in EXTERNAL_VALUE_METHODS:
-            method = getattr(model_class, name)
-            if not is_external_exit(method):
+        for name in VALUE_METHODS:
+            method = getattr(model_class, name, None)
+            if method is not None and not is_external_exit(method):
                 setattr(model_class, name, _in_external_exit(name, method))
 
 
@@ -361,8 +383,8 @@ def scan_result(env, result, entry_point):
                 return Masked(_("[encrypted]"))
             found += type(value) is not Shown
             return value
-        if isinstance(value, dict):
-            return {key: walk(item) for key, item in value.items()}
+        if isinstance(value, dict):  # keys too: a value may key a dict of records
+            return {walk(key): walk(item) for key, item in value.items()}
         if isinstance(value, list | tuple):
             return type(value)(walk(item) for item in value)
         return value

@@ -330,6 +330,19 @@ class DiscussChannel(models.Model):
         with exit_for(self.env, "discuss.channel web push", allowed=False):
             return super()._notify_by_web_push_prepare_payload(message, msg_vals=msg_vals)
 
+    def add_members(self, *args, **kwargs):
+        # Odoo posts "invited <display name> to the channel" (stored in the channel's messages,
+        # which are not in scope, and read by every member) and sends the members' names and
+        # e-mails over the bus: a registrant's label there, never its name.
+        with exit_for(self.env, "discuss.channel.add_members", allowed=False):
+            return super().add_members(*args, **kwargs)
+
+    @api.model
+    def create_group(self, *args, **kwargs):
+        # A group chat with the partners chosen: the same, sent to each of them over the bus.
+        with exit_for(self.env, "discuss.channel.create_group", allowed=False):
+            return super().create_group(*args, **kwargs)
+
     @api.model
     def channel_get(self, partners_to, pin=True):
         # Odoo names a new chat after its two members (``name``, stored in the clear, sent to both

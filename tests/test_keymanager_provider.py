@@ -17,6 +17,7 @@ from ..core.cache import clear_all
 from ..core.encoding import b64url_decode
 from ..core.errors import G2PCryptoError
 from ..core.keymanager_format import DIRECT_PREFIX
+from ..models.encrypted_field import Unreadable
 from ..models.encryption_provider import clear_data_key_cache
 from .common import (
     KeyManagerCase,
@@ -300,6 +301,26 @@ class TestKeyManagerDirect(KeyManagerCase):
         dump = database_text(self.env.cr).lower()
         for fragment in marker_fragments(960):
             self.assertNotIn(fragment.lower(), dump)
+
+    def test_a_value_moved_to_another_record_in_direct_mode_is_unreadable_there_alone(self):
+        # KeyManager refuses it (KER-FSE-004, the AAD names another record) with HTTP 200: that
+        # value is unreadable; the read of the others goes on.
+        self.use_as_registry_provider(self.direct)
+        first, second = self.env["res.partner"].create(
+            [dict(marker_values(n), is_registrant=True) for n in (965, 966)]
+        )
+        self.env.flush_all()
+        self.env.cr.execute("SELECT name FROM res_partner WHERE id = %s", (first.id,))
+        self.env.cr.execute(
+            "UPDATE res_partner SET name = %s WHERE id = %s", (self.env.cr.fetchone()[0], second.id)
+        )
+        self.env.invalidate_all()
+        with self.assertLogs("odoo.addons.g2p_encryption", "WARNING") as logs:
+            names = (first | second).mapped("name")
+        self.assertEqual(names[0], marker_values(965)["name"])
+        self.assertIsInstance(names[1], Unreadable)
+        self.assertTrue(any("KER-FSE-004" in line for line in logs.output), logs.output)
+        self.assertTrue(any(f"ids {second.id}" in line for line in logs.output), logs.output)
 
     def test_a_write_in_direct_mode_sends_only_values_in_scope(self):
         # Direct mode encrypts each value in KeyManager: a write of records some of which are

@@ -1,16 +1,20 @@
 # Part of OpenG2P. See LICENSE file for full copyright and licensing details.
 """Signing through KeyManager /jwtSign and /jwtVerify, and the JWKS of /getAllCertificates."""
 
+import datetime
 import hashlib
 import json
 import time
 
 import jwt
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from odoo.exceptions import UserError
 
-from ..core.encoding import b64decode, b64url_decode, b64url_encode
+from ..core.encoding import b64decode, b64encode, b64url_decode, b64url_encode
 from .common import KeyManagerCase
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k"}
@@ -68,6 +72,39 @@ class TestKeyManagerSigning(KeyManagerCase):
         with_hash = self.header(self.km_provider.jwt_sign({"a": 1}, include_cert_hash=True))
         self.assertNotIn("x5c", with_hash)
         self.assertEqual(with_hash["x5t#S256"], b64url_encode(hashlib.sha256(der).digest()))
+
+    def test_a_certificate_in_the_header_verifies_only_when_it_is_the_providers(self):
+        # KeyManager checks the signature against the header's x5c as given: a token that
+        # brings its own key and certificate must not verify.
+        token = self.km_provider.jwt_sign({"voucher": "V-020"}, include_certificate=True)
+        self.assertEqual(self.km_provider.jwt_verify(token), {"voucher": "V-020"})
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Zmarker forger")])
+        now = datetime.datetime.utcnow()
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .sign(key, hashes.SHA256())
+        )
+        x5c = [b64encode(certificate.public_bytes(serialization.Encoding.DER))]
+        forged = jwt.encode(
+            {"voucher": "V-020", "amount": 10000},
+            key,
+            algorithm="RS256",
+            headers={"x5c": x5c, "kid": self.header(token)["kid"]},
+        )
+        # The emulator, as KeyManager, finds its signature valid against its own certificate.
+        verdict = self.km_provider._keymanager_client().jwt_verify(forged, "ID_REPO", "")
+        self.assertIs(verdict["signatureValid"], True)
+        with self.assertRaisesRegex(UserError, "not one of the provider's signing certificates"):
+            self.km_provider.jwt_verify(forged)
+        with self.assertRaisesRegex(UserError, "malformed x5c"):
+            self.km_provider.jwt_verify(jwt.encode({"a": 1}, key, algorithm="RS256", headers={"x5c": "Zm9v"}))
 
     def test_str_and_bytes_payloads(self):
         token = self.km_provider.jwt_sign("plain text ✓")

@@ -309,3 +309,24 @@ class TestOpenG2PRegistry(RegistryHttpCase):
         shipping.model_name, shipping.name = "account.move", "x_g2p_shipping_name"
         with patch.dict(self.env.registry.field_depends, {shipping: ("partner_shipping_id.display_name",)}):
             self.assertIs(_derived_scope(self.env.registry, move, shipping), False)
+
+    def test_the_attendees_of_a_meeting_are_shown_as_labels(self):
+        # calendar's get_attendee_detail (the calendar view, the attendees widget): display names,
+        # with address and e-mail when the context asks; inside an exit.
+        people, _group = self.register_household()
+        event = (
+            self.env["calendar.event"]
+            .with_context(no_mail_to_attendees=True)
+            .create({"name": "Zmarker visit", "partner_ids": [(6, 0, people[:1].ids)]})
+        )
+        client = WebClient(self, self.registrar.login)
+        details = client.call(
+            "res.partner",
+            "get_attendee_detail",
+            people[:1].ids,
+            event.ids,
+            context={"show_email": True, "show_address": True},
+        )
+        (detail,) = details
+        self.assertTrue(detail["name"].startswith(f"Registrant #{people[0].id}"), detail["name"])
+        self.assertNotIn("zmarker0901", json.dumps(details).lower())

@@ -16,10 +16,12 @@ from odoo.tests.common import JsonRpcException
 
 from ..core import envelope
 from ..core.redaction import SeenValues
+from ..models.encrypted_field import AtRest
 from ..models.encryption_exits import (
     EXTERNAL_VALUE_METHODS,
     exit_for,
     is_external_exit,
+    scan_result,
     strike_out,
     wrap_external_value_methods,
 )
@@ -395,6 +397,39 @@ class TestRegistryExits(RegistryHttpCase):
             self.assertIn(user.name, stored)
             self.assertNoMarker(stored, [500])
 
+    def test_inviting_a_registrant_to_a_channel_names_its_label(self):
+        # Odoo posts "invited <display name>" into the channel (stored in the clear: a channel is
+        # not in scope) and sends the members over the bus; the context can ask the display name
+        # for address and e-mail.
+        person, other = self.people[0], self.people[1]
+        self.set_registry(decrypt=True)
+        bus = self.env["bus.bus"].sudo()
+        before = bus.search([], order="id desc", limit=1).id or 0
+        context = {"show_email": True, "show_address": True}
+        for user in (self.clerk, self.crypto_admin):
+            channel = self.rpc(user, "discuss.channel", "channel_create", "Zmarker room", False)
+            self.rpc(
+                user,
+                "discuss.channel",
+                "add_members",
+                [channel["id"]],
+                partner_ids=person.ids,
+                context=context,
+            )
+            self.rpc(user, "discuss.channel", "create_group", person.ids + other.ids, context=context)
+        self.env.flush_all()
+        channels = self.env["discuss.channel"].search([("channel_member_ids.partner_id", "=", person.id)])
+        self.env.cr.execute(
+            "SELECT body FROM mail_message WHERE model = 'discuss.channel' AND res_id IN %s",
+            [tuple(channels.ids)],
+        )
+        bodies = " ".join(body for (body,) in self.env.cr.fetchall())
+        self.assertIn(self.label(person), bodies)
+        self.env.cr.execute("SELECT name FROM discuss_channel WHERE id IN %s", [tuple(channels.ids)])
+        names = " ".join(name or "" for (name,) in self.env.cr.fetchall())
+        payloads = " ".join(bus.search([("id", ">", before)]).mapped("message"))
+        self.assertNoMarker(bodies + names + payloads, [500, 501])
+
     def test_a_message_about_a_registrant_is_not_sent_for_translation(self):
         person = self.people[1]
         self.env["ir.config_parameter"].sudo().set_param("mail.google_translate_api_key", "zkey")
@@ -458,6 +493,40 @@ class TestRegistryExits(RegistryHttpCase):
     def external_read(self, user, person):
         """``read`` of ``person``'s name through the external API."""
         return self.external_call(user, "res.partner", "read", [person.ids], {"fields": ["name"]})[0]["name"]
+
+    def test_methods_that_compare_records_by_their_values_are_refused_over_rpc(self):
+        # grouped answers with the values as keys; sorted and filtered_domain order and pick
+        # records by their decrypted values: oracles without cap or log, for any person.
+        person, other = self.people[0], self.people[1]
+        calls = {
+            "grouped": [person.ids + other.ids, "name"],
+            "sorted": [person.ids + other.ids, "name"],
+            "filtered": [person.ids, "email"],
+            "filtered_domain": [person.ids + other.ids, [("email", "=", marker_values(500)["email"])]],
+        }
+        self.set_registry(decrypt=True)
+        for user in (self.clerk, self.crypto_admin):
+            client = WebClient(self, user.login)
+            for method, args in calls.items():
+                with self.assertRaises(RpcError, msg=method) as caught:
+                    client.call("res.partner", method, *args)
+                self.assertIn("cannot be called over RPC", caught.exception.message)
+                args = [self.env.cr.dbname, user.id, user.login, "res.partner", method, args, {}]
+                payload = {"jsonrpc": "2.0", "method": "call", "id": 1}
+                payload["params"] = {"service": "object", "method": "execute_kw", "args": args}
+                answer = self.url_open(
+                    "/jsonrpc", data=json.dumps(payload), headers={"Content-Type": "application/json"}
+                ).json()
+                self.assertIn("cannot be called over RPC", answer["error"]["data"]["message"], method)
+        self.assertFalse(self.decryption_rows(kind="exit"))
+
+    def test_plaintext_keying_a_dict_in_an_answer_is_masked(self):
+        # A method's answer may key a dict by a value: the keys are scanned as the values are.
+        person = self.people[0]
+        name = person.name
+        self.assertIsInstance(name, AtRest)
+        scanned = scan_result(self.env(user=self.clerk), {name: [person.id]}, "res.partner.x")
+        self.assertEqual(scanned, {"[encrypted]": [person.id]})
 
     def test_the_external_api_follows_the_policy(self):
         person = self.people[0]

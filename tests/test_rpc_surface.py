@@ -31,7 +31,7 @@ from typing import NamedTuple
 from odoo.tests import HttpCase, new_test_user, tagged
 
 from ..models.custody_server import ServerMemory
-from ..models.encryption_exits import is_external_exit
+from ..models.encryption_exits import EXTERNAL_VALUE_METHODS, is_external_exit
 from ..models.encryption_provider import clear_data_key_cache
 from .web_client import RpcError, WebClient
 
@@ -207,6 +207,10 @@ DECISIONS = {
     # A chat (the avatar card's "Send message"), named after a registrant's label
     # (test_registry_exits.py); Odoo's rights decide who makes one.
     ("discuss.channel", "channel_get"): acl(DENIED, OK, OK, OK, Call(None, ([],))),
+    # Inviting partners into a channel, a group chat with them: named by labels, in a masked exit
+    # (test_registry_exits.py); Odoo's rights decide who invites.
+    ("discuss.channel", "add_members"): acl(OK, OK, OK, OK, Call("channel")),
+    ("discuss.channel", "create_group"): acl(DENIED, OK, OK, OK, Call(None, ([],))),
     ("g2p.encrypted.field", "create"): acl(
         DENIED, DENIED, DENIED, OK, Call(None, ([{"model_name": "res.partner", "field_name": "ref"}],))
     ),
@@ -312,6 +316,12 @@ class Fixtures:
         vals = {"provider_id": self.case.provider.id, "kind": "encrypt", "state": "failed"}
         return self.env["g2p.encryption.job"].create(vals)
 
+    def channel(self, user):
+        member = {"partner_id": user.partner_id.id}
+        return self.env["discuss.channel"].create(
+            {"name": "RPC room", "channel_member_ids": [(0, 0, member)]}
+        )
+
     def tag(self, _user):
         return self.env["res.partner.category"].create({"name": "RPC tag"})
 
@@ -356,7 +366,7 @@ def public_methods(env):
                     continue
                 found.add((owner, attr))
         for attr, value in vars(type(env[name])).items():  # wrapped by the exits' _register_hook
-            if is_external_exit(value):
+            if is_external_exit(value) and attr in EXTERNAL_VALUE_METHODS:  # not other modules'
                 found.add(("base", attr))
     return found
 

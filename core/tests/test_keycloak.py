@@ -11,7 +11,7 @@ import pytest
 from ...emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from ..encoding import b64url_decode
 from ..errors import AuthenticationError, RemoteServiceError, ServiceUnavailableError
-from ..keycloak import TokenFetcher, _renewal_delay
+from ..keycloak import FAILURE_MEMORY_SECONDS, TokenFetcher, _renewal_delay
 from .remote_helpers import (
     READER_CLIENT_ID,
     SPECIAL_CLIENT_ID,
@@ -153,13 +153,45 @@ def test_persistent_5xx_is_service_unavailable(emulator):
 
 def test_keycloak_down_fails_within_bounded_time(emulator):
     emulator.faults.go_down("refuse")
+    clock = FakeClock()
     started = time.monotonic()
     with pytest.raises(ServiceUnavailableError) as caught:
-        token_fetcher(emulator, retries=2).get_token()
+        token_fetcher(emulator, retries=2, clock=clock).get_token()
     assert time.monotonic() - started < 1.5
     assert "connection refused" in str(caught.value)
     emulator.faults.come_up()
-    assert token_fetcher(emulator).get_token()
+    # The failure is remembered a moment: the next caller is not made to wait for it again.
+    with pytest.raises(ServiceUnavailableError, match="not tried again yet"):
+        token_fetcher(emulator, clock=clock).get_token()
+    clock.now += FAILURE_MEMORY_SECONDS
+    assert token_fetcher(emulator, clock=clock).get_token()
+
+
+def test_threads_waiting_for_a_failing_fetch_fail_with_it_at_once(emulator):
+    # Keycloak answers nothing within the timeout: one thread waits for it, the seven others
+    # that queued behind it get its error then, without a request (and a timeout) each.
+    emulator.faults.set_latency(1000, endpoint="token")
+    fetcher = token_fetcher(emulator, timeout=0.3, retries=0)
+    start = threading.Barrier(8)
+    errors = []
+
+    def worker():
+        start.wait()
+        try:
+            fetcher.get_token()
+        except ServiceUnavailableError as error:
+            errors.append(error)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(errors) == 8
+    assert emulator.token_requests == 1
+    assert time.monotonic() - started < 2.0
+    assert sum("not tried again yet" in str(error) for error in errors) == 7
 
 
 def test_timeout_is_service_unavailable(emulator):

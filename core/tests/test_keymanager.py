@@ -123,6 +123,10 @@ def test_errors_list_is_a_keymanager_error(client, emulator):
     with pytest.raises(KeyManagerError, match="KER-KMS-025"):
         client.decrypt("whatever", APP, REF)
     assert emulator.counts["/decrypt"] == 1  # a business error is not retried
+    # Whatever types the answer holds, the error names them (no TypeError from the formatting).
+    emulator.faults.error_next(1, 4012, None, endpoint="/decrypt")
+    with pytest.raises(KeyManagerError, match="4012"):
+        client.decrypt("whatever", APP, REF)
 
 
 def test_ciphertext_of_another_application(client):
