@@ -70,9 +70,11 @@ SEARCH_METHODS = frozenset(
         "read_group",
         "web_read_group",
         "read_progress_bar",
-        # The search panel's counts: whether a domain the person gives finds someone.
+        # The search panel's counts: whether a domain the person gives finds someone; so do
+        # the activity view's rows.
         "search_panel_select_range",
         "search_panel_select_multi_range",
+        "get_activity_data",
     }
 )
 # What the composer and Discuss suggest as the person types ("@" mentions, invitations): their

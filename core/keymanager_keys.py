@@ -10,14 +10,14 @@ delegates; the formats are those of ``core.keymanager_format``.
 from . import jose
 from . import keymanager_format as km_format
 from .cache import Cache
-from .encoding import b64decode
+from .encoding import b64decode, b64decode_any
 from .errors import G2PCryptoError, KeyManagerError, KeyManagerValueError, SignatureError
 
-# What KeyManager answers about a value it was given to decrypt, not about itself (§4): tampered
-# or another record's AAD (KER-FSE-004), not a ciphertext (KER-CRY-003), made under another
-# application's or an unknown key (KER-KMS-024, KER-KMS-025). That value is unreadable; the others
-# of the read are not.
-VALUE_ERROR_CODES = frozenset({"KER-FSE-004", "KER-CRY-003", "KER-KMS-024", "KER-KMS-025"})
+# What KeyManager answers about a value it was given to decrypt (§4): tampered or another record's
+# AAD (KER-FSE-004), not a ciphertext (KER-CRY-003). That value is unreadable; the others of the
+# read are not. (A key KeyManager does not have, KER-KMS-024 and KER-KMS-025, is its configuration:
+# the read fails, as with the local provider's unknown key.)
+VALUE_ERROR_CODES = frozenset({"KER-FSE-004", "KER-CRY-003"})
 
 # Certificates and thumbprints fetched from KeyManager, per worker process.
 _certificates = Cache("KeyManager certificates")
@@ -125,6 +125,11 @@ class KeyManagerKeys:
     def _salt(self):
         if not self.salt or len(self.salt.strip()) < 2:
             raise G2PCryptoError("direct mode needs a salt")
+        try:
+            b64decode_any(self.salt)
+        except ValueError:
+            # Else KeyManager refuses every value (KER-CRY-003), which would read as tampering.
+            raise G2PCryptoError("the salt of direct mode is not base64") from None
         return self.salt
 
     def _aad(self, caller_aad):
@@ -190,12 +195,15 @@ class KeyManagerKeys:
             der = None
         if not der:
             raise SignatureError("JWS header has a malformed x5c")
-        for refresh in (False, True):
-            known = [
-                *self.certificates(refresh=refresh)[1].values(),
-                self._current_signing_certificate(refresh),
-            ]
-            for pem in known:
+        # The cached list first: the current certificate and a fresh list only when it misses.
+        lookups = (
+            lambda: self.certificates()[1].values(),
+            lambda: [self._current_signing_certificate()],
+            lambda: self.certificates(refresh=True)[1].values(),
+            lambda: [self._current_signing_certificate(refresh=True)],
+        )
+        for known in lookups:
+            for pem in known():
                 if isinstance(pem, str) and km_format.certificate_der(pem) == der:
                     return pem
         raise SignatureError(

@@ -318,7 +318,7 @@ def holds_stored(value):
     if isinstance(value, AtRest | Unreadable):
         return not isinstance(value, Masked | Shown)
     if isinstance(value, dict):
-        return any(map(holds_stored, value.values()))
+        return any(holds_stored(key) or holds_stored(item) for key, item in value.items())
     if isinstance(value, list | tuple):
         return any(map(holds_stored, value))
     return False

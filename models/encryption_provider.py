@@ -301,13 +301,19 @@ class G2PEncryptionProvider(models.Model):
     @api.model
     def _decrypt_or_none(self, decrypt, tokens, aads, key_ids):
         """``decrypt`` of a batch; when a value fails authentication, each value apart (None for
-        those that fail). A failure of the provider itself raises."""
+        those that fail). A failure of the provider itself raises, and so does a batch of which
+        no value decrypts: a wrong key or configuration, not values tampered with one by one."""
         try:
             if decrypt == self._decrypt_tokens:
                 return decrypt(tokens, aads, key_ids)
             return decrypt(tokens, aads)
         except UndecryptableUserError:
-            return [_none_if_unreadable(decrypt, token, aad) for token, aad in zip(tokens, aads, strict=True)]
+            opened = [
+                _none_if_unreadable(decrypt, token, aad) for token, aad in zip(tokens, aads, strict=True)
+            ]
+            if len(opened) > 1 and all(plaintext is None for plaintext in opened):
+                raise
+            return opened
 
     @api.model
     def _decrypt_direct(self, tokens, aads):

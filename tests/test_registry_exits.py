@@ -20,6 +20,7 @@ from ..models.encrypted_field import AtRest
 from ..models.encryption_exits import (
     EXTERNAL_VALUE_METHODS,
     exit_for,
+    holds_stored,
     is_external_exit,
     scan_result,
     strike_out,
@@ -527,6 +528,7 @@ class TestRegistryExits(RegistryHttpCase):
         self.assertIsInstance(name, AtRest)
         scanned = scan_result(self.env(user=self.clerk), {name: [person.id]}, "res.partner.x")
         self.assertEqual(scanned, {"[encrypted]": [person.id]})
+        self.assertTrue(holds_stored({name: [person.id]}))  # the external API's answer is scanned
 
     def test_the_external_api_follows_the_policy(self):
         person = self.people[0]

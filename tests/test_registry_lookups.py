@@ -119,6 +119,13 @@ class TestRegistryLookups(RegistryHttpCase):
         self.assertEqual(sum(counts.values()), 1)
         self.assertEqual(self.logs(self.searcher).mapped("field_name"), ["email"])
 
+    def test_the_activity_view_looks_people_up_as_a_search_does(self):
+        domain = [("email", "=", marker_values(804)["email"]), ("id", "in", self.people.ids)]
+        with self.assertRaises(JsonRpcException):
+            self.rpc(self.clerk_without_search(), "mail.activity", "get_activity_data", "res.partner", domain)
+        self.rpc(self.searcher, "mail.activity", "get_activity_data", "res.partner", domain)
+        self.assertEqual(self.logs(self.searcher).mapped("field_name"), ["email"])
+
     def test_enumeration_is_refused_by_the_caps(self):
         emails = [marker_values(n)["email"] for n in NUMBERS]
         with self.assertRaises(JsonRpcException):

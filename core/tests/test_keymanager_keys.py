@@ -6,7 +6,7 @@ import secrets
 import pytest
 
 from ..errors import G2PCryptoError, KeyManagerError, SignatureError
-from ..keymanager_format import is_direct_token
+from ..keymanager_format import direct_token, is_direct_token
 from ..keymanager_keys import KeyManagerKeys
 from .remote_helpers import keymanager_client
 
@@ -60,6 +60,10 @@ def test_direct_mode_needs_a_salt_and_a_base64_aad(emulator):
     keys = KeyManagerKeys(client, **ids, salt="c2FsdA", aad="not base64!")
     with pytest.raises(G2PCryptoError, match="AAD"):
         keys.encrypt_values([b"x"], [b"bound"])
+    # A salt pasted wrong: KeyManager would refuse every value (KER-CRY-003), read as tampering.
+    keys = KeyManagerKeys(client, **ids, salt="not base64!")
+    with pytest.raises(G2PCryptoError, match="salt of direct mode is not base64"):
+        keys.decrypt_values([direct_token("c29tZS1jaXBoZXJ0ZXh0")], [b""])
 
 
 def test_signatures_verify_across_a_rotation(keys, emulator):
