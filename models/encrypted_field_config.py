@@ -44,6 +44,11 @@ DEFAULT_FIELDS = (
     ("g2p.reg.id", "value", "identifier", False, "partner_id.g2p_in_registry"),
     ("g2p.phone.number", "phone_no", "phone", False, "partner_id.g2p_in_registry"),
     ("res.partner.bank", "acc_number", "identifier", False, "partner_id.g2p_in_registry"),
+    # Odoo computes the holder's name from the partner, declaring a dependency on partner_id only
+    # (not on its name): the scan of derived fields cannot find it.
+    ("res.partner.bank", "acc_holder_name", None, False, "partner_id.g2p_in_registry"),
+    # OpenG2P copies the account number of a beneficiary into each payment (g2p_programs).
+    ("g2p.payment", "account_number", None, False, "entitlement_id.partner_id.g2p_in_registry"),
     # Stored fields computed from the ones above; found again from the dependencies at each
     # registry load, listed here for the blind index they get.
     ("res.partner", "complete_name", "text", True, "g2p_in_registry"),

@@ -330,3 +330,30 @@ class TestOpenG2PRegistry(RegistryHttpCase):
         (detail,) = details
         self.assertTrue(detail["name"].startswith(f"Registrant #{people[0].id}"), detail["name"])
         self.assertNotIn("zmarker0901", json.dumps(details).lower())
+
+    def test_the_account_number_of_a_payment_and_the_holders_name_are_encrypted(self):
+        # OpenG2P copies a beneficiary's account number into each payment; Odoo computes a bank
+        # account's holder name from its partner (declaring partner_id only as its dependency).
+        people, _group = self.register_household()
+        account = self.env["res.partner.bank"].create({"partner_id": people[0].id, "acc_number": "ZM0901ACC"})
+        program = self.env["g2p.program"].create({"name": "Zmarker Program"})
+        cycle = self.env["g2p.cycle"].create(
+            {
+                "name": "Zmarker cycle",
+                "program_id": program.id,
+                "start_date": "2026-01-01",
+                "end_date": "2026-12-31",
+            }
+        )
+        entitlement = self.env["g2p.entitlement"].create(
+            {"partner_id": people[0].id, "cycle_id": cycle.id, "initial_amount": 10}
+        )
+        payment = self.env["g2p.payment"].create({"entitlement_id": entitlement.id, "amount_issued": 10})
+        payment.account_number = account.acc_number  # as g2p_programs' payment manager does
+        self.env.flush_all()
+        self.assertTrue(envelope.is_token(self.raw_column(account, "acc_holder_name")))
+        self.assertTrue(envelope.is_token(self.raw_column(payment, "account_number")))
+        self.assertNotIn("zm0901acc", database_text(self.env.cr).lower())
+        self.env.invalidate_all()
+        self.assertEqual(payment.account_number, "ZM0901ACC")
+        self.assertEqual(account.acc_holder_name, people[0].name)

@@ -293,6 +293,15 @@ class TestRegistryStorage(RegistryCase):
         self.assertIn(f"ids {second.id}", logs.output[0])
         self.assertNotIn("marker", logs.output[0].lower())
 
+    def test_the_holder_name_of_a_registrants_bank_account_is_encrypted(self):
+        # Odoo computes it from the partner's name, declaring partner_id only as its dependency.
+        person = self.create_registrant(46)
+        account = self.env["res.partner.bank"].create({"partner_id": person.id, "acc_number": "ZM46"})
+        self.env.flush_all()
+        self.assertTrue(envelope.is_token(self.raw_column(account, "acc_holder_name")))
+        self.env.invalidate_all()
+        self.assertEqual(account.acc_holder_name, marker_values(46)["name"])
+
     def test_a_read_of_which_no_value_decrypts_fails_with_the_cause(self):
         # Every value of a batch failing is a wrong key or configuration (a KeyManager salt
         # pasted wrong, keys restored from another database), not values tampered with one by

@@ -2,8 +2,11 @@
 """17.0.2.5.0, once every module is loaded: the scan of fields computed from encrypted ones
 follows dependencies through non-stored fields (a partner's display name), so it finds Odoo's
 ``account.move.invoice_partner_display_name``: a registrant's name on each of their invoices and
-payments, stored in the clear before. It is listed (derived) when the registry loads; what it
-stored before is encrypted by a registry job, in the background, when the registry is encrypted.
+payments, stored in the clear before. It is listed (derived) when the registry loads. Two
+defaults are added: the holder's name of a bank account (``res.partner.bank.acc_holder_name``,
+which Odoo computes from the partner's name) and the account number OpenG2P copies into each
+payment (``g2p.payment.account_number``). What they stored before is encrypted by registry jobs,
+in the background, when the registry is encrypted.
 (A field of another module found the same way is named in the log, *Encrypting stored fields
 computed from encrypted fields*: run *Encrypt registry* for its model.)"""
 
@@ -18,6 +21,8 @@ def migrate(cr, version):
     models = {model_name for model_name, _field, _scope in found}
     if "account.move" in env and env["account.move"]._g2p_encrypted:
         models.add("account.move")  # listed already, by a start of this version before the upgrade
+    # New defaults: the holder's name of a bank account, the account number copied into payments.
+    models.update(name for name in ("res.partner.bank", "g2p.payment") if name in env)
     if models and env["ir.config_parameter"].get_param("g2p_encryption.encrypt_registry"):
         provider = env["g2p.encryption.provider"]._get_registry_provider()
         for model_name in sorted(models):
