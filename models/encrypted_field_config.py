@@ -48,7 +48,7 @@ DEFAULT_FIELDS = (
     # (not on its name): the scan of derived fields cannot find it.
     ("res.partner.bank", "acc_holder_name", None, False, "partner_id.g2p_in_registry"),
     # OpenG2P copies the account number of a beneficiary into each payment (g2p_programs).
-    ("g2p.payment", "account_number", None, False, "entitlement_id.partner_id.g2p_in_registry"),
+    ("g2p.payment", "account_number", "identifier", False, "entitlement_id.partner_id.g2p_in_registry"),
     # Stored fields computed from the ones above; found again from the dependencies at each
     # registry load, listed here for the blind index they get.
     ("res.partner", "complete_name", "text", True, "g2p_in_registry"),

@@ -145,6 +145,16 @@ def may_be_in_scope(model):
     return bool(model._g2p_encrypted) or any(may_be_in_scope(model.env[parent]) for parent in model._inherits)
 
 
+def holds_own_values(model):
+    """Whether records of ``model`` (or those it delegates to) hold encrypted values of their
+    own: not only values computed from other records' (an invoice's customer name), which a copy
+    or a change of the record computes again under its own scope."""
+    fields = model._fields
+    return any(not (fields[name].compute or fields[name].related) for name in model._g2p_encrypted) or any(
+        holds_own_values(model.env[parent]) for parent in model._inherits
+    )
+
+
 def reader_allowed(env):
     """Whether the user of ``env`` may read plaintext at an exit (the policy)."""
     params = env["ir.config_parameter"].sudo()
@@ -495,7 +505,7 @@ class Base(models.AbstractModel):
     def copy(self, default=None):
         # A copy made by a person who may not read the record is made of masks and labels
         # ("Registrant #12 (copy)"): refused before anything is copied.
-        if may_be_in_scope(self) and person_not_allowed(self.env) and self.sudo()._g2p_in_scope():
+        if holds_own_values(self) and person_not_allowed(self.env) and self.sudo()._g2p_in_scope():
             raise UserError(
                 _(
                     "Only a person who may read the registry's data can duplicate a record of "
@@ -517,7 +527,7 @@ class Base(models.AbstractModel):
     def _g2p_may_leave_scope(self, vals):
         """The records of ``self`` in scope (sudo) that ``vals`` may take out of it, written by a
         person who may not read them; else none."""
-        if not (self and self._g2p_encrypted and self._g2p_scope_path):
+        if not (self and self._g2p_encrypted and self._g2p_scope_path and holds_own_values(self)):
             return self.browse()
         first = self._fields.get(self._g2p_scope_path.partition(".")[0])
         triggers = {first.name, *(path.partition(".")[0] for path in self.pool.field_depends.get(first, ()))}

@@ -34,6 +34,7 @@ from odoo.tools import SQL
 
 from ..core import envelope
 from .encrypted_field import Unreadable, decrypt_stored, is_ciphertext
+from .encryption_provider import SKIP_UNREADABLE
 
 _logger = logging.getLogger(__name__)
 
@@ -281,7 +282,7 @@ class EncryptionJob(models.Model):
         """Convert the records of ids ``start_id``..``end_id``: (records looked at, records
         changed, ids skipped)."""
         self.ensure_one()
-        model = self.env[self.res_model].sudo().with_context(active_test=False)
+        model = self.env[self.res_model].sudo().with_context(active_test=False, **{SKIP_UNREADABLE: True})
         candidates = self._candidates_sql(start_id, end_id)
         if candidates is None:
             return 0, 0, []
@@ -309,7 +310,7 @@ class EncryptionJob(models.Model):
             pending = [(row[0], row[position]) for row in rows if is_ciphertext(row[position])]
             if not pending:
                 continue
-            opened = decrypt_stored(self.env, model._fields[name], pending)
+            opened = decrypt_stored(records.env, model._fields[name], pending)
             for record_id, value in opened.items():
                 if isinstance(value, Unreadable):
                     skipped.add(record_id)

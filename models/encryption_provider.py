@@ -28,6 +28,9 @@ _logger = logging.getLogger(__name__)
 DATA_KEYS = Cache("data keys")
 # {(database, data key id): provider id}, per worker: which provider's keyring opens a key id.
 KEY_PROVIDERS = {}
+# Context key of the registry jobs: values that do not decrypt are skipped (and reported), even
+# when none of a batch does.
+SKIP_UNREADABLE = "g2p_skip_unreadable"
 CRYPTO_ADMIN = "g2p_encryption.crypto_admin"
 
 
@@ -301,8 +304,9 @@ class G2PEncryptionProvider(models.Model):
     @api.model
     def _decrypt_or_none(self, decrypt, tokens, aads, key_ids):
         """``decrypt`` of a batch; when a value fails authentication, each value apart (None for
-        those that fail). A failure of the provider itself raises, and so does a batch of which
-        no value decrypts: a wrong key or configuration, not values tampered with one by one."""
+        those that fail). A failure of the provider itself raises, and so does a batch of values
+        of KeyManager's direct mode of which none decrypts: its configuration (a salt pasted
+        wrong), not values tampered with one by one. (A registry job skips such values.)"""
         try:
             if decrypt == self._decrypt_tokens:
                 return decrypt(tokens, aads, key_ids)
@@ -311,8 +315,10 @@ class G2PEncryptionProvider(models.Model):
             opened = [
                 _none_if_unreadable(decrypt, token, aad) for token, aad in zip(tokens, aads, strict=True)
             ]
-            if len(opened) > 1 and all(plaintext is None for plaintext in opened):
-                raise
+            direct = decrypt != self._decrypt_tokens
+            if direct and len(opened) > 1 and all(plaintext is None for plaintext in opened):
+                if not self.env.context.get(SKIP_UNREADABLE):
+                    raise
             return opened
 
     @api.model

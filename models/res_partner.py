@@ -166,10 +166,9 @@ class ResPartner(models.Model):
         ``<many2one>.g2p_in_registry``) and the chatter's copies of their values."""
         for model_name in self.env["g2p.encryption.job"]._registry_models():
             model = self.env[model_name].sudo().with_context(active_test=False)
-            link_name, _dot, rest = (model._g2p_scope_path or "").partition(".")
-            link = model._fields.get(link_name)
-            if rest == "g2p_in_registry" and link and link.store and link.comodel_name == self._name:
-                model.search([(link_name, "in", self.ids)])._g2p_in_scope()._g2p_encrypt_in_place()
+            path, _dot, rest = (model._g2p_scope_path or "").rpartition(".")
+            if rest == "g2p_in_registry" and path and _stored_links_to(model, path) == self._name:
+                model.search([(path, "in", self.ids)])._g2p_in_scope()._g2p_encrypt_in_place()
         # The chatter of the partners, of the records that delegate to them (a user's or an
         # OpenG2P program membership's scope is its partner's) and of the documents named after
         # them (``NAMED_AFTER``).
@@ -331,3 +330,13 @@ class ResPartner(models.Model):
             self.browse(list(values_by_id))._g2p_store(values_by_id)
         self.env.cr.execute("UPDATE res_partner SET encrypted_val = NULL WHERE id IN %s", (tuple(self.ids),))
         self.invalidate_recordset()
+
+
+def _stored_links_to(model, path):
+    """The model a path of stored many2one fields leads to (``entitlement_id.partner_id``), or None."""
+    for name in path.split("."):
+        link = model._fields.get(name)
+        if link is None or link.type != "many2one" or not link.store:
+            return None
+        model = model.env[link.comodel_name]
+    return model._name

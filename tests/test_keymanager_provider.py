@@ -322,6 +322,25 @@ class TestKeyManagerDirect(KeyManagerCase):
         self.assertTrue(any("KER-FSE-004" in line for line in logs.output), logs.output)
         self.assertTrue(any(f"ids {second.id}" in line for line in logs.output), logs.output)
 
+    def test_a_read_in_direct_mode_of_which_no_value_decrypts_fails_with_the_cause(self):
+        # Every value refused is KeyManager's configuration (a salt pasted wrong), not values
+        # tampered with one by one: the read fails naming it; a registry job skips them.
+        self.use_as_registry_provider(self.direct)
+        people = self.env["res.partner"].create(
+            [dict(marker_values(n), is_registrant=True) for n in (967, 968)]
+        )
+        self.env.flush_all()
+        self.direct.keymanager_encrypt_salt = "c2FsdC1wYXN0ZWQtd3Jvbmc"
+        clear_all()
+        self.env.invalidate_all()
+        with self.assertLogs("odoo.addons.g2p_encryption", "WARNING"):
+            with self.assertRaisesRegex(UserError, "KER-FSE-004"):
+                people.mapped("name")
+            self.env.invalidate_all()
+            job = self.env["g2p.encryption.job"]._start(self.direct, "reencrypt", "res.partner")
+            _done, _changed, skipped = job._convert(min(people.ids), max(people.ids))
+        self.assertEqual(set(skipped), set(people.ids))
+
     def test_a_write_in_direct_mode_sends_only_values_in_scope(self):
         # Direct mode encrypts each value in KeyManager: a write of records some of which are
         # out of scope reads their scope first, and sends KeyManager theirs only.

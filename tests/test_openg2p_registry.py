@@ -357,3 +357,35 @@ class TestOpenG2PRegistry(RegistryHttpCase):
         self.env.invalidate_all()
         self.assertEqual(payment.account_number, "ZM0901ACC")
         self.assertEqual(account.acc_holder_name, people[0].name)
+        self.assertEqual(self.env["g2p.payment"].search([("account_number", "=", "zm0901acc")]), payment)
+        # A partner who enters the registry later: its payments' account numbers are encrypted.
+        late = self.env["res.partner"].create({"name": "Zmarkerlate0904"})
+        entitlement = self.env["g2p.entitlement"].create(
+            {"partner_id": late.id, "cycle_id": cycle.id, "initial_amount": 5}
+        )
+        late_payment = self.env["g2p.payment"].create(
+            {"entitlement_id": entitlement.id, "amount_issued": 5, "account_number": "ZM0904ACC"}
+        )
+        self.env.flush_all()
+        self.assertEqual(self.raw_column(late_payment, "account_number"), "ZM0904ACC")
+        late.is_registrant = True
+        self.env.flush_all()
+        self.assertTrue(envelope.is_token(self.raw_column(late_payment, "account_number")))
+
+    def test_an_invoicing_clerk_duplicates_a_registrants_invoice(self):
+        # The customer's name is computed again on the copy, under its own scope: nothing of the
+        # registrant is copied in the clear, so the duplicate (a credit note's too) is not refused.
+        people, _group = self.register_household()
+        journal = self.env["account.journal"].search(
+            [("type", "=", "sale"), ("company_id", "=", self.env.company.id)], limit=1
+        )
+        move = self.env["account.move"].create(
+            {"move_type": "out_invoice", "partner_id": people[0].id, "journal_id": journal.id}
+        )
+        clerk = new_test_user(
+            self.env, login="g2p_openg2p_invoicing2", groups="base.group_user,account.group_account_invoice"
+        )
+        copied = self.rpc(clerk, "account.move", "copy", [move.id])
+        self.env.flush_all()
+        copy = self.env["account.move"].browse(copied if isinstance(copied, int) else copied[0])
+        self.assertTrue(envelope.is_token(self.raw_column(copy, "invoice_partner_display_name")))
