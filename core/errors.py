@@ -62,16 +62,21 @@ class RemoteServiceError(G2PCryptoError):
             self.retryable = retryable
         super().__init__(self._format())
 
-    def remembered(self, seconds):
-        """This error again, for a call not made: the same call failed less than ``seconds`` ago."""
-        return type(self)(
-            f"{self.detail} (failed less than {seconds:g} s ago; not tried again yet)",
+    def again(self, cls=None, detail=None):
+        """A new error of the same call (service, endpoint, status, code, request id), of class
+        ``cls`` (default: this one's) saying ``detail`` (default: this one's)."""
+        return (cls or type(self))(
+            self.detail if detail is None else detail,
             service=self.service,
             endpoint=self.endpoint,
             http_status=self.http_status,
             error_code=self.error_code,
             request_id=self.request_id,
         )
+
+    def remembered(self, seconds):
+        """This error again, for a call not made: the same call failed less than ``seconds`` ago."""
+        return self.again(detail=f"{self.detail} (failed less than {seconds:g} s ago; not tried again yet)")
 
     def _format(self):
         where = f"{self.service} {self.endpoint}".strip()

@@ -95,14 +95,7 @@ class KeyManagerKeys:
             except KeyManagerError as error:
                 if error.error_code not in VALUE_ERROR_CODES:
                     raise
-                raise KeyManagerValueError(
-                    error.detail,
-                    service=error.service,
-                    endpoint=error.endpoint,
-                    http_status=error.http_status,
-                    error_code=error.error_code,
-                    request_id=error.request_id,
-                ) from None
+                raise error.again(KeyManagerValueError) from None
         return plaintexts
 
     def is_current(self, token):
