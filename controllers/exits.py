@@ -41,6 +41,7 @@ from ..models.encrypted_field import AtRest, Given, Masked, PlainAtRest, Shown, 
 from ..models.encryption_exits import (
     SUGGESTIONS,
     VALUE_METHODS,
+    WIZARD_WRITE_METHODS,
     exit_for,
     external_api,
     person_request,
@@ -107,6 +108,8 @@ class DataSetExits(DataSet):
         if method in TYPED_ADDRESS_METHODS:
             with typed_addresses(env):
                 return super()._call_kw(model, method, args, kwargs)
+        if method in WIZARD_WRITE_METHODS and env[model]._transient:
+            env.transaction.g2p_served_wizard = model  # Base.create
         if method in VALUE_METHODS:
             with exit_for(env, entry_point):
                 return super()._call_kw(model, method, args, kwargs)

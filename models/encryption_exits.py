@@ -23,6 +23,8 @@ from odoo import _, api, http, models
 from odoo.exceptions import AccessError, MissingError, UserError
 from odoo.models import PREFETCH_MAX
 from odoo.modules.registry import Registry
+from odoo.osv import expression
+from odoo.tools import SQL
 
 from ..core.redaction import SeenValues
 from .encrypted_field import EXTERNAL_API, AtRest, Masked, Shown, Unreadable, open_for_read
@@ -57,6 +59,42 @@ def refuse_recordset_method(model, method):
                 "values in the server, decrypted.",
                 method=method,
                 model=model,
+            )
+        )
+
+
+# The RPC calls of a wizard model by which a person makes or changes a wizard (Base.create).
+WIZARD_WRITE_METHODS = frozenset({"create", "write", "web_save"})
+
+
+def refuse_others_wizards(records):
+    """Refuse a person who may not read plaintext the wizards of another user among ``records``.
+
+    A wizard holds what Odoo copied into it from its records: one that such a person makes over
+    RPC is made of masks (``Base.create``), another user's may hold plaintext. Odoo 17 keeps
+    wizards to their maker only where a model has a rule of its own (the composer has one, the
+    invitation to follow none); for such a person they are kept to theirs here, as Odoo 16 kept
+    them for everyone: their reads (``_search``, which ``fetch`` goes through), writes and
+    deletions (``check_access_rule``)."""
+    if not (records._transient and records._ids and person_not_allowed(records.env)):
+        return
+    ids = [rid for rid in records._ids if isinstance(rid, int)]  # not a new record's
+    if not ids:
+        return
+    records.env.cr.execute(
+        SQL(
+            "SELECT 1 FROM %s WHERE id = ANY(%s) AND create_uid IS DISTINCT FROM %s LIMIT 1",
+            SQL.identifier(records._table),
+            ids,
+            records.env.uid,
+        )
+    )
+    if records.env.cr.fetchone():
+        raise AccessError(
+            _(
+                "Only the user who opened this %(model)s may use it: it may hold registry data "
+                "that you may not read.",
+                model=records._description,
             )
         )
 
@@ -143,6 +181,16 @@ def may_be_in_scope(model):
     """Whether records of ``model`` can be in scope: it has encrypted fields, or delegates to a
     model that may (``_inherits``)."""
     return bool(model._g2p_encrypted) or any(may_be_in_scope(model.env[parent]) for parent in model._inherits)
+
+
+def serves_wizard_write(records):
+    """Whether a create or write of ``records`` (a wizard model's) is the very call a person made
+    over RPC (``WIZARD_WRITE_METHODS``), not server code's (a composer a button makes to send a
+    templated e-mail must render the real values)."""
+    call = serving_external_api()
+    if call is not None:
+        return call.model == records._name and call.method in WIZARD_WRITE_METHODS and not call.running
+    return records.env.transaction.__dict__.get("g2p_served_wizard") == records._name
 
 
 def holds_own_values(model):
@@ -405,6 +453,14 @@ def scan_result(env, result, entry_point):
     return scanned
 
 
+def _compute_wizards(env):
+    """Compute the wizards' stored fields waiting to be, inside the masked exit that made them
+    (``Base.create``); other models' are computed after it, from real values."""
+    for field in list(env.fields_to_compute()):
+        if env[field.model_name]._transient:
+            env[field.model_name]._recompute_field(field)
+
+
 class IrHttp(models.AbstractModel):
     _inherit = "ir.http"
 
@@ -493,7 +549,25 @@ class IrBinary(models.AbstractModel):
 class Base(models.AbstractModel):
     _inherit = "base"
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not (self._transient and serves_wizard_write(self) and person_not_allowed(self.env)):
+            return super().create(vals_list)
+        # A wizard a person who may not read plaintext makes over RPC is made of masks, as the
+        # web client's dialog shows it (its onchange is an exit): what Odoo copies into its own
+        # fields (the composer's record name and subject) would be handed back by any later
+        # read, where nothing is decrypted any more.
+        with exit_for(self.env, f"{self._name}.create", allowed=False):
+            records = super().create(vals_list)
+            _compute_wizards(self.env)
+        return records
+
     def write(self, vals):
+        if self._transient and serves_wizard_write(self) and person_not_allowed(self.env):
+            with exit_for(self.env, f"{self._name}.write", allowed=False):  # as ``create``
+                result = super().write(vals)
+                _compute_wizards(self.env)
+            return result
         # A record that leaves the scope stores its next values in the clear, and so do the
         # values Odoo computes again from its encrypted ones (a partner's full name): a person
         # who may not read them may not take records out of it.
@@ -513,6 +587,18 @@ class Base(models.AbstractModel):
                 )
             )
         return super().copy(default)
+
+    def check_access_rule(self, operation):
+        if self._transient:
+            refuse_others_wizards(self)
+        return super().check_access_rule(operation)
+
+    @api.model
+    def _search(self, domain, offset=0, limit=None, order=None, access_rights_uid=None):
+        if self._transient and person_not_allowed(self.env):
+            # Their own wizards only (refuse_others_wizards): another user's may hold plaintext.
+            domain = expression.AND([domain or [], [("create_uid", "=", self.env.uid)]])
+        return super()._search(domain, offset, limit, order, access_rights_uid)
 
     def _g2p_check_still_in_scope(self):
         """Refuse the change (raise) when records of ``self`` (``_g2p_may_leave_scope``) left it."""

@@ -237,6 +237,97 @@ class TestRegistryExits(RegistryHttpCase):
         self.assertNoMarker(str(answer), [502])
         self.assertEqual(answer["value"]["record_name"], self.label(person))
 
+    def test_a_wizard_a_clerk_opens_over_rpc_is_made_of_masks(self):
+        # Not the web client's path (an onchange first): the composer is created straight from
+        # RPC, where Odoo computes its record name and subject from the registrant, and read
+        # back then, or in later requests where nothing is decrypted any more.
+        person = self.people[2]
+        context = {"default_model": "res.partner", "default_res_ids": person.ids}
+        spec = dict.fromkeys(("subject", "record_name", "display_name", "body"), {})
+        web_client = WebClient(self, self.clerk.login)
+        for call in (
+            lambda method, *args, **kwargs: web_client.call("mail.compose.message", method, *args, **kwargs),
+            lambda method, *args, **kwargs: self.external_call(
+                self.clerk, "mail.compose.message", method, list(args), kwargs
+            ),
+        ):
+            saved = call("web_save", [], {}, specification=spec, context=context)
+            wizard_id = call("create", {}, context=context)
+            answers = [
+                saved,
+                call("read", [wizard_id], list(spec)),
+                call("web_read", [wizard_id], spec),
+                call("onchange", [wizard_id], {}, [], spec),
+                call("mapped", [wizard_id], "record_name"),
+                call("copy_data", [wizard_id]),
+                call("export_data", [wizard_id], ["subject"]),
+                call("search_read", [("id", "=", wizard_id)], list(spec)),
+            ]
+            self.assertNoMarker(str(answers), [502])
+            self.assertEqual(answers[1][0]["record_name"], self.label(person))
+            # Stored so: the wizard is made of what the clerk may see.
+            wizard = self.env["mail.compose.message"].browse(wizard_id)
+            self.assertEqual(wizard.record_name, self.label(person))
+
+    def test_a_wizard_server_code_makes_for_a_clerk_renders_real_values(self):
+        # A templated message posted by a button: Odoo makes a composer in server code, which
+        # renders the template for the registrant; the message is e-mailed as written.
+        person = self.people[3]
+        template = self.env["mail.template"].create(
+            {
+                "name": "Dear",
+                "model_id": self.env.ref("base.model_res_partner").id,
+                "body_html": '<p>Dear <t t-out="object.name"/></p>',
+            }
+        )
+        self.env["ir.model.data"].create(
+            {"module": "g2p_encryption_test", "name": "dear", "model": "mail.template", "res_id": template.id}
+        )
+        WebClient(self, self.clerk.login).call(
+            "res.partner", "message_post_with_source", person.ids, "g2p_encryption_test.dear"
+        )
+        message = self.env["mail.message"].search(
+            [("model", "=", "res.partner"), ("res_id", "=", person.id)], order="id desc", limit=1
+        )
+        self.assertIn(f"Dear {marker_values(503)['name']}", message.body)
+
+    def test_another_users_wizard_is_not_for_a_clerk(self):
+        # A Crypto Admin's invitation to follow a registrant names it in its message; Odoo 17
+        # keeps no wizard to its maker unless the model has a rule of its own (this one has none).
+        person = self.people[2]
+        self.set_registry(decrypt=True)
+        context = {"default_res_model": "res.partner", "default_res_id": person.id}
+        admin = WebClient(self, self.crypto_admin.login)
+        wizard_id = admin.call("mail.wizard.invite", "create", {}, context=context)
+        message = admin.call("mail.wizard.invite", "read", [wizard_id], ["message"])[0]["message"]
+        self.assertIn(marker_values(502)["name"], message)
+        self.set_registry(decrypt=False)
+        web_client = WebClient(self, self.clerk.login)
+        for call in (
+            lambda method, *args: web_client.call("mail.wizard.invite", method, *args),
+            lambda method, *args: self.external_call(self.clerk, "mail.wizard.invite", method, list(args)),
+        ):
+            for method, args in (
+                ("read", [[wizard_id], ["message"]]),
+                ("web_read", [[wizard_id], {"message": {}}]),
+                ("mapped", [[wizard_id], "message"]),
+                ("copy_data", [[wizard_id]]),
+                ("export_data", [[wizard_id], ["message"]]),
+                # Adding oneself as a recipient, then sending: the message is e-mailed to them.
+                ("write", [[wizard_id], {"partner_ids": [(6, 0, self.clerk.partner_id.ids)]}]),
+                ("add_followers", [[wizard_id]]),
+                ("unlink", [[wizard_id]]),
+            ):
+                with self.assertRaisesRegex(RpcError, "AccessError", msg=method):
+                    call(method, *args)
+            for method, args in (
+                ("search_read", [[("id", "=", wizard_id)], ["message"]]),
+                ("search_count", [[("message", "ilike", "Zmarker0502")]]),
+                ("read_group", [[("id", "=", wizard_id)], ["message"], ["message"]]),
+            ):
+                self.assertFalse(call(method, *args), method)
+        self.assertFalse(self.env["mail.wizard.invite"].browse(wizard_id).partner_ids)
+
     def test_the_failed_messages_of_a_clerk_name_no_registrant(self):
         person = self.people[4]
         message = self.env["mail.message"].create(
@@ -486,10 +577,12 @@ class TestRegistryExits(RegistryHttpCase):
         args = [self.env.cr.dbname, user.id, user.login, model, method, args, kwargs or {}]
         payload = {"jsonrpc": "2.0", "method": "call", "id": 1}
         payload["params"] = {"service": "object", "method": "execute_kw", "args": args}
-        response = self.url_open(
+        answer = self.url_open(
             "/jsonrpc", data=json.dumps(payload), headers={"Content-Type": "application/json"}
-        )
-        return response.json()["result"]
+        ).json()
+        if "error" in answer:
+            raise RpcError(answer["error"]["data"]["name"], answer["error"]["data"]["message"])
+        return answer["result"]
 
     def external_read(self, user, person):
         """``read`` of ``person``'s name through the external API."""
