@@ -212,13 +212,17 @@ class TokenFetcher:
 
 
 def _lifetime(expires_in, token):
-    """Seconds the token is good for: ``expires_in``, shortened by the JWT ``exp`` if earlier."""
+    """Seconds the token is good for: ``expires_in``, shortened by the token's own lifetime if
+    shorter. That is ``exp`` − ``iat``, both read on Keycloak's clock: ``exp`` against this
+    server's clock would make a token look expired on arrival when this server's clock is ahead
+    (each call would then fetch a token). Without ``iat``, ``exp`` against this server's clock."""
     lifetimes = []
-    if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
+    if _is_number(expires_in):
         lifetimes.append(float(expires_in))
-    expiry = _jwt_expiry(token)
-    if expiry is not None:
-        lifetimes.append(expiry - time.time())
+    claims = _jwt_claims(token)
+    expiry, issued = claims.get("exp"), claims.get("iat")
+    if _is_number(expiry):
+        lifetimes.append(expiry - (issued if _is_number(issued) else time.time()))
     return min(lifetimes) if lifetimes else DEFAULT_LIFETIME
 
 
@@ -228,12 +232,15 @@ def _renewal_delay(lifetime):
     return max(min(lifetime * RENEW_FRACTION, lifetime - RENEW_MARGIN), lifetime * MIN_FRACTION)
 
 
-def _jwt_expiry(token):
-    """The ``exp`` claim of a JWT, read without verifying it (it only tunes the cache)."""
+def _jwt_claims(token):
+    """The claims of a JWT, read without verifying it (they only tune the cache); {} when it has
+    none that can be read."""
     try:
-        payload = token.split(".")[1]
-        claims = json.loads(b64url_decode(payload))
+        claims = json.loads(b64url_decode(token.split(".")[1]))
     except (IndexError, ValueError):
-        return None
-    expiry = claims.get("exp") if isinstance(claims, dict) else None
-    return float(expiry) if isinstance(expiry, int | float) and not isinstance(expiry, bool) else None
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _is_number(value):
+    return isinstance(value, int | float) and not isinstance(value, bool)

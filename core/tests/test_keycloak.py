@@ -59,6 +59,18 @@ def test_token_is_renewed_ahead_of_expiry(emulator):
     assert emulator.token_requests == 2
 
 
+def test_a_server_clock_ahead_of_keycloaks_keeps_the_token_cached(emulator, monkeypatch):
+    # Keycloak's clock ten minutes behind this server's (a 300 s token has "expired" by this
+    # server's clock as it arrives): its lifetime is read from its own claims, iat to exp.
+    monkeypatch.setattr(emulator.realm, "clock", lambda: time.time() - 600)
+    fetcher = token_fetcher(emulator)
+    tokens = {fetcher.get_token() for _ in range(5)}
+    assert len(tokens) == 1
+    assert emulator.token_requests == 1
+    claims = claims_of(tokens.pop())
+    assert claims["exp"] < time.time()
+
+
 @pytest.mark.parametrize(
     ("lifetime", "renew_after"),
     [(300, 240), (60, 30), (10, 5), (0, 0), (-5, 0)],
