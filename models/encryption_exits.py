@@ -551,30 +551,33 @@ class Base(models.AbstractModel):
 
     @api.model_create_multi
     def create(self, vals_list):
-        if not (self._transient and serves_wizard_write(self) and person_not_allowed(self.env)):
+        with self._g2p_wizard_of_masks("create"):
             return super().create(vals_list)
-        # A wizard a person who may not read plaintext makes over RPC is made of masks, as the
-        # web client's dialog shows it (its onchange is an exit): what Odoo copies into its own
-        # fields (the composer's record name and subject) would be handed back by any later
-        # read, where nothing is decrypted any more.
-        with exit_for(self.env, f"{self._name}.create", allowed=False):
-            records = super().create(vals_list)
-            _compute_wizards(self.env)
-        return records
 
     def write(self, vals):
-        if self._transient and serves_wizard_write(self) and person_not_allowed(self.env):
-            with exit_for(self.env, f"{self._name}.write", allowed=False):  # as ``create``
-                result = super().write(vals)
-                _compute_wizards(self.env)
-            return result
         # A record that leaves the scope stores its next values in the clear, and so do the
         # values Odoo computes again from its encrypted ones (a partner's full name): a person
         # who may not read them may not take records out of it.
-        leaving = self._g2p_may_leave_scope(vals)
-        result = super().write(vals)
-        leaving._g2p_check_still_in_scope()
-        return result
+        with self._g2p_wizard_of_masks("write"):
+            leaving = self._g2p_may_leave_scope(vals)
+            result = super().write(vals)
+            leaving._g2p_check_still_in_scope()
+            return result
+
+    @contextlib.contextmanager
+    def _g2p_wizard_of_masks(self, method):
+        """The block of ``method`` (``create`` or ``write``) of a wizard that a person who may not
+        read plaintext makes or changes over RPC: a masked exit, left once the wizard's stored
+        computed fields are computed in it. What Odoo copies into the wizard's own fields (the
+        composer's record name and subject) is then made of masks, as the web client's dialog
+        shows it (its onchange is an exit), instead of plaintext that any later read, where
+        nothing is decrypted any more, would hand back. Nothing for any other call."""
+        if not (self._transient and serves_wizard_write(self) and person_not_allowed(self.env)):
+            yield
+            return
+        with exit_for(self.env, f"{self._name}.{method}", allowed=False):
+            yield
+            _compute_wizards(self.env)
 
     def copy(self, default=None):
         # A copy made by a person who may not read the record is made of masks and labels
